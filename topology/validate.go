@@ -1,0 +1,550 @@
+package topology
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Size limits of one document. They are checked by Validate (an error naming
+// the collection), never crashed into: the flow compiler, etcd (1.5 MiB per
+// value by default, which the store splits per item) and the switches'
+// flow tables are sized for documents within them.
+const (
+	MaxPools               = 100_000
+	MaxRelays              = 10_000
+	MaxDestinationSets     = 1_000
+	MaxDestinationPrefixes = 100_000 // total over all destination sets
+	MaxServices            = 1_000
+	MaxPhasesPerService    = 100
+	MaxPopsPerPhase        = 1_000
+	MaxBridges             = 10_000
+	MaxPorts               = 16
+	// MaxReportedErrors bounds ValidationError.Errors so that a broken
+	// 100k-pool document yields a readable answer, not a 10 MB one; a final
+	// document-level entry says how many problems were left out.
+	MaxReportedErrors = 1_000
+)
+
+// FieldError is one validation problem. Field is the JSON path of the
+// offending value ("pools[2].prefix", "services[0].phases[1].from",
+// "ports[0]", "bridges[3].dpid"), or "" for the document as a whole.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) String() string {
+	if e.Field == "" {
+		return e.Message
+	}
+	return e.Field + ": " + e.Message
+}
+
+// ValidationError lists every problem found in a document at once, so a NOC
+// engineer fixes a file in one round trip instead of one error per attempt.
+type ValidationError struct {
+	Errors []FieldError `json:"errors"`
+}
+
+// Error joins all problems, one "field: message" per problem.
+func (e *ValidationError) Error() string {
+	if e == nil || len(e.Errors) == 0 {
+		return "invalid document"
+	}
+	parts := make([]string, len(e.Errors))
+	for i, fe := range e.Errors {
+		parts[i] = fe.String()
+	}
+	return "invalid document: " + strings.Join(parts, "; ")
+}
+
+// Validate checks every rule of contract §2 and §3 (see the package README
+// for the full list) and returns nil or a *ValidationError listing every
+// problem with its JSON path. It is pure, never panics, and runs in
+// O(n log n) of the document size (maps and sorts, no pairwise loops).
+func Validate(doc *Document) error {
+	if doc == nil {
+		return &ValidationError{Errors: []FieldError{{Message: "document is missing (null)"}}}
+	}
+	v := &validator{}
+	v.ports(doc.Ports)
+	services := v.serviceNames(doc.Services)
+	sets := v.destinations(doc.Destinations)
+	v.pools(doc.Pools, services)
+	v.relays(doc.Relays)
+	v.services(doc.Services, sets)
+	v.bridges(doc.Bridges)
+	return v.result()
+}
+
+type validator struct {
+	errs    []FieldError
+	dropped int
+}
+
+func (v *validator) add(field, format string, args ...any) {
+	if len(v.errs) >= MaxReportedErrors {
+		v.dropped++
+		return
+	}
+	v.errs = append(v.errs, FieldError{Field: field, Message: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) result() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	errs := v.errs
+	if v.dropped > 0 {
+		errs = append(errs, FieldError{Message: fmt.Sprintf("%d more problems not shown (only the first %d are reported)", v.dropped, MaxReportedErrors)})
+	}
+	return &ValidationError{Errors: errs}
+}
+
+func (v *validator) limit(field, what string, n, max int) {
+	if n > max {
+		v.add(field, "too many %s: %d (the limit is %d)", what, n, max)
+	}
+}
+
+// nameProblem returns why s is not a valid name (^[a-z0-9][a-z0-9._-]{0,62}$),
+// or "". Hand-written rather than a regexp: it runs for every pool of a
+// 100k-pool document.
+func nameProblem(s string) string {
+	switch {
+	case s == "":
+		return "is required"
+	case len(s) > 63:
+		return fmt.Sprintf("%q is %d characters long; the limit is 63", truncate(s), len(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		lowerOrDigit := c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
+		if lowerOrDigit || i > 0 && (c == '.' || c == '_' || c == '-') {
+			continue
+		}
+		if i == 0 {
+			return fmt.Sprintf("%q must start with a lower-case letter or digit", s)
+		}
+		return fmt.Sprintf("%q may only contain lower-case letters, digits, '.', '_' and '-'", s)
+	}
+	return ""
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}
+
+// name checks one item name and its uniqueness among the items of its kind.
+func (v *validator) name(field, kind, name string, seen map[string]string) {
+	if p := nameProblem(name); p != "" {
+		v.add(field, "%s name %s", kind, p)
+		return
+	}
+	if first, dup := seen[name]; dup {
+		v.add(field, "duplicate %s name %q (already used by %s)", kind, name, first)
+		return
+	}
+	seen[name] = field
+}
+
+// prefix parses a CIDR prefix and insists on its canonical text form, so that
+// what the operator wrote is exactly what the switches match: "10.1.0.1/16"
+// is a typo more often than a wish for 10.1.0.0/16, so it is rejected, not
+// silently masked.
+func (v *validator) prefix(field, s string) (netip.Prefix, bool) {
+	if s == "" {
+		v.add(field, "prefix is required (CIDR, e.g. 10.1.0.0/16 or 2001:db8::/32)")
+		return netip.Prefix{}, false
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		v.add(field, "%q is not a CIDR prefix (e.g. 10.1.0.0/16 or 2001:db8::/32): %v", truncate(s), err)
+		return netip.Prefix{}, false
+	}
+	if p.Addr().Is4In6() {
+		// An IPv4-mapped IPv6 prefix would compile to an ipv6_src match
+		// that no IPv4 packet ever hits: write the IPv4 prefix instead.
+		v.add(field, "%q is an IPv4-mapped IPv6 prefix; write it as an IPv4 prefix", s)
+		return netip.Prefix{}, false
+	}
+	if m := p.Masked(); m != p {
+		v.add(field, "%q has host bits set; did you mean %s?", s, m)
+		return netip.Prefix{}, false
+	}
+	if c := p.String(); c != s {
+		v.add(field, "%q is not in canonical form; write %s", s, c)
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func (v *validator) ports(ports []int) {
+	if ports == nil {
+		return
+	}
+	if len(ports) == 0 {
+		v.add("ports", "ports must list at least one TCP port, or be omitted for the default [25]")
+		return
+	}
+	v.limit("ports", "ports", len(ports), MaxPorts)
+	seen := make(map[int]int, len(ports))
+	for i, p := range ports {
+		field := fmt.Sprintf("ports[%d]", i)
+		if p < 1 || p > 65535 {
+			v.add(field, "port %d is out of range 1..65535", p)
+			continue
+		}
+		if first, dup := seen[p]; dup {
+			v.add(field, "duplicate port %d (already ports[%d])", p, first)
+			continue
+		}
+		seen[p] = i
+	}
+}
+
+// serviceNames is the first pass over services, so pools can refer to
+// services defined later in the document.
+func (v *validator) serviceNames(services []Service) map[string]bool {
+	names := make(map[string]bool, len(services))
+	for _, s := range services {
+		names[s.Name] = true
+	}
+	return names
+}
+
+// destinations validates the destination sets and returns their names.
+func (v *validator) destinations(sets []DestinationSet) map[string]bool {
+	v.limit("destinations", "destination sets", len(sets), MaxDestinationSets)
+	names := make(map[string]bool, len(sets))
+	seen := make(map[string]string, len(sets))
+	total := 0
+	for i, d := range sets {
+		base := fmt.Sprintf("destinations[%d]", i)
+		v.name(base+".name", "destination set", d.Name, seen)
+		names[d.Name] = true
+		total += len(d.Prefixes)
+		if len(d.Prefixes) == 0 {
+			// An empty set blocks nothing: almost certainly an unfinished
+			// edit, and "block: [empty-set]" would silently do nothing.
+			v.add(base+".prefixes", "destination set %q needs at least one prefix", d.Name)
+			continue
+		}
+		inSet := make(map[netip.Prefix]int, len(d.Prefixes))
+		for j, s := range d.Prefixes {
+			field := fmt.Sprintf("%s.prefixes[%d]", base, j)
+			p, ok := v.prefix(field, s)
+			if !ok {
+				continue
+			}
+			if first, dup := inSet[p]; dup {
+				v.add(field, "duplicate prefix %s in destination set %q (already %s.prefixes[%d])", s, d.Name, base, first)
+				continue
+			}
+			inSet[p] = j
+		}
+	}
+	v.limit("destinations", "destination prefixes in total", total, MaxDestinationPrefixes)
+	return names
+}
+
+func (v *validator) pools(pools []Pool, services map[string]bool) {
+	v.limit("pools", "pools", len(pools), MaxPools)
+	seen := make(map[string]string, len(pools))
+	prefixes := make(map[netip.Prefix]int, len(pools))
+	for i, p := range pools {
+		base := fmt.Sprintf("pools[%d]", i)
+		v.name(base+".name", "pool", p.Name, seen)
+		if pfx, ok := v.prefix(base+".prefix", p.Prefix); ok {
+			if first, dup := prefixes[pfx]; dup {
+				v.add(base+".prefix", "prefix %s is already used by pools[%d] (%q); two pools may not share a prefix", p.Prefix, first, pools[first].Name)
+			} else {
+				prefixes[pfx] = i
+			}
+		}
+		switch p.Kind {
+		case KindDynamic:
+			switch {
+			case p.Service == "":
+				v.add(base+".service", "a dynamic pool needs a service (the name of an entry in services)")
+			case !services[p.Service]:
+				v.add(base+".service", "unknown service %q (not in services)", p.Service)
+			}
+		case KindStatic:
+			if p.Service != "" {
+				v.add(base+".service", "a static pool is never blocked and takes no service; remove %q or make the pool dynamic", p.Service)
+			}
+		case "":
+			v.add(base+".kind", `kind is required: "dynamic" or "static"`)
+		default:
+			v.add(base+".kind", `kind must be "dynamic" or "static", not %q`, truncate(p.Kind))
+		}
+	}
+}
+
+func (v *validator) relays(relays []Relay) {
+	v.limit("relays", "relays", len(relays), MaxRelays)
+	seen := make(map[string]string, len(relays))
+	prefixes := make(map[netip.Prefix]int, len(relays))
+	for i, r := range relays {
+		base := fmt.Sprintf("relays[%d]", i)
+		v.name(base+".name", "relay", r.Name, seen)
+		if pfx, ok := v.prefix(base+".prefix", r.Prefix); ok {
+			if first, dup := prefixes[pfx]; dup {
+				v.add(base+".prefix", "prefix %s is already used by relays[%d] (%q)", r.Prefix, first, relays[first].Name)
+			} else {
+				prefixes[pfx] = i
+			}
+		}
+	}
+}
+
+func (v *validator) services(services []Service, sets map[string]bool) {
+	v.limit("services", "services", len(services), MaxServices)
+	seen := make(map[string]string, len(services))
+	for i, s := range services {
+		base := fmt.Sprintf("services[%d]", i)
+		v.name(base+".name", "service", s.Name, seen)
+		if len(s.Phases) == 0 {
+			v.add(base+".phases", "service %q needs at least one phase", s.Name)
+			continue
+		}
+		v.limit(base+".phases", "phases", len(s.Phases), MaxPhasesPerService)
+		v.phases(base, s.Phases, sets)
+	}
+}
+
+// phaseStart is a phase's parsed "from"; absent is the beginning of time.
+type phaseStart struct {
+	set bool
+	at  time.Time
+}
+
+func (a phaseStart) before(b phaseStart) bool {
+	switch {
+	case !b.set:
+		return false
+	case !a.set:
+		return true
+	}
+	return a.at.Before(b.at)
+}
+
+func (a phaseStart) equal(b phaseStart) bool {
+	return a.set == b.set && (!a.set || a.at.Equal(b.at))
+}
+
+func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
+	starts := make([]phaseStart, len(phases))
+	valid := make([]bool, len(phases))
+	for j, ph := range phases {
+		pbase := fmt.Sprintf("%s.phases[%d]", base, j)
+		valid[j] = true
+		if ph.From != "" {
+			t, err := time.Parse(time.RFC3339, ph.From)
+			if err != nil {
+				v.add(pbase+".from", "%q is not an RFC 3339 time (e.g. 2006-12-01T00:00:00+09:00)", truncate(ph.From))
+				valid[j] = false
+			} else {
+				starts[j] = phaseStart{set: true, at: t}
+			}
+		}
+		v.block(pbase+".block", ph.Block, sets)
+		v.pops(pbase+".pops", ph.Pops)
+	}
+
+	// Order: each phase starts no earlier than the previous valid one, so
+	// the document reads as a timeline. Phases with an equal start form a
+	// run; within a run no pop may be covered twice (see samePopOverlap).
+	prev := -1
+	runStart := -1
+	for j := range phases {
+		if !valid[j] {
+			continue
+		}
+		if prev >= 0 && starts[j].before(starts[prev]) {
+			v.add(fmt.Sprintf("%s.phases[%d].from", base, j), "phases must be in order of \"from\" (a phase without \"from\" first): this phase starts before %s.phases[%d] (%s)", base, prev, describeFrom(phases[prev].From))
+			continue
+		}
+		if prev < 0 || !starts[j].equal(starts[prev]) {
+			runStart = j
+		} else {
+			v.overlap(base, phases, valid, starts, runStart, j)
+		}
+		prev = j
+	}
+}
+
+// overlap reports phase j if an earlier phase of its equal-start run covers
+// one of its pops. Contract §3 picks the phase with the latest "from"; with
+// two at the same instant for the same bridge there is no answer, so they are
+// rejected. A phase without pops covers every pop. Runs are tiny (phases are
+// bounded per service), so the scan is not quadratic in the document size.
+func (v *validator) overlap(base string, phases []Phase, valid []bool, starts []phaseStart, runStart, j int) {
+	for k := runStart; k < j; k++ {
+		if !valid[k] || !starts[k].equal(starts[j]) {
+			continue
+		}
+		shared, ok := sharedPop(phases[k].Pops, phases[j].Pops)
+		if !ok {
+			continue
+		}
+		field := fmt.Sprintf("%s.phases[%d].from", base, j)
+		when := describeFrom(phases[j].From)
+		switch {
+		case slices.Equal(sortedCopy(phases[k].Pops), sortedCopy(phases[j].Pops)):
+			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for the same pops; merge the two phases", base, k, when)
+		case shared == "":
+			v.add(field, "%s.phases[%d] starts at the same instant (%s) and one of the two applies to every pop, so a bridge would have two active phases; give one of them a different \"from\" or disjoint pops", base, k, when)
+		default:
+			v.add(field, "%s.phases[%d] starts at the same instant (%s) and also applies to pop %q, so that pop would have two active phases", base, k, when, shared)
+		}
+		return
+	}
+}
+
+// sharedPop reports whether two pop scopes overlap, and one pop they share
+// ("" when either scope is global).
+func sharedPop(a, b []string) (string, bool) {
+	if len(a) == 0 || len(b) == 0 {
+		return "", true
+	}
+	in := make(map[string]bool, len(a))
+	for _, p := range a {
+		in[p] = true
+	}
+	for _, p := range b {
+		if in[p] {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+func sortedCopy(s []string) []string {
+	c := slices.Clone(s)
+	slices.Sort(c)
+	return c
+}
+
+func describeFrom(from string) string {
+	if from == "" {
+		return `no "from", i.e. the beginning of time`
+	}
+	return from
+}
+
+func (v *validator) block(field string, b Block, sets map[string]bool) {
+	if b.All {
+		if len(b.Sets) > 0 {
+			v.add(field, `block is either "all" or a list of destination sets, not both`)
+		}
+		return
+	}
+	if b.Sets == nil {
+		// A missing block is ambiguous (all? nothing?): make it explicit.
+		// "block": [] is accepted and blocks nothing.
+		v.add(field, `block is required: "all" or a list of destination-set names ([] blocks nothing)`)
+		return
+	}
+	seen := make(map[string]int, len(b.Sets))
+	for k, name := range b.Sets {
+		f := fmt.Sprintf("%s[%d]", field, k)
+		if !sets[name] {
+			v.add(f, "unknown destination set %q (not in destinations)", truncate(name))
+			continue
+		}
+		if first, dup := seen[name]; dup {
+			v.add(f, "destination set %q is listed twice (already %s[%d])", name, field, first)
+			continue
+		}
+		seen[name] = k
+	}
+}
+
+func (v *validator) pops(field string, pops []string) {
+	if pops == nil {
+		return
+	}
+	if len(pops) == 0 {
+		// An empty list reads as "no pop", yet would mean "every pop":
+		// make the operator say which.
+		v.add(field, "pops must list at least one pop, or be omitted for a phase that applies to every pop")
+		return
+	}
+	v.limit(field, "pops", len(pops), MaxPopsPerPhase)
+	seen := make(map[string]int, len(pops))
+	for k, pop := range pops {
+		f := fmt.Sprintf("%s[%d]", field, k)
+		if p := nameProblem(pop); p != "" {
+			v.add(f, "pop %s", p)
+			continue
+		}
+		if first, dup := seen[pop]; dup {
+			v.add(f, "pop %q is listed twice (already %s[%d])", pop, field, first)
+			continue
+		}
+		seen[pop] = k
+	}
+}
+
+func (v *validator) bridges(bridges []Bridge) {
+	v.limit("bridges", "bridges", len(bridges), MaxBridges)
+	names := make(map[string]string, len(bridges))
+	dpids := make(map[string]int, len(bridges))
+	for i, b := range bridges {
+		base := fmt.Sprintf("bridges[%d]", i)
+		if p := dpidProblem(b.DPID); p != "" {
+			v.add(base+".dpid", "%s", p)
+		} else if first, dup := dpids[CanonicalDPID(b.DPID)]; dup {
+			v.add(base+".dpid", "duplicate dpid %s (already bridges[%d], %q)", b.DPID, first, bridges[first].Name)
+		} else {
+			dpids[CanonicalDPID(b.DPID)] = i
+		}
+		v.name(base+".name", "bridge", b.Name, names)
+		// An empty pop is allowed: such a bridge, like an unregistered
+		// one, only gets phases without "pops" (contract §3).
+		if b.Pop != "" {
+			if p := nameProblem(b.Pop); p != "" {
+				v.add(base+".pop", "pop %s", p)
+			}
+		}
+	}
+}
+
+// dpidProblem returns why s is not a datapath id (exactly 16 hex digits, as
+// ovs-vsctl prints other-config:datapath-id), or "".
+func dpidProblem(s string) string {
+	if s == "" {
+		return "dpid is required (16 hex digits, e.g. 0000000000000001)"
+	}
+	if len(s) != 16 {
+		return fmt.Sprintf("dpid %q must be exactly 16 hex digits, e.g. 0000000000000001 (no 0x, no colons)", truncate(s))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return fmt.Sprintf("dpid %q must be exactly 16 hex digits, e.g. 0000000000000001", s)
+		}
+	}
+	return ""
+}
+
+// ValidDPID reports whether s is a datapath id: exactly 16 hex digits, either
+// case.
+func ValidDPID(s string) bool { return dpidProblem(s) == "" }
+
+// CanonicalDPID returns the lower-case form of a datapath id, the form used
+// as a map key and in etcd keys; "0000000000000A0B" and "0000000000000a0b"
+// name the same bridge. Other input is returned lower-cased too.
+func CanonicalDPID(s string) string { return strings.ToLower(s) }
+
+// FormatDPID renders a datapath id as received in an OpenFlow FEATURES_REPLY
+// (OpenFlow 1.3 §7.3.1, a 64-bit datapath_id) in canonical form.
+func FormatDPID(id uint64) string { return fmt.Sprintf("%016x", id) }
