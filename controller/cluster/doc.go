@@ -1,0 +1,34 @@
+// Package cluster turns several op25bd replicas into one controller: it
+// decides, through etcd, which replica is the OpenFlow master of each bridge,
+// and feeds the local controller the desired flows of every bridge connected
+// to this replica (policy → flows → switch → status).
+//
+// Mastership protocol (all keys under the store prefix, e.g. /op25b/):
+//
+//   - Each replica holds one etcd lease (TTL 10s by default). Everything it
+//     writes below is bound to that lease, so a replica that dies or loses
+//     etcd for longer than the TTL disappears from the cluster by itself.
+//   - connected/<dpid>/<replica> exists while that bridge has an OpenFlow
+//     session with that replica. The candidates for a bridge are the live
+//     replicas connected to it: a replica the switch cannot reach is useless
+//     as a master.
+//   - The assignee of a bridge is chosen by rendezvous hashing of the dpid
+//     over its candidates (Assign), which spreads bridges evenly and moves
+//     only about 1/n of them when a replica joins or leaves.
+//   - masters/<dpid> is the lock. It is created only if absent (a txn on
+//     CreateRevision == 0) and bound to the holder's lease; only the holder
+//     of the key acts as master. A holder that is no longer the assignee
+//     first tells its controller SLAVE, then deletes the key; the assignee
+//     claims it once it is free. So no two replicas ever both believe they
+//     are master of one bridge.
+//   - The OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) is the lock
+//     key's CreateRevision: etcd revisions only grow, so a new master always
+//     has a larger generation than any previous one, and a partitioned old
+//     master that has not noticed yet is refused by the switch (Stale).
+//
+// Loss of etcd never removes a flow: the controller keeps the last desired
+// state and its sessions. When the lease is lost (the client could not renew
+// it within its TTL) the replica stops acting as master — it tells its
+// controller SLAVE, which stops writing but leaves the flows in place — and
+// it re-registers with a new lease once etcd answers again.
+package cluster

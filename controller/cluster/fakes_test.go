@@ -1,0 +1,264 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+)
+
+// beliefs records, under one lock, which replicas currently believe they are
+// master of each bridge, and fails the test the moment two do.
+type beliefs struct {
+	t  testing.TB
+	mu sync.Mutex
+	m  map[string]map[string]bool // dpid → replica → master
+}
+
+func newBeliefs(t testing.TB) *beliefs { return &beliefs{t: t, m: map[string]map[string]bool{}} }
+
+func (b *beliefs) set(replica, dpid string, master bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m[dpid] == nil {
+		b.m[dpid] = map[string]bool{}
+	}
+	if master {
+		for other, m := range b.m[dpid] {
+			if m && other != replica {
+				b.t.Errorf("bridge %s: %s became master while %s still is", dpid, replica, other)
+			}
+		}
+	}
+	b.m[dpid][replica] = master
+}
+
+func (b *beliefs) master(dpid string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for r, m := range b.m[dpid] {
+		if m {
+			return r
+		}
+	}
+	return ""
+}
+
+// fakeSwitches stands in for the controller: it records every SetDesired.
+type fakeSwitches struct {
+	id      string
+	beliefs *beliefs
+	mu      sync.Mutex
+	conn    map[string]bool
+	desired map[string]Desired
+	history []Desired
+	forgot  []string
+}
+
+func newFakeSwitches(id string, b *beliefs, dpids ...string) *fakeSwitches {
+	f := &fakeSwitches{id: id, beliefs: b, conn: map[string]bool{}, desired: map[string]Desired{}}
+	for _, d := range dpids {
+		f.conn[d] = true
+	}
+	return f
+}
+
+func (f *fakeSwitches) SetDesired(d Desired) {
+	f.mu.Lock()
+	f.desired[d.DPID] = d
+	f.history = append(f.history, d)
+	f.mu.Unlock()
+	if f.beliefs != nil {
+		f.beliefs.set(f.id, d.DPID, d.Master)
+	}
+}
+
+func (f *fakeSwitches) Forget(dpid string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.desired, dpid)
+	f.forgot = append(f.forgot, dpid)
+}
+
+func (f *fakeSwitches) Connected() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for d, ok := range f.conn {
+		if ok {
+			out = append(out, d)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (f *fakeSwitches) Report(dpid string) (SwitchReport, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.desired[dpid]
+	return SwitchReport{Connected: f.conn[dpid], AppliedRevision: d.Revision, Flows: len(d.Flows)}, ok
+}
+
+func (f *fakeSwitches) get(dpid string) (Desired, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	d, ok := f.desired[dpid]
+	return d, ok
+}
+
+// fakePolicy is a settable document source.
+type fakePolicy struct {
+	mu      sync.Mutex
+	doc     *topology.Document
+	rev     int64
+	changed chan struct{}
+}
+
+func newFakePolicy(doc *topology.Document, rev int64) *fakePolicy {
+	return &fakePolicy{doc: doc, rev: rev, changed: make(chan struct{}, 1)}
+}
+
+func (p *fakePolicy) Snapshot() (*topology.Document, int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.doc, p.rev, p.doc != nil
+}
+
+func (p *fakePolicy) Changed() <-chan struct{} { return p.changed }
+
+func (p *fakePolicy) set(doc *topology.Document, rev int64) {
+	p.mu.Lock()
+	p.doc, p.rev = doc, rev
+	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
+}
+
+// countingCompile returns one flow per pool plus, for each service phase
+// already started at `at`, one more: enough to see documents and phase
+// boundaries change the desired set.
+func countingCompile(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+	var out []flows.Flow
+	n := len(doc.Pools)
+	for _, s := range doc.Services {
+		for _, p := range s.Phases {
+			if t, err := time.Parse(time.RFC3339, p.From); p.From == "" || (err == nil && !t.After(at)) {
+				n++
+			}
+		}
+	}
+	for i := 0; i < n; i++ {
+		out = append(out, flows.Flow{Table: 0, Priority: uint16(100 + i), Cookie: flows.CookieMarker})
+	}
+	return out, nil
+}
+
+// debianEtcd is a single-member /usr/bin/etcd on loopback that a test can
+// stop and restart (same data dir) to simulate losing etcd.
+type debianEtcd struct {
+	t         testing.TB
+	dir       string
+	client    string
+	peer      string
+	cmd       *exec.Cmd
+	done      chan struct{}
+	Endpoints []string
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startDebianEtcd(t testing.TB) *debianEtcd {
+	t.Helper()
+	if _, err := os.Stat("/usr/bin/etcd"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("etcd required under CI: %v", err)
+		}
+		t.Skip("no /usr/bin/etcd")
+	}
+	e := &debianEtcd{t: t, dir: t.TempDir(), client: freePort(t), peer: freePort(t)}
+	e.Endpoints = []string{"http://" + e.client}
+	e.start()
+	t.Cleanup(e.stop)
+	return e
+}
+
+func (e *debianEtcd) start() {
+	e.t.Helper()
+	e.cmd = exec.Command("/usr/bin/etcd", "--name", "m0", "--data-dir", e.dir,
+		"--listen-client-urls", "http://"+e.client, "--advertise-client-urls", "http://"+e.client,
+		"--listen-peer-urls", "http://"+e.peer, "--initial-advertise-peer-urls", "http://"+e.peer,
+		"--initial-cluster", "m0=http://"+e.peer, "--log-level", "error")
+	if err := e.cmd.Start(); err != nil {
+		e.t.Fatalf("start etcd: %v", err)
+	}
+	e.done = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(e.cmd, e.done)
+	cli := newClient(e.t, e.Endpoints)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := cli.Get(ctx, "health")
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("etcd not ready: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (e *debianEtcd) stop() {
+	if e.cmd == nil || e.cmd.Process == nil {
+		return
+	}
+	_ = e.cmd.Process.Kill()
+	<-e.done
+	e.cmd = nil
+}
+
+func newClient(t testing.TB, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("etcd client: %v", err)
+	}
+	t.Cleanup(func() { _ = cli.Close() })
+	return cli
+}
+
+// eventually polls cond until it holds or a generous deadline passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func dpidN(i int) string { return fmt.Sprintf("00000000000000%02x", i) }

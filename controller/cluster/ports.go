@@ -1,0 +1,101 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+)
+
+// The types in this file are the small interfaces between the cluster logic
+// and the parts it drives. The daemon satisfies them with the real
+// controller, watch cache and store (see wiring.go); tests use fakes, so the
+// mastership protocol can be exercised against a real etcd without OVS.
+
+// Desired is what one bridge should have. It mirrors controller.Desired field
+// for field, so the adapter is a plain conversion.
+type Desired struct {
+	DPID       string
+	Revision   int64
+	Flows      []flows.Flow
+	Master     bool
+	Generation uint64
+}
+
+// SwitchReport is what the local controller knows about one bridge, used for
+// the status record a master writes.
+type SwitchReport struct {
+	Connected       bool
+	AppliedRevision int64
+	Flows           int
+	LastError       string
+	LastReconcile   time.Time
+}
+
+// Switches is the local OpenFlow side (the controller). SetDesired and
+// Forget must not block for long: they are called from the cluster loop.
+type Switches interface {
+	SetDesired(d Desired)
+	Forget(dpid string)
+	Connected() []string
+	Report(dpid string) (SwitchReport, bool)
+}
+
+// Policy is the replica's in-memory copy of the policy document (the watch
+// cache). Snapshot returns the last good document; loaded is false until one
+// was read, and the cluster never enforces anything before that.
+type Policy interface {
+	Snapshot() (doc *topology.Document, revision int64, loaded bool)
+	Changed() <-chan struct{}
+}
+
+// BridgeStatus mirrors store.BridgeStatus field for field.
+type BridgeStatus struct {
+	DPID            string
+	Connected       bool
+	Master          string
+	AppliedRevision int64
+	Flows           int
+	LastError       string
+	LastReconcile   time.Time
+	Registered      bool
+}
+
+// Records publishes this replica and its bridges' status in etcd, bound to
+// the replica's lease (the store satisfies it through wiring.go).
+type Records interface {
+	RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error
+	PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error
+}
+
+// CompileFunc computes the complete desired flow set of one bridge at one
+// instant (flows.Compile with the default options in the daemon).
+type CompileFunc func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error)
+
+// EventKind is what the local controller reports about a switch.
+type EventKind int
+
+// Switch events the cluster reacts to (mirroring controller.EventKind).
+const (
+	SwitchConnected EventKind = iota + 1
+	SwitchDisconnected
+	SwitchLostMastership
+	SwitchReconciled
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case SwitchConnected:
+		return "connected"
+	case SwitchDisconnected:
+		return "disconnected"
+	case SwitchLostMastership:
+		return "lost-mastership"
+	case SwitchReconciled:
+		return "reconciled"
+	}
+	return "unknown"
+}
