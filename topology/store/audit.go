@@ -1,0 +1,115 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// ChangeSummary names what one write changed, as "<kind>/<name>" ("pools/
+// tokyo-dyn", "bridges/0000000000000001") or "ports". Each list holds at
+// most 100 names; a longer one ends with "… and N more".
+type ChangeSummary struct {
+	Added   []string `json:"added,omitempty"`
+	Changed []string `json:"changed,omitempty"`
+	Removed []string `json:"removed,omitempty"`
+}
+
+// AuditRecord is one committed write. Revision is the document revision
+// the write produced (the ModRevision of its audit key, written in the
+// same transaction as the commit record).
+type AuditRecord struct {
+	Revision int64         `json:"revision"`
+	Time     time.Time     `json:"time"`
+	Who      string        `json:"who"`
+	Summary  ChangeSummary `json:"summary"`
+}
+
+// auditValue is the stored form; the revision is etcd's.
+type auditValue struct {
+	Time    time.Time     `json:"time"`
+	Who     string        `json:"who"`
+	Summary ChangeSummary `json:"summary"`
+}
+
+// diffItems compares the stored items (nil when unknown: everything is
+// then "added") with the new ones, sorted by key. It returns what to put,
+// what to delete, and the summary for the audit log.
+func diffItems(old map[string][]byte, items []encodedItem) (puts []encodedItem, dels []string, sum ChangeSummary) {
+	var added, changed, removed []string
+	seen := make(map[string]bool, len(items))
+	for _, it := range items {
+		seen[it.key] = true
+		prev, ok := old[it.key]
+		switch {
+		case !ok:
+			added = append(added, it.key)
+			puts = append(puts, it)
+		case !bytes.Equal(prev, it.value):
+			changed = append(changed, it.key)
+			puts = append(puts, it)
+		}
+	}
+	for k := range old {
+		if !seen[k] {
+			dels = append(dels, k)
+		}
+	}
+	sortStrings(dels)
+	removed = append(removed, dels...)
+	return puts, dels, ChangeSummary{
+		Added:   capList(added),
+		Changed: capList(changed),
+		Removed: capList(removed),
+	}
+}
+
+func capList(l []string) []string {
+	if len(l) <= summaryLimit {
+		return l
+	}
+	out := append([]string(nil), l[:summaryLimit]...)
+	return append(out, fmt.Sprintf("… and %d more", len(l)-summaryLimit))
+}
+
+// Audit returns audit records newest first: at most limit (100 when
+// limit ≤ 0, never more than 1000), only those with Revision < before
+// unless before is 0. Page with before = last record's Revision.
+func (s *Store) Audit(ctx context.Context, limit int, before int64) ([]AuditRecord, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	if limit > 1000 {
+		limit = 1000
+	}
+	opts := []clientv3.OpOption{
+		clientv3.WithPrefix(),
+		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend),
+		clientv3.WithLimit(int64(limit)),
+	}
+	if before > 0 {
+		if before == 1 {
+			return []AuditRecord{}, nil
+		}
+		opts = append(opts, clientv3.WithMaxModRev(before-1))
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(cctx, s.auditPrefix(), opts...)
+	if err != nil {
+		return nil, s.etcdError("read audit log", err)
+	}
+	out := make([]AuditRecord, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var v auditValue
+		if err := decodeStrict(kv.Value, &v); err != nil {
+			s.log.Warn("skipping undecodable audit record", "key", string(kv.Key), "revision", kv.ModRevision, "error", err)
+			continue
+		}
+		out = append(out, AuditRecord{Revision: kv.ModRevision, Time: v.Time, Who: v.Who, Summary: v.Summary})
+	}
+	return out, nil
+}

@@ -1,0 +1,246 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
+)
+
+// Snapshot is a replica's view of the document.
+type Snapshot struct {
+	// Doc is the last good (decoded and validated) document; never nil
+	// once Loaded. Treat it as read-only: it is shared.
+	Doc *topology.Document
+	// Revision is Doc's document revision.
+	Revision int64
+	// Err is set while what etcd holds cannot be used (it does not decode
+	// or validate); Doc and Revision are then still the last good ones.
+	Err error
+	// Loaded is false until a good document was read once.
+	Loaded bool
+}
+
+// Cache keeps a replica's in-memory copy of the document, fed by an etcd
+// watch. Only Run talks to etcd; Current, Changed and Healthy are cheap
+// and safe from any goroutine.
+type Cache struct {
+	store *Store
+	log   *slog.Logger
+	// probeInterval: how often Run checks that etcd still answers (a
+	// watch stays silent, not failed, while all endpoints are down).
+	probeInterval time.Duration
+
+	mu      sync.Mutex
+	snap    Snapshot
+	changed chan struct{}
+	// etcdErr is the last failure to reach etcd, nil once it answers.
+	etcdErr error
+	// gen is the generation Doc was read from ("" before the first read
+	// or when nothing is stored).
+	gen string
+	// seen is the etcd revision of the last read; watch events at or below
+	// it are already reflected.
+	seen int64
+}
+
+// NewCache returns a cache over s; call Run to fill and follow it.
+func NewCache(s *Store, logger *slog.Logger) *Cache {
+	if logger == nil {
+		logger = s.log
+	}
+	return &Cache{
+		store:         s,
+		log:           logger,
+		probeInterval: 5 * time.Second,
+		changed:       make(chan struct{}),
+		etcdErr:       errors.New("document not read yet"),
+	}
+}
+
+// Current returns the latest snapshot.
+func (c *Cache) Current() Snapshot {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.snap
+}
+
+// Changed returns a channel that is closed at the next change of the
+// snapshot (document, revision or Err). Take it BEFORE reading Current so
+// that no change can slip between the two:
+//
+//	ch := cache.Changed(); snap := cache.Current(); … <-ch
+func (c *Cache) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Healthy returns nil when etcd answered the last read or probe and a good
+// document has been loaded; otherwise why not (for /readyz).
+func (c *Cache) Healthy() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.etcdErr != nil {
+		return c.etcdErr
+	}
+	if !c.snap.Loaded {
+		if c.snap.Err != nil {
+			return fmt.Errorf("no valid document loaded: %w", c.snap.Err)
+		}
+		return errors.New("document not loaded yet")
+	}
+	return nil
+}
+
+func (c *Cache) setEtcdErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.etcdErr = err
+}
+
+// notifyLocked wakes every waiter on Changed. c.mu must be held.
+func (c *Cache) notifyLocked() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+}
+
+// Run fills the cache and follows etcd until ctx is done. Watch loss and
+// compaction lead to a fresh read and a new watch; etcd outages are
+// retried with backoff while the last good snapshot stays current.
+func (c *Cache) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		if err := c.reload(ctx); err != nil {
+			c.log.Warn("cannot read document from etcd", "error", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		if err := c.follow(ctx); err != nil && ctx.Err() == nil {
+			c.log.Warn("document watch interrupted, re-reading", "error", err)
+		}
+	}
+	return nil
+}
+
+// reload reads the whole document and publishes it if it is usable.
+func (c *Cache) reload(ctx context.Context) error {
+	st, err := c.store.read(ctx)
+	if err != nil {
+		c.setEtcdErr(err)
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.etcdErr = nil
+	c.seen = max(c.seen, st.readRev)
+	if err := st.usable(); err != nil {
+		if c.snap.Err == nil || c.snap.Err.Error() != err.Error() {
+			c.log.Error("stored document rejected, keeping the last good one",
+				"revision", st.rev, "kept_revision", c.snap.Revision, "error", err)
+			c.snap.Err = err
+			c.notifyLocked()
+		}
+		c.gen = st.gen // follow edits of the bad generation too: a fix must be noticed
+		return nil
+	}
+	c.gen = st.gen
+	if c.snap.Loaded && c.snap.Err == nil && c.snap.Revision == st.rev && st.rev != 0 {
+		return nil // same document (a re-read after a watch restart)
+	}
+	if c.snap.Err != nil {
+		c.log.Info("stored document is valid again", "revision", st.rev)
+	}
+	c.snap = Snapshot{Doc: st.doc, Revision: st.rev, Loaded: true}
+	c.log.Info("document loaded", "revision", st.rev, "generation", st.gen, "pools", len(st.doc.Pools))
+	c.notifyLocked()
+	return nil
+}
+
+// follow watches config/ from just after the last read and re-reads the
+// document whenever the commit record or an item of the current generation
+// changes (the latter only happens by hand). It returns on watch loss,
+// compaction, or when ctx is done.
+func (c *Cache) follow(ctx context.Context) error {
+	c.mu.Lock()
+	from := c.seen + 1
+	c.mu.Unlock()
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := c.store.cli.Watch(wctx, c.store.configPrefix(), clientv3.WithPrefix(), clientv3.WithRev(from))
+	probe := time.NewTicker(c.probeInterval)
+	defer probe.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case resp, ok := <-wch:
+			if !ok {
+				return errors.New("watch channel closed")
+			}
+			if resp.CompactRevision != 0 {
+				return fmt.Errorf("watch start revision %d compacted (now %d)", from, resp.CompactRevision)
+			}
+			if err := resp.Err(); err != nil {
+				return fmt.Errorf("watch: %w", err)
+			}
+			if c.relevant(resp.Events) {
+				if err := c.reload(ctx); err != nil {
+					return err
+				}
+			}
+		case <-probe.C:
+			if err := c.probe(ctx); err != nil {
+				c.setEtcdErr(err)
+				c.log.Warn("etcd probe failed", "error", err)
+				continue
+			}
+			c.setEtcdErr(nil)
+		}
+	}
+}
+
+// relevant reports whether any event touches the commit record or the
+// generation the snapshot was read from, after the last read.
+func (c *Cache) relevant(events []*clientv3.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.store.currentKey()
+	genPrefix := ""
+	if c.gen != "" {
+		genPrefix = c.store.generationKey(c.gen)
+	}
+	for _, ev := range events {
+		if ev.Kv.ModRevision <= c.seen {
+			continue
+		}
+		k := string(ev.Kv.Key)
+		if k == cur || (genPrefix != "" && strings.HasPrefix(k, genPrefix)) {
+			return true
+		}
+	}
+	return false
+}
+
+// probe is a linearizable read of the commit record: it fails when etcd
+// has no quorum or cannot be reached.
+func (c *Cache) probe(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if _, err := c.store.cli.Get(cctx, c.store.currentKey(), clientv3.WithKeysOnly()); err != nil {
+		return c.store.etcdError("probe", err)
+	}
+	return nil
+}

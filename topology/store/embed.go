@@ -1,0 +1,101 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// StartEmbedded starts a single-node etcd member on loopback with its data
+// in dataDir (created if needed; an existing one is reused, so the
+// document survives restarts). It returns the client endpoints and a stop
+// function that shuts the member down and waits for it. Used by op25bd when
+// no --etcd-endpoints are given, and by tests.
+//
+// embed cannot listen on port 0 (it advertises the URL it was given), so
+// free ports are picked by binding 127.0.0.1:0 and closing; another process
+// could grab one in between, hence a few attempts.
+func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	var lastErr error
+	for attempt := 0; attempt < 5; attempt++ {
+		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir)
+		if err == nil {
+			logger.Info("embedded etcd started", "endpoints", endpoints, "data_dir", dataDir)
+			return endpoints, stop, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, nil, fmt.Errorf("start embedded etcd in %s: %w", dataDir, lastErr)
+}
+
+func startEmbeddedOnce(ctx context.Context, dataDir string) ([]string, func(), error) {
+	ports, err := freePorts(2)
+	if err != nil {
+		return nil, nil, err
+	}
+	clientURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[0])}
+	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
+
+	cfg := embed.NewConfig()
+	cfg.Name = "op25b"
+	cfg.Dir = dataDir
+	cfg.ListenClientUrls = []url.URL{clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	cfg.ListenPeerUrls = []url.URL{peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.LogLevel = "warn"
+	// Keep an hour of history for watchers to resume from, then compact,
+	// so that repeated 100k-pool replaces do not grow the database forever.
+	cfg.AutoCompactionMode = embed.CompactorModePeriodic
+	cfg.AutoCompactionRetention = "1h"
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, nil, fmt.Errorf("embedded etcd not ready after 60s")
+	case <-ctx.Done():
+		e.Close()
+		return nil, nil, ctx.Err()
+	}
+	return []string{clientURL.String()}, e.Close, nil
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a free port: %w", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}

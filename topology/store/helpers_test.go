@@ -1,0 +1,19 @@
+package store_test
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func mustJSON(t testing.TB, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+func equalJSON(t testing.TB, a, b any) bool {
+	return mustJSON(t, a) == mustJSON(t, b)
+}

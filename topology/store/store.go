@@ -1,0 +1,475 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
+)
+
+// Errors callers branch on.
+var (
+	// ErrConflict: the document changed since the revision the write was
+	// based on (If-Match mismatch or a lost race). The API answers 409.
+	ErrConflict = errors.New("revision conflict")
+	// ErrNotFound is for callers (the API's per-item endpoints) to return
+	// from an Update mutation; the store passes it through unchanged.
+	ErrNotFound = errors.New("not found")
+	// ErrUnavailable wraps every failure to reach etcd (no endpoint, no
+	// quorum, timeout). Nothing was written. The API answers 503.
+	ErrUnavailable = errors.New("etcd unavailable")
+	// ErrInvalidStored: what is in etcd does not decode or validate (a
+	// value written by hand, say). Replace still works and repairs it.
+	ErrInvalidStored = errors.New("stored document is invalid")
+)
+
+// DefaultPrefix is the etcd key prefix of one op25b cluster.
+const DefaultPrefix = "/op25b/"
+
+// etcd's defaults (--max-txn-ops 128, --max-request-bytes 1.5 MiB) bound
+// every request the store sends; it stays well inside them so that it
+// works on any cluster left at default settings.
+const (
+	maxTxnOps = 128
+	// maxTxnBytes leaves headroom under 1.5 MiB for protobuf framing.
+	maxTxnBytes = 1 << 20
+	// maxItemBytes: a single item bigger than this cannot be stored.
+	maxItemBytes = maxTxnBytes - 4096
+	// readPageSize keeps each range response a few MiB at most.
+	readPageSize = 5000
+	// writeParallelism: concurrent batch transactions while writing a new
+	// generation; etcd batches concurrent proposals into one fsync.
+	writeParallelism = 8
+	// summaryLimit caps each list of an audit summary so that the audit
+	// record of a 100k-pool replace still fits in one request.
+	summaryLimit = 100
+)
+
+// Store reads and writes the policy document, the audit log and the
+// status records under one prefix. It is safe for concurrent use; it holds
+// no state besides its configuration.
+type Store struct {
+	cli       *clientv3.Client
+	prefix    string
+	log       *slog.Logger
+	opTimeout time.Duration
+}
+
+// New returns a Store using cli under prefix (DefaultPrefix if empty; a
+// trailing "/" is added when missing).
+func New(cli *clientv3.Client, prefix string, logger *slog.Logger) *Store {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 5 * time.Second}
+}
+
+// Client returns the etcd client the store uses.
+func (s *Store) Client() *clientv3.Client { return s.cli }
+
+// KeyPrefix returns the full etcd key prefix for sub, e.g.
+// KeyPrefix("masters/") → "/op25b/masters/". Other packages keep their keys
+// under the same prefix so that one cluster is one subtree.
+func (s *Store) KeyPrefix(sub string) string { return s.prefix + sub }
+
+func (s *Store) currentKey() string           { return s.prefix + "config/current" }
+func (s *Store) configPrefix() string         { return s.prefix + "config/" }
+func (s *Store) generationsRoot() string      { return s.prefix + "config/g/" }
+func (s *Store) generationKey(g string) string { return s.generationsRoot() + g + "/" }
+func (s *Store) auditPrefix() string          { return s.prefix + "audit/" }
+
+// commitRecord is the value of config/current.
+type commitRecord struct {
+	Generation string    `json:"generation"`
+	Time       time.Time `json:"time"`
+	Who        string    `json:"who,omitempty"`
+}
+
+// WriteOptions qualify a write.
+type WriteOptions struct {
+	// IfRevision, when not 0, makes the write fail with ErrConflict unless
+	// the document revision is still exactly this (HTTP If-Match).
+	IfRevision int64
+	// Who is recorded in the audit log (the API token's name).
+	Who string
+}
+
+// state is one consistent read of the stored document.
+type state struct {
+	rev     int64  // ModRevision of config/current (0: never written)
+	readRev int64  // etcd revision the read was made at
+	gen     string // current generation ("" if none)
+	doc     *topology.Document
+	// items is the stored form, key relative to the generation → value,
+	// used to write only what changed.
+	items map[string][]byte
+	// decodeErr is set when the stored document does not decode; doc and
+	// items are then unusable.
+	decodeErr error
+}
+
+// read loads the whole document at one etcd revision. Only etcd failures
+// are returned as errors; a document that does not decode is reported in
+// state.decodeErr.
+func (s *Store) read(ctx context.Context) (*state, error) {
+	var lastErr error
+	// A compaction between reading config/current and ranging its
+	// generation makes the second read fail; a fresh attempt succeeds.
+	for attempt := 0; attempt < 3; attempt++ {
+		st, err := s.readOnce(ctx)
+		if err == nil {
+			return st, nil
+		}
+		if !errors.Is(err, rpctypes.ErrCompacted) {
+			return nil, s.etcdError("read document", err)
+		}
+		lastErr = err
+	}
+	return nil, s.etcdError("read document", lastErr)
+}
+
+func (s *Store) readOnce(ctx context.Context) (*state, error) {
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.cli.Get(cctx, s.currentKey())
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	st := &state{readRev: resp.Header.Revision}
+	if len(resp.Kvs) == 0 {
+		st.doc = newEmptyDocument()
+		st.items = map[string][]byte{}
+		return st, nil
+	}
+	kv := resp.Kvs[0]
+	st.rev = kv.ModRevision
+	var rec commitRecord
+	if err := decodeStrict(kv.Value, &rec); err != nil || rec.Generation == "" || strings.Contains(rec.Generation, "/") {
+		st.decodeErr = fmt.Errorf("%s: bad commit record %q", s.currentKey(), kv.Value)
+		return st, nil
+	}
+	st.gen = rec.Generation
+	dec := newDocumentDecoder()
+	st.items = map[string][]byte{}
+	genPrefix := s.generationKey(st.gen)
+	end := clientv3.GetPrefixRangeEnd(genPrefix)
+	from := genPrefix
+	for {
+		cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		page, err := s.cli.Get(cctx, from, clientv3.WithRange(end), clientv3.WithRev(st.readRev),
+			clientv3.WithLimit(readPageSize))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		for _, kv := range page.Kvs {
+			rel := strings.TrimPrefix(string(kv.Key), genPrefix)
+			if st.decodeErr == nil {
+				if err := dec.add(rel, kv.Value); err != nil {
+					st.decodeErr = fmt.Errorf("generation %s: %w", st.gen, err)
+				}
+			}
+			st.items[rel] = kv.Value
+		}
+		if !page.More || len(page.Kvs) == 0 {
+			break
+		}
+		from = string(page.Kvs[len(page.Kvs)-1].Key) + "\x00"
+	}
+	st.doc = dec.doc
+	return st, nil
+}
+
+// Load returns the whole document as of one etcd revision, with the
+// document revision (the ModRevision of the last committed write; 0 and an
+// empty document if nothing was ever stored). A stored document that does
+// not decode or validate is an error wrapping ErrInvalidStored.
+func (s *Store) Load(ctx context.Context) (*topology.Document, int64, error) {
+	st, err := s.read(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := st.usable(); err != nil {
+		return nil, st.rev, err
+	}
+	return st.doc, st.rev, nil
+}
+
+// usable reports whether the stored document can be served and enforced.
+func (st *state) usable() error {
+	if st.decodeErr != nil {
+		return fmt.Errorf("%w at revision %d: %v", ErrInvalidStored, st.rev, st.decodeErr)
+	}
+	if st.rev == 0 {
+		return nil // nothing stored yet: the empty document is the desired state
+	}
+	if err := validateDocument(st.doc); err != nil {
+		return fmt.Errorf("%w at revision %d: %v", ErrInvalidStored, st.rev, err)
+	}
+	return nil
+}
+
+// Replace validates doc and atomically replaces the whole stored document
+// with it: readers see the old document or the new one, never a mix. It
+// returns the new document revision (the current one if nothing changed).
+// Errors: the validation error unchanged (nothing stored), ErrConflict,
+// ErrUnavailable (wrapped).
+func (s *Store) Replace(ctx context.Context, doc *topology.Document, opts WriteOptions) (int64, error) {
+	if err := validateDocument(doc); err != nil {
+		return 0, err
+	}
+	st, err := s.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if opts.IfRevision != 0 && opts.IfRevision != st.rev {
+		return 0, fmt.Errorf("replace: document is at revision %d, not %d: %w", st.rev, opts.IfRevision, ErrConflict)
+	}
+	return s.commit(ctx, st, doc, opts)
+}
+
+// Update loads the document, lets mutate change a copy, validates the
+// result and writes only what changed, conditioned on the revision it
+// loaded (and on opts.IfRevision when set): a concurrent write makes it
+// fail with ErrConflict rather than merge. Errors returned by mutate are
+// returned unchanged and nothing is written.
+func (s *Store) Update(ctx context.Context, opts WriteOptions, mutate func(*topology.Document) error) (int64, error) {
+	st, err := s.read(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if opts.IfRevision != 0 && opts.IfRevision != st.rev {
+		return 0, fmt.Errorf("update: document is at revision %d, not %d: %w", st.rev, opts.IfRevision, ErrConflict)
+	}
+	if err := st.usable(); err != nil {
+		return 0, fmt.Errorf("update: %w (replace the whole document to repair it)", err)
+	}
+	doc := cloneDocument(st.doc)
+	if err := mutate(doc); err != nil {
+		return 0, err
+	}
+	if err := validateDocument(doc); err != nil {
+		return 0, err
+	}
+	return s.commit(ctx, st, doc, opts)
+}
+
+// commit writes doc over the state st was read as, conditioned on st.rev.
+func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, opts WriteOptions) (int64, error) {
+	items, err := encodeDocument(doc)
+	if err != nil {
+		return 0, err
+	}
+	for _, it := range items {
+		if len(it.key)+len(it.value)+len(s.generationKey("0123456789abcdef.01234567")) > maxItemBytes {
+			return 0, fmt.Errorf("%s: %d bytes is more than etcd accepts in one request; split it", it.key, len(it.value))
+		}
+	}
+	var old map[string][]byte
+	if st.decodeErr == nil {
+		old = st.items
+	}
+	puts, dels, summary := diffItems(old, items)
+	if len(puts) == 0 && len(dels) == 0 && st.rev != 0 {
+		return st.rev, nil // nothing changed: no write, no audit record
+	}
+	now := time.Now().UTC()
+	audit, err := json.Marshal(auditValue{Time: now, Who: opts.Who, Summary: summary})
+	if err != nil {
+		return 0, fmt.Errorf("encode audit record: %w", err)
+	}
+	auditKey := s.auditPrefix() + fmt.Sprintf("%016x.%s", now.UnixNano(), randomHex(4))
+
+	size := 0
+	for _, it := range puts {
+		size += len(it.key) + len(it.value) + 64
+	}
+	if st.gen != "" && old != nil && len(puts)+len(dels)+2 <= maxTxnOps && size+len(audit) < maxTxnBytes-8192 {
+		return s.commitInPlace(ctx, st, puts, dels, auditKey, audit, opts.Who, now)
+	}
+	return s.commitNewGeneration(ctx, st, items, auditKey, audit, opts.Who, now)
+}
+
+// commitInPlace is one conditional transaction: the changed items of the
+// current generation, the commit record and the audit record.
+func (s *Store) commitInPlace(ctx context.Context, st *state, puts []encodedItem, dels []string,
+	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
+	rec, _ := json.Marshal(commitRecord{Generation: st.gen, Time: now, Who: who})
+	genPrefix := s.generationKey(st.gen)
+	ops := make([]clientv3.Op, 0, len(puts)+len(dels)+2)
+	for _, it := range puts {
+		ops = append(ops, clientv3.OpPut(genPrefix+it.key, string(it.value)))
+	}
+	for _, k := range dels {
+		ops = append(ops, clientv3.OpDelete(genPrefix+k))
+	}
+	ops = append(ops, clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(auditKey, string(audit)))
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	resp, err := s.cli.Txn(cctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.currentKey()), "=", st.rev)).
+		Then(ops...).Commit()
+	if err != nil {
+		return 0, s.etcdError("commit", err)
+	}
+	if !resp.Succeeded {
+		return 0, fmt.Errorf("commit: document changed since revision %d: %w", st.rev, ErrConflict)
+	}
+	s.log.Info("document committed", "revision", resp.Header.Revision, "generation", st.gen,
+		"who", who, "puts", len(puts), "deletes", len(dels))
+	return resp.Header.Revision, nil
+}
+
+// commitNewGeneration writes every item under a fresh generation in
+// batches that respect etcd's limits, then flips config/current to it in
+// one conditional transaction, then deletes the generations it replaced.
+func (s *Store) commitNewGeneration(ctx context.Context, st *state, items []encodedItem,
+	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
+	gen := fmt.Sprintf("%016x.%s", st.readRev, randomHex(4))
+	genPrefix := s.generationKey(gen)
+	if err := s.writeBatches(ctx, genPrefix, items); err != nil {
+		s.deleteGeneration(gen)
+		return 0, err
+	}
+	rec, _ := json.Marshal(commitRecord{Generation: gen, Time: now, Who: who})
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	resp, err := s.cli.Txn(cctx).
+		If(clientv3.Compare(clientv3.ModRevision(s.currentKey()), "=", st.rev)).
+		Then(clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(auditKey, string(audit))).
+		Commit()
+	cancel()
+	if err != nil {
+		// The flip may or may not have happened (a timeout after the
+		// request reached etcd): leave the generation in place; if it was
+		// not flipped, the next successful replace deletes it.
+		return 0, s.etcdError("commit", err)
+	}
+	if !resp.Succeeded {
+		s.deleteGeneration(gen)
+		return 0, fmt.Errorf("commit: document changed since revision %d: %w", st.rev, ErrConflict)
+	}
+	flip := resp.Header.Revision
+	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(items))
+	s.deleteOlderGenerations(gen, flip)
+	return flip, nil
+}
+
+// writeBatches puts items under genPrefix, several transactions at once.
+func (s *Store) writeBatches(ctx context.Context, genPrefix string, items []encodedItem) error {
+	var batches [][]clientv3.Op
+	var cur []clientv3.Op
+	size := 0
+	for _, it := range items {
+		n := len(genPrefix) + len(it.key) + len(it.value) + 64
+		if len(cur) == maxTxnOps || (len(cur) > 0 && size+n > maxTxnBytes) {
+			batches = append(batches, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, clientv3.OpPut(genPrefix+it.key, string(it.value)))
+		size += n
+	}
+	if len(cur) > 0 {
+		batches = append(batches, cur)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan []clientv3.Op)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	for w := 0; w < writeParallelism; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ops := range work {
+				cctx, ccancel := context.WithTimeout(ctx, s.opTimeout)
+				_, err := s.cli.Txn(cctx).Then(ops...).Commit()
+				ccancel()
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = s.etcdError("write generation", err)
+					}
+					mu.Unlock()
+					cancel()
+				}
+			}
+		}()
+	}
+feed:
+	for _, b := range batches {
+		select {
+		case work <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = s.etcdError("write generation", ctx.Err())
+	}
+	return firstErr
+}
+
+// deleteGeneration removes an unflipped generation, best effort: if etcd
+// is gone, the next successful replace removes it (see doc.go).
+func (s *Store) deleteGeneration(gen string) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+	defer cancel()
+	if _, err := s.cli.Delete(ctx, s.generationKey(gen), clientv3.WithPrefix()); err != nil {
+		s.log.Warn("cannot delete unused generation", "generation", gen, "error", err)
+	}
+}
+
+// deleteOlderGenerations deletes every generation read before revision
+// flip except gen itself (see "Why generations" in doc.go).
+func (s *Store) deleteOlderGenerations(gen string, flip int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
+	defer cancel()
+	root := s.generationsRoot()
+	own := s.generationKey(gen)
+	limit := root + fmt.Sprintf("%016x", flip)
+	_, err := s.cli.Txn(ctx).Then(
+		clientv3.OpDelete(root, clientv3.WithRange(own)),
+		clientv3.OpDelete(clientv3.GetPrefixRangeEnd(own), clientv3.WithRange(limit)),
+	).Commit()
+	if err != nil {
+		s.log.Warn("cannot delete replaced generations", "generation", gen, "revision", flip, "error", err)
+	}
+}
+
+// etcdError wraps an etcd client error: request-shape errors are bugs and
+// stay as they are; everything else means etcd could not be reached or
+// did not answer in time.
+func (s *Store) etcdError(op string, err error) error {
+	switch {
+	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge),
+		errors.Is(err, rpctypes.ErrGRPCTooManyOps), errors.Is(err, rpctypes.ErrGRPCRequestTooLarge):
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+	return hex.EncodeToString(b)
+}
