@@ -89,11 +89,11 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 // under the same prefix so that one cluster is one subtree.
 func (s *Store) KeyPrefix(sub string) string { return s.prefix + sub }
 
-func (s *Store) currentKey() string           { return s.prefix + "config/current" }
-func (s *Store) configPrefix() string         { return s.prefix + "config/" }
-func (s *Store) generationsRoot() string      { return s.prefix + "config/g/" }
+func (s *Store) currentKey() string            { return s.prefix + "config/current" }
+func (s *Store) configPrefix() string          { return s.prefix + "config/" }
+func (s *Store) generationsRoot() string       { return s.prefix + "config/g/" }
 func (s *Store) generationKey(g string) string { return s.generationsRoot() + g + "/" }
-func (s *Store) auditPrefix() string          { return s.prefix + "audit/" }
+func (s *Store) auditPrefix() string           { return s.prefix + "audit/" }
 
 // commitRecord is the value of config/current.
 type commitRecord struct {

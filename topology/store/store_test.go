@@ -103,4 +103,3 @@ func TestReplaceLoadRoundTrip(t *testing.T) {
 		t.Fatalf("idempotent replace: rev %d err %v, want %d", again, err, rev)
 	}
 }
-
