@@ -398,8 +398,10 @@ func (v *validator) overlap(base string, phases []Phase, valid []bool, starts []
 		field := fmt.Sprintf("%s.phases[%d].from", base, j)
 		when := describeFrom(phases[j].From)
 		switch {
+		case len(phases[k].Pops) == 0 && len(phases[j].Pops) == 0:
+			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for every pop; a bridge would have two active phases", base, k, when)
 		case slices.Equal(sortedCopy(phases[k].Pops), sortedCopy(phases[j].Pops)):
-			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for the same pops; merge the two phases", base, k, when)
+			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for the same pops; a bridge would have two active phases", base, k, when)
 		case shared == "":
 			v.add(field, "%s.phases[%d] starts at the same instant (%s) and one of the two applies to every pop, so a bridge would have two active phases; give one of them a different \"from\" or disjoint pops", base, k, when)
 		default:
