@@ -279,7 +279,7 @@ func (r *Replica) step(ctx context.Context, st *loop) {
 	doc, rev, loaded := r.cfg.Policy.Snapshot()
 	local := map[string]bool{}
 	for _, dpid := range r.cfg.Switches.Connected() {
-		local[canonicalDPID(dpid)] = true
+		local[topology.CanonicalDPID(dpid)] = true
 	}
 	if loaded && rev != st.lastDocRev {
 		r.log.Info("policy document changed", "revision", rev)
@@ -452,7 +452,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 	all := map[string]bool{}
 	if doc != nil {
 		for _, b := range doc.Bridges {
-			all[canonicalDPID(b.DPID)] = true
+			all[topology.CanonicalDPID(b.DPID)] = true
 		}
 	}
 	for dpid := range connected {
@@ -540,7 +540,7 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, rev int64, local map
 	}
 	inDoc := map[string]bool{}
 	for _, b := range doc.Bridges {
-		inDoc[canonicalDPID(b.DPID)] = true
+		inDoc[topology.CanonicalDPID(b.DPID)] = true
 	}
 	for dpid, b := range st.bridges {
 		if !local[dpid] && !b.master {
@@ -564,7 +564,7 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, rev int64, local map
 			}
 			b.flows, b.compiledRev, b.compiled, recompiled = fl, rev, true, true
 			b.validUntil = time.Time{}
-			if next, ok := nextChange(doc, now); ok {
+			if next, ok := doc.NextChange(now); ok {
 				b.validUntil = next
 			}
 		}
@@ -592,7 +592,7 @@ func (r *Replica) writeStatuses(ctx context.Context, st *loop, doc *topology.Doc
 			continue
 		}
 		rep, _ := r.cfg.Switches.Report(dpid)
-		_, registered := bridgePop(doc, dpid)
+		_, registered := doc.BridgePop(dpid)
 		status := BridgeStatus{
 			DPID: dpid, Connected: rep.Connected, Master: r.cfg.NodeID,
 			AppliedRevision: rep.AppliedRevision, Flows: rep.Flows, LastError: rep.LastError,

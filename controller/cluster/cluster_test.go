@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
+)
+
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("OP25B_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// running is one replica started by a test, with its own etcd client.
+type running struct {
+	replica *Replica
+	sw      *fakeSwitches
+	client  *clientv3.Client
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+func (r *running) stop() {
+	r.cancel()
+	<-r.done
+}
+
+func startReplica(t *testing.T, id string, endpoints []string, policy Policy, sw *fakeSwitches, ttl time.Duration) *running {
+	t.Helper()
+	cli := newClient(t, endpoints)
+	rep, err := New(Config{
+		NodeID: id, Client: cli, Prefix: "/op25b-test/", Switches: sw, Policy: policy,
+		Compile: countingCompile, LeaseTTL: ttl, EtcdTimeout: time.Second, Resync: 500 * time.Millisecond,
+		Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{replica: rep, sw: sw, client: cli, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		_ = rep.Run(ctx)
+	}()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func smallDoc(dpids ...string) *topology.Document {
+	doc := &topology.Document{
+		Pools:    []topology.Pool{{Name: "dyn", Prefix: "10.1.0.0/16", Kind: topology.KindDynamic, Service: "ftth"}},
+		Services: []topology.Service{{Name: "ftth", Phases: []topology.Phase{{Block: topology.Block{All: true}}}}},
+	}
+	for i, d := range dpids {
+		doc.Bridges = append(doc.Bridges, topology.Bridge{DPID: d, Name: "br" + string(rune('a'+i)), Pop: "tokyo-1"})
+	}
+	return doc
+}
+
+// mastersOf returns, per replica, the bridges it masters (from the fakes'
+// last desired state, i.e. what each controller was told).
+func mastersOf(reps []*running, dpids []string) map[string][]string {
+	out := map[string][]string{}
+	for _, d := range dpids {
+		for _, r := range reps {
+			if des, ok := r.sw.get(d); ok && des.Master {
+				out[r.replica.NodeID()] = append(out[r.replica.NodeID()], d)
+			}
+		}
+	}
+	return out
+}
+
+func oneMasterEach(reps []*running, dpids []string) bool {
+	for _, d := range dpids {
+		n := 0
+		for _, r := range reps {
+			if des, ok := r.sw.get(d); ok && des.Master {
+				n++
+			}
+		}
+		if n != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func TestReplicasShareAndFailOver(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	var dpids []string
+	for i := 1; i <= 12; i++ {
+		dpids = append(dpids, dpidN(i))
+	}
+	policy := newFakePolicy(smallDoc(dpids...), 7)
+	b := newBeliefs(t)
+	var reps []*running
+	for _, id := range []string{"r1", "r2", "r3"} {
+		reps = append(reps, startReplica(t, id, etcd.Endpoints, policy, newFakeSwitches(id, b, dpids...), 2*time.Second))
+	}
+	eventually(t, 30*time.Second, "every bridge has exactly one master and every replica masters some", func() bool {
+		return oneMasterEach(reps, dpids) && len(mastersOf(reps, dpids)) == 3
+	})
+	for id, ms := range mastersOf(reps, dpids) {
+		t.Logf("%s masters %d bridges", id, len(ms))
+	}
+	// Slaves were told the same flows, with Master=false.
+	for _, r := range reps {
+		for _, d := range dpids {
+			des, ok := r.sw.get(d)
+			if !ok || des.Revision != 7 || len(des.Flows) != 2 {
+				t.Errorf("%s %s: desired %+v, want revision 7 with 2 flows", r.replica.NodeID(), d, des)
+			}
+		}
+	}
+
+	// Cancel r1: its bridges move to r2/r3 with a larger generation.
+	victim := reps[0]
+	oldGen := map[string]uint64{}
+	for d, g := range victim.replica.Masters() {
+		oldGen[d] = g
+	}
+	victim.stop()
+	rest := reps[1:]
+	eventually(t, 30*time.Second, "survivors master every bridge", func() bool { return oneMasterEach(rest, dpids) })
+	for d, g := range oldGen {
+		for _, r := range rest {
+			if des, _ := r.sw.get(d); des.Master && des.Generation <= g {
+				t.Errorf("%s: new generation %d not above old %d", d, des.Generation, g)
+			}
+		}
+		if des, _ := victim.sw.get(d); des.Master {
+			t.Errorf("%s: stopped replica still believes it is master", d)
+		}
+	}
+
+	// A replica joining takes its share back.
+	reps = append(rest, startReplica(t, "r4", etcd.Endpoints, policy, newFakeSwitches("r4", b, dpids...), 2*time.Second))
+	eventually(t, 30*time.Second, "r4 takes a share", func() bool {
+		return oneMasterEach(reps, dpids) && len(mastersOf(reps, dpids)["r4"]) > 0
+	})
+}
+
+// A document change reaches every replica's controller; a bridge that is
+// connected but not in the document is enforced too (unregistered).
+func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	registered, stray := dpidN(1), dpidN(0x77)
+	policy := newFakePolicy(smallDoc(registered), 1)
+	b := newBeliefs(t)
+	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", b, registered, stray), 2*time.Second)
+	eventually(t, 20*time.Second, "both bridges mastered", func() bool {
+		return oneMasterEach([]*running{r}, []string{registered, stray})
+	})
+	doc := smallDoc(registered)
+	doc.Pools = append(doc.Pools, topology.Pool{Name: "dyn2", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
+	policy.set(doc, 2)
+	eventually(t, 20*time.Second, "revision 2 with 3 flows on both", func() bool {
+		for _, d := range []string{registered, stray} {
+			des, _ := r.sw.get(d)
+			if des.Revision != 2 || len(des.Flows) != 3 || !des.Master {
+				return false
+			}
+		}
+		return true
+	})
+	// The stray bridge disconnects: it is forgotten (not in the document).
+	r.sw.mu.Lock()
+	r.sw.conn[stray] = false
+	r.sw.mu.Unlock()
+	r.replica.SwitchEvent(SwitchDisconnected, stray)
+	eventually(t, 20*time.Second, "stray bridge forgotten", func() bool {
+		_, ok := r.sw.get(stray)
+		return !ok
+	})
+}
+
+// A phase boundary a few seconds ahead takes effect without any document
+// change.
+func TestPhaseBoundaryWithoutChange(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	d := dpidN(1)
+	doc := smallDoc(d)
+	from := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+	doc.Services[0].Phases = append(doc.Services[0].Phases, topology.Phase{From: from, Block: topology.Block{All: true}})
+	// and one in the far future, which must not break the timer
+	doc.Services[0].Phases = append(doc.Services[0].Phases, topology.Phase{From: "9999-12-31T23:59:59Z", Block: topology.Block{All: true}})
+	policy := newFakePolicy(doc, 3)
+	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), d), 2*time.Second)
+	eventually(t, 20*time.Second, "initial desired state (2 flows)", func() bool {
+		des, ok := r.sw.get(d)
+		return ok && des.Master && (len(des.Flows) == 2 || len(des.Flows) == 3)
+	})
+	eventually(t, 20*time.Second, "phase started: 3 flows, same revision", func() bool {
+		des, _ := r.sw.get(d)
+		return len(des.Flows) == 3 && des.Revision == 3
+	})
+}
+
+// etcd goes away: nothing is removed (no SetDesired with fewer flows, no
+// Forget), readiness reports it, the lease loss demotes to slave with the
+// same flows; when etcd returns the replica is master again.
+func TestEtcdLossKeepsDesiredState(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	dpids := []string{dpidN(1), dpidN(2)}
+	policy := newFakePolicy(smallDoc(dpids...), 5)
+	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), dpids...), 2*time.Second)
+	eventually(t, 20*time.Second, "mastered and ready", func() bool {
+		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
+	})
+	r.sw.mu.Lock()
+	mark := len(r.sw.history)
+	r.sw.mu.Unlock()
+
+	etcd.stop()
+	eventually(t, 20*time.Second, "not ready", func() bool { return r.replica.Ready() != nil })
+	eventually(t, 20*time.Second, "lease lost: slave everywhere", func() bool {
+		for _, d := range dpids {
+			if des, _ := r.sw.get(d); des.Master {
+				return false
+			}
+		}
+		return true
+	})
+	etcd.start()
+	eventually(t, 30*time.Second, "master again and ready", func() bool {
+		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
+	})
+	r.sw.mu.Lock()
+	defer r.sw.mu.Unlock()
+	for _, d := range r.sw.history[mark:] {
+		if len(d.Flows) != 2 || d.Revision != 5 {
+			t.Errorf("desired state changed while etcd was away: %+v", d)
+		}
+	}
+	if len(r.sw.forgot) != 0 {
+		t.Errorf("bridges forgotten while etcd was away: %v", r.sw.forgot)
+	}
+}
