@@ -1,0 +1,548 @@
+#!/usr/bin/python3
+"""op25b Mininet lab: a PoP with two subscriber-facing OVS bridges, real SMTP
+servers, and the reachability matrix of contract §1.
+
+Topology (every OVS bridge userspace/netdev; see platform-notes):
+
+    tokyo-1 PoP                  core (plain L2)              osaka-1 PoP
+    labsa (dpid ..0a01) ---+--- labcore ---+--- labsb (dpid ..0b01)
+      dyn1   dynamic pool   |   relay  ISP relay/MSA 25, 587    dyn2  dynamic pool
+      fixed  static /29     |   extmx  external MX 25, 465, 587 lite  "lite" service
+      nopool no pool        |   mobmx  mobile-carrier MX 25
+                            |   web    webmail HTTP 80
+
+labsa and labsb are OpenFlow13, fail-mode secure: the only forwarding they do
+is what op25b's flows say (its catch-all sends everything else to NORMAL).
+labcore is a standalone learning switch, standing in for the PoP's uplink.
+
+Modes (--controller):
+  static  (default) flows compiled by `lab/compileflows` (flows.Compile, the
+          controller's own pure core) loaded with `ovs-ofctl --bundle
+          replace-flows`; needs no control plane.
+  op25bd  start bin/op25bd replica(s) (embedded etcd for one, Debian etcd for
+          more), attach the bridges with `bin/op25bctl ovs attach`, apply
+          lab/policy.json with `bin/op25bctl apply -f` and wait with
+          `bin/op25bctl status --wait-revision N`.
+
+Expected verdicts are computed here, in Python, straight from the contract
+text (an evaluator independent of the Go code); observed verdicts come from
+swaks (SMTP, the message must arrive at the server) and curl (HTTP).
+The run ends with `N passed, M failed` and exits non-zero on any failure.
+"""
+
+import argparse
+import atexit
+import datetime
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+LAB_DIR = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(LAB_DIR)
+SWITCH_PREFIX = "lab"
+
+# Subscriber-facing bridges: name -> (dpid, pop). The dpids and pops are the
+# ones registered in lab/policy.json.
+BRIDGES = {
+    "labsa": ("0000000000000a01", "tokyo-1"),
+    "labsb": ("0000000000000b01", "osaka-1"),
+}
+CORE = "labcore"
+
+# Hosts: name -> (switch, IPv4, IPv6). Subscribers first, servers after.
+SUBSCRIBERS = {
+    "dyn1": ("labsa", "10.1.0.10", "2001:db8:1::10"),       # dynamic pool, ftth / v6plus
+    "fixed": ("labsa", "10.1.200.3", "2001:db8:1:200::3"),  # static /29 inside the dynamic /16
+    "nopool": ("labsa", "172.16.0.10", "2001:db8:99::10"),  # in no pool at all
+    "dyn2": ("labsb", "10.1.1.20", "2001:db8:1::20"),       # dynamic pool at the other PoP
+    "lite": ("labsb", "10.2.0.10", "2001:db8:2::10"),       # "lite": blocks mobile carriers only
+}
+SERVERS = {
+    "relay": ("192.0.2.25", "2001:db8:25::25"),
+    "extmx": ("203.0.113.25", "2001:db8:cafe::25"),
+    "mobmx": ("198.51.100.25", "2001:db8:ffff::25"),
+    "web": ("203.0.113.80", "2001:db8:cafe::80"),
+}
+# (server, port, protocol) probed from every subscriber over both families.
+SERVICES = [
+    ("relay", 25, "smtp"),
+    ("relay", 587, "smtp"),
+    ("extmx", 25, "smtp"),
+    ("extmx", 465, "smtps"),
+    ("extmx", 587, "smtp"),
+    ("mobmx", 25, "smtp"),
+    ("web", 80, "http"),
+]
+
+PROBE_TIMEOUT = 3  # seconds; a dropped SYN shows up as a connect timeout
+
+
+def log(msg):
+    print("lab: " + msg, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Expected verdicts: contract §1 and §3, written plainly from the text.
+# --------------------------------------------------------------------------
+
+def parse_time(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+
+
+def active_phase(doc, service, pop, at):
+    """§3: of the phases that apply (from absent or not in the future; pops
+    absent or containing pop) the one with the latest `from` is active."""
+    best, best_from = None, None
+    for svc in doc.get("services", []):
+        if svc["name"] != service:
+            continue
+        for ph in svc.get("phases", []):
+            start = parse_time(ph["from"]) if ph.get("from") else None
+            if start is not None and start > at:
+                continue
+            if ph.get("pops") and pop not in ph["pops"]:
+                continue
+            if best is None or (start is not None and (best_from is None or start >= best_from)):
+                best, best_from = ph, start
+    return best
+
+
+def expected_verdict(doc, pop, at, src, dst, port):
+    """§1 for a TCP packet src -> dst:port entering a bridge at `pop`."""
+    if port not in (doc.get("ports") or [25]):
+        return "forward"
+    s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    pool = None
+    for p in doc.get("pools", []):
+        net = ipaddress.ip_network(p["prefix"])
+        if s.version == net.version and s in net:
+            if pool is None or net.prefixlen > ipaddress.ip_network(pool["prefix"]).prefixlen:
+                pool = p
+    if pool is None or pool["kind"] == "static":
+        return "forward"
+    phase = active_phase(doc, pool["service"], pop, at)
+    if phase is None:
+        return "forward"
+
+    def inside(prefix):
+        net = ipaddress.ip_network(prefix)
+        return d.version == net.version and d in net
+
+    if phase.get("relays", True) and any(inside(r["prefix"]) for r in doc.get("relays", [])):
+        return "forward"
+    if phase["block"] == "all":
+        return "drop"
+    for dset in doc.get("destinations", []):
+        if dset["name"] in phase["block"] and any(inside(p) for p in dset["prefixes"]):
+            return "drop"
+    return "forward"
+
+
+# --------------------------------------------------------------------------
+# Cleanup: everything the lab starts is registered here and undone in
+# reverse order, on success, failure, exception or SIGTERM.
+# --------------------------------------------------------------------------
+
+class Cleanup:
+    def __init__(self):
+        self.steps = []
+        atexit.register(self.run)
+
+    def add(self, what, fn):
+        self.steps.append((what, fn))
+
+    def run(self):
+        while self.steps:
+            what, fn = self.steps.pop()
+            try:
+                fn()
+            except Exception as e:  # keep going: later steps still matter
+                log("cleanup %s: %s" % (what, e))
+
+
+def stop_process(p, name):
+    if p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        log("%s did not stop on SIGTERM, killing" % name)
+        p.kill()
+        p.wait(timeout=5)
+
+
+def remove_stale_lab_switches():
+    """Delete leftovers of an earlier lab run, by the lab's own switch names
+    only (never `mn -c`, which would delete other people's bridges)."""
+    ours = set(BRIDGES) | {CORE}
+    out = subprocess.run(["ovs-vsctl", "--timeout=5", "list-br"], capture_output=True, text=True).stdout
+    for br in out.split():
+        if br in ours:
+            log("removing stale bridge %s from an earlier run" % br)
+            subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br])
+            subprocess.run(["ip", "link", "del", br], stderr=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------
+# Topology
+# --------------------------------------------------------------------------
+
+def build_network():
+    from mininet.net import Mininet
+    from mininet.node import OVSSwitch, OVSBridge
+    from mininet.link import Link
+
+    net = Mininet(controller=None, switch=OVSSwitch, link=Link, autoSetMacs=True,
+                  autoStaticArp=False, build=False, waitConnected=False)
+    for name, (dpid, _pop) in BRIDGES.items():
+        net.addSwitch(name, cls=OVSSwitch, dpid=dpid, datapath="user",
+                      failMode="secure", protocols="OpenFlow13")
+    net.addSwitch(CORE, cls=OVSBridge, dpid="0000000000000c01", datapath="user")
+    for br in BRIDGES:
+        net.addLink(br, CORE)
+    for name, (sw, _v4, _v6) in SUBSCRIBERS.items():
+        net.addHost(name, ip=None)
+        net.addLink(name, sw)
+    for name in SERVERS:
+        net.addHost(name, ip=None)
+        net.addLink(name, CORE)
+    net.build()
+    return net
+
+
+def configure_host(host, v4, v6):
+    intf = host.defaultIntf().name
+    # The userspace datapath does not fill in checksums left to offload:
+    # with offload on, ping works and TCP silently fails (platform-notes).
+    host.cmd("ethtool -K %s tx off rx off >/dev/null 2>&1" % intf)
+    host.cmd("ip addr flush dev %s" % intf)
+    # A flat L2 lab with arbitrary addresses: /32 and /128 plus a default
+    # route on the interface; ARP and ND then resolve everything on-link.
+    host.cmd("ip addr add %s/32 dev %s" % (v4, intf))
+    host.cmd("ip route add default dev %s" % intf)
+    host.cmd("sysctl -qw net.ipv6.conf.%s.disable_ipv6=0" % intf)
+    host.cmd("ip -6 addr add %s/128 dev %s nodad" % (v6, intf))
+    host.cmd("ip -6 route add default dev %s" % intf)
+
+
+def make_cert(tmp):
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=lab.example", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def start_servers(net, tmp, cleanup):
+    cert, key = make_cert(tmp)
+    records = {}
+    for name, (v4, v6) in SERVERS.items():
+        args = ["/usr/bin/python3", os.path.join(LAB_DIR, "labserver.py"),
+                "--record", os.path.join(tmp, name + ".jsonl"), "--cert", cert, "--key", key]
+        for server, port, proto in SERVICES:
+            if server != name:
+                continue
+            for addr in (v4, "[%s]" % v6):
+                if proto == "http":
+                    args += ["--http", "%s:%d" % (addr, port)]
+                else:
+                    args += ["--smtp", "%s:%d%s" % (addr, port, ":tls" if proto == "smtps" else "")]
+        logf = open(os.path.join(tmp, name + ".log"), "w")
+        p = net.get(name).popen(args, stdout=logf, stderr=subprocess.STDOUT)
+        cleanup.add("server " + name, lambda p=p, n=name: stop_process(p, n))
+        records[name] = os.path.join(tmp, name + ".jsonl")
+    # Wait until each server has printed its ready line.
+    deadline = time.time() + 30
+    for name in SERVERS:
+        path = os.path.join(tmp, name + ".log")
+        while "labserver ready" not in open(path).read():
+            if time.time() > deadline:
+                raise RuntimeError("server %s did not start:\n%s" % (name, open(path).read()))
+            time.sleep(0.2)
+    return records
+
+
+# --------------------------------------------------------------------------
+# Control plane: static flows or op25bd
+# --------------------------------------------------------------------------
+
+def compile_tool(tmp):
+    out = os.path.join(tmp, "compileflows")
+    env = dict(os.environ, GOFLAGS="-mod=mod")
+    subprocess.run(["go", "build", "-o", out, "./lab/compileflows"], cwd=REPO, env=env, check=True)
+    return out
+
+
+def load_static_flows(policy, tmp):
+    tool = compile_tool(tmp)
+    for br, (dpid, _pop) in BRIDGES.items():
+        text = subprocess.run([tool, "-doc", policy, "-dpid", dpid], check=True,
+                              capture_output=True, text=True).stdout
+        path = os.path.join(tmp, br + ".flows")
+        with open(path, "w") as f:
+            f.write(text)
+        # One atomic bundle: the bridge never sees half a policy.
+        subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "--bundle", "replace-flows", br, path], check=True)
+        log("loaded %d static flows on %s (dpid %s)" % (len(text.splitlines()), br, dpid))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url, timeout):
+    deadline = time.time() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception as e:
+            if time.time() > deadline:
+                raise RuntimeError("%s not ready after %ds: %s" % (url, timeout, e))
+        time.sleep(0.5)
+
+
+def start_etcd(tmp, cleanup):
+    client, peer = free_port(), free_port()
+    data = os.path.join(tmp, "etcd")
+    logf = open(os.path.join(tmp, "etcd.log"), "w")
+    p = subprocess.Popen(["/usr/bin/etcd", "--name", "lab", "--data-dir", data,
+                          "--listen-client-urls", "http://127.0.0.1:%d" % client,
+                          "--advertise-client-urls", "http://127.0.0.1:%d" % client,
+                          "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+                          "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+                          "--initial-cluster", "lab=http://127.0.0.1:%d" % peer],
+                         stdout=logf, stderr=subprocess.STDOUT)
+    cleanup.add("etcd", lambda: stop_process(p, "etcd"))
+    wait_http("http://127.0.0.1:%d/health" % client, 30)
+    return "http://127.0.0.1:%d" % client
+
+
+def ctl(server, *args, check=True):
+    cmd = [os.path.join(REPO, "bin", "op25bctl"), "--server", server] + list(args)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError("%s: exit %d: %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+    return r
+
+
+def attach(bridge, targets, server):
+    """`op25bctl ovs attach` as an operator runs it; plain ovs-vsctl until the
+    CLI has the subcommand (it is wired in by the lead)."""
+    r = ctl(server, "ovs", "attach", bridge, "--controllers", ",".join(targets), check=False)
+    if r.returncode == 0:
+        return "op25bctl ovs attach"
+    subprocess.run(["ovs-vsctl", "--timeout=10", "--", "set-fail-mode", bridge, "secure",
+                    "--", "set", "bridge", bridge, "protocols=OpenFlow13",
+                    "--", "set-controller", bridge] + targets, check=True)
+    return "ovs-vsctl (op25bctl ovs attach unavailable: %s)" % (r.stderr.strip() or r.stdout.strip())
+
+
+def start_op25bd(policy, tmp, cleanup, replicas, audit_interval):
+    for b in ("op25bd", "op25bctl"):
+        if not os.access(os.path.join(REPO, "bin", b), os.X_OK):
+            raise RuntimeError("bin/%s missing: run `make build` first" % b)
+    etcd = start_etcd(tmp, cleanup) if replicas > 1 else ""
+    apis, targets = [], []
+    for i in range(replicas):
+        of, api = free_port(), free_port()
+        args = [os.path.join(REPO, "bin", "op25bd"),
+                "--openflow-listen", "127.0.0.1:%d" % of,
+                "--api-listen", "127.0.0.1:%d" % api,
+                "--data-dir", os.path.join(tmp, "op25bd-%d" % i),
+                "--node-id", "lab-r%d" % i,
+                "--audit-interval", audit_interval]
+        if etcd:
+            args += ["--etcd-endpoints", etcd]
+        logf = open(os.path.join(tmp, "op25bd-%d.log" % i), "w")
+        p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+        cleanup.add("op25bd-%d" % i, lambda p=p, i=i: stop_process(p, "op25bd-%d" % i))
+        apis.append("http://127.0.0.1:%d" % api)
+        targets.append("tcp:127.0.0.1:%d" % of)
+    for api in apis:
+        wait_http(api + "/readyz", 60)
+    server = apis[0]
+    for br in BRIDGES:
+        how = attach(br, targets, server)
+        log("attached %s to %s with %s" % (br, ",".join(targets), how))
+    r = ctl(server, "apply", "-f", policy)
+    m = re.search(r"revision\D*(\d+)", r.stdout + r.stderr)
+    if m:
+        revision = int(m.group(1))
+    else:  # fall back to the API: the revision of what is now stored
+        with urllib.request.urlopen(server + "/v1/config", timeout=5) as resp:
+            revision = int(json.load(resp)["revision"])
+    log("applied %s at revision %d" % (policy, revision))
+    ctl(server, "status", "--wait-revision", str(revision), "--timeout", "60s")
+    log("every connected bridge reports applied_revision >= %d" % revision)
+    return server
+
+
+# --------------------------------------------------------------------------
+# Probes
+# --------------------------------------------------------------------------
+
+def probe(net, records, src, server, port, proto, dst):
+    """Returns (observed, detail): "forward" when the message (or HTTP
+    request) with a unique id reached the server's record, "drop" when the
+    client timed out and nothing arrived, "error" otherwise."""
+    pid = uuid.uuid4().hex
+    host = net.get(src)
+    if proto == "http":
+        url = "http://%s:%d/probe/%s" % ("[%s]" % dst if ":" in dst else dst, port, pid)
+        cmd = ["curl", "-g", "-s", "-o", "/dev/null", "-m", str(PROBE_TIMEOUT), url]
+    else:
+        cmd = ["swaks", "--server", dst, "--port", str(port), "--timeout", str(PROBE_TIMEOUT),
+               "--to", "rcpt@%s.example" % server, "--from", "probe@%s.example" % src,
+               "--helo", "%s.lab.example" % src, "--header", "X-Lab-Probe: " + pid,
+               "--body", "op25b lab probe " + pid, "-6" if ":" in dst else "-4"]
+        if proto == "smtps":
+            cmd.append("--tls-on-connect")
+    p = host.popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=PROBE_TIMEOUT * 4 + 10)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, _ = p.communicate()
+    # The server writes its record before answering "250" to DATA.
+    with open(records[server]) if os.path.exists(records[server]) else open(os.devnull) as f:
+        arrived = pid in f.read()
+    out = out.decode(errors="replace")
+    if arrived:
+        return "forward", ""
+    if p.returncode != 0 and re.search(r"[Tt]imed? ?out|timeout|exit status 28|[Cc]onnection timed", out + " exit %d" % p.returncode):
+        return "drop", ""
+    if proto == "http" and p.returncode == 28:  # curl: operation timed out
+        return "drop", ""
+    lines = [l for l in out.splitlines() if l.strip()]
+    return "error", (lines[-1] if lines else "exit %d" % p.returncode)
+
+
+def run_matrix(net, records, doc):
+    at = datetime.datetime.now(datetime.timezone.utc)
+    rows = []
+    for src, (sw, v4, v6) in SUBSCRIBERS.items():
+        pop = BRIDGES[sw][1]
+        for server, port, proto in SERVICES:
+            for fam, s, d in (("v4", v4, SERVERS[server][0]), ("v6", v6, SERVERS[server][1])):
+                rows.append(dict(src=src, pop=pop, fam=fam, server=server, dst=d, port=port, proto=proto,
+                                 expected=expected_verdict(doc, pop, at, s, d, port)))
+
+    def one(row):
+        row["observed"], row["detail"] = probe(net, records, row["src"], row["server"],
+                                               row["port"], row["proto"], row["dst"])
+        return row
+
+    # One worker per source host: probes from different hosts run in
+    # parallel (the dropped ones each cost a full timeout), probes from one
+    # host stay sequential.
+    by_src = {}
+    for row in rows:
+        by_src.setdefault(row["src"], []).append(row)
+    with ThreadPoolExecutor(max_workers=len(by_src)) as pool:
+        list(pool.map(lambda rs: [one(r) for r in rs], by_src.values()))
+    return rows
+
+
+def print_matrix(rows):
+    fmt = "%-7s %-8s %-3s %-24s %-5s %-6s %-8s %-8s %s"
+    print(fmt % ("source", "pop", "fam", "destination", "port", "proto", "expected", "observed", "result"))
+    for r in rows:
+        ok = r["expected"] == r["observed"]
+        print(fmt % (r["src"], r["pop"], r["fam"], "%s %s" % (r["server"], r["dst"]), r["port"], r["proto"],
+                     r["expected"], r["observed"], ("ok" if ok else "FAIL") +
+                     ("  " + r["detail"] if r.get("detail") else "")))
+
+
+def print_flows(bridge):
+    out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", bridge],
+                         capture_output=True, text=True).stdout
+    print("installed flows on %s:" % bridge)
+    print(out)
+
+
+# --------------------------------------------------------------------------
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--controller", choices=["static", "op25bd"], default="static")
+    ap.add_argument("--policy", default=os.path.join(LAB_DIR, "policy.json"))
+    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--audit-interval", default="5s")
+    ap.add_argument("--show-flows", action="store_true", help="print the installed flows of labsa")
+    ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, records)")
+    ap.add_argument("--mn-cleanup", action="store_true",
+                    help="run `mn -c` at the very end (only when nothing else uses OVS: make lab-test)")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        print("lab: must run as root (Mininet)", file=sys.stderr)
+        return 2
+    with open(args.policy) as f:
+        doc = json.load(f)
+
+    cleanup = Cleanup()
+    # SIGTERM/SIGHUP become SystemExit so that the finally/atexit cleanup runs.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(143))
+    if args.mn_cleanup:
+        cleanup.add("mn -c", lambda: subprocess.run(["mn", "-c"], capture_output=True))
+    tmp = tempfile.mkdtemp(prefix="op25b-lab-")
+    if args.keep_tmp:
+        log("keeping temp dir %s" % tmp)
+    else:
+        cleanup.add("temp dir", lambda: shutil.rmtree(tmp, ignore_errors=True))
+
+    failed = 0
+    try:
+        remove_stale_lab_switches()
+        start = time.time()
+        net = build_network()
+        cleanup.add("mininet", net.stop)
+        net.start()
+        for name, (_sw, v4, v6) in SUBSCRIBERS.items():
+            configure_host(net.get(name), v4, v6)
+        for name, (v4, v6) in SERVERS.items():
+            configure_host(net.get(name), v4, v6)
+        log("topology up: bridges %s, core %s, %d subscribers, %d servers" %
+            (", ".join(BRIDGES), CORE, len(SUBSCRIBERS), len(SERVERS)))
+        records = start_servers(net, tmp, cleanup)
+        log("servers up (aiosmtpd + http), records in %s" % tmp)
+        if args.controller == "static":
+            load_static_flows(args.policy, tmp)
+        else:
+            start_op25bd(args.policy, tmp, cleanup, args.replicas, args.audit_interval)
+        rows = run_matrix(net, records, doc)
+        print_matrix(rows)
+        if args.show_flows:
+            print_flows("labsa")
+        failed = sum(1 for r in rows if r["expected"] != r["observed"])
+        passed = len(rows) - failed
+        log("matrix of %d probes in %.0fs" % (len(rows), time.time() - start))
+        print("%d passed, %d failed" % (passed, failed))
+    except Exception as e:
+        log("error: %s" % e)
+        print("0 passed, 1 failed")
+        failed = 1
+    finally:
+        cleanup.run()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
