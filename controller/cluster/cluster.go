@@ -194,13 +194,16 @@ func (r *Replica) Run(ctx context.Context) error {
 	defer phase.Stop()
 
 	for {
+		// Taken before the pass reads the snapshot, so a change published
+		// during the pass still wakes the next select.
+		changed := r.cfg.Policy.Changed()
 		r.step(runCtx, st)
 		phase.Reset(r.phaseSleep(st))
 		select {
 		case <-runCtx.Done():
 			return nil
 		case <-r.kick:
-		case <-r.cfg.Policy.Changed():
+		case <-changed:
 		case <-resync.C:
 		case <-phase.C:
 			r.log.Info("phase boundary reached, recompiling")

@@ -1,0 +1,88 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/controller"
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// Adapters from the real packages to the cluster's interfaces (ports.go).
+
+// ControllerSwitches adapts the local OpenFlow controller.
+func ControllerSwitches(c *controller.Controller) Switches { return controllerSwitches{c} }
+
+type controllerSwitches struct{ c *controller.Controller }
+
+func (s controllerSwitches) SetDesired(d Desired) { s.c.SetDesired(controller.Desired(d)) }
+func (s controllerSwitches) Forget(dpid string)   { s.c.Forget(dpid) }
+func (s controllerSwitches) Connected() []string  { return s.c.Connected() }
+
+func (s controllerSwitches) Report(dpid string) (SwitchReport, bool) {
+	for _, st := range s.c.Status() {
+		if st.DPID == dpid {
+			return SwitchReport{
+				Connected: st.Connected, AppliedRevision: st.AppliedRevision, Flows: st.Flows,
+				LastError: st.LastError, LastReconcile: st.LastReconcile,
+			}, true
+		}
+	}
+	return SwitchReport{}, false
+}
+
+// ControllerEvent forwards a controller event (wire it into
+// controller.Config.Events). Reconcile failures are status changes too.
+func (r *Replica) ControllerEvent(e controller.Event) {
+	switch e.Kind {
+	case controller.EventConnected:
+		r.SwitchEvent(SwitchConnected, e.DPID)
+	case controller.EventDisconnected:
+		r.SwitchEvent(SwitchDisconnected, e.DPID)
+	case controller.EventLostMastership:
+		r.SwitchEvent(SwitchLostMastership, e.DPID)
+	default:
+		r.SwitchEvent(SwitchReconciled, e.DPID)
+	}
+}
+
+// CachePolicy adapts the store's watch cache.
+func CachePolicy(c *store.Cache) Policy { return cachePolicy{c} }
+
+type cachePolicy struct{ c *store.Cache }
+
+func (p cachePolicy) Snapshot() (*topology.Document, int64, bool) {
+	s := p.c.Current()
+	return s.Doc, s.Revision, s.Loaded
+}
+
+func (p cachePolicy) Changed() <-chan struct{} { return p.c.Changed() }
+
+// StoreRecords adapts the store: the replica registers with info.
+func StoreRecords(s *store.Store, info store.ReplicaInfo) Records { return storeRecords{s, info} }
+
+type storeRecords struct {
+	s    *store.Store
+	info store.ReplicaInfo
+}
+
+func (r storeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error {
+	return r.s.RegisterReplica(ctx, r.info, lease)
+}
+
+func (r storeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
+	return r.s.PutBridgeStatus(ctx, store.BridgeStatus(st), lease)
+}
+
+// DefaultCompile is flows.Compile with the default pipeline options.
+func DefaultCompile(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+	c, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
+	if err != nil {
+		return nil, err
+	}
+	return c.Flows, nil
+}

@@ -1,0 +1,544 @@
+// Package controller is the switch side of op25b (policy → flows → switch →
+// status): it accepts OpenFlow 1.3 connections from Open vSwitch bridges,
+// claims the MASTER or SLAVE role it is told to, and makes each bridge's
+// op25b-owned flows equal to the desired set handed in by SetDesired.
+//
+// It never decides policy: the caller (etcd and mastership, package
+// controller/cluster) says, per datapath, which flows it should have, at
+// which revision, and whether this replica is master with which generation.
+// The controller reports back through Status and Events.
+//
+// Safety rules it keeps, because subscribers' mail depends on them:
+//   - only flows whose cookie carries flows.CookieMarker are dumped, modified
+//     or deleted; deletes are strict and exact on the cookie; never a
+//     delete-all;
+//   - changes go in one ONF bundle (ATOMIC|ORDERED), discarded if the switch
+//     rejected any part of it, so the switch moves from one complete policy
+//     to the next;
+//   - closing a session (shutdown, lost etcd, lost mastership) leaves flows
+//     in place: bridges run fail-mode=secure and keep enforcing;
+//   - a switch that connects is reconciled from what it has, so a restart
+//     changes nothing that is already right (hitless).
+package controller
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/op25b/op25b/flows"
+)
+
+// Config tunes the controller. Zero durations take the defaults.
+type Config struct {
+	AuditInterval  time.Duration // default 30s
+	EchoInterval   time.Duration // our keepalive, default 5s
+	DeadTimeout    time.Duration // no traffic from switch for this long → disconnect, default 15s
+	RequestTimeout time.Duration // barrier/reply wait, default 30s
+	Logger         *slog.Logger  // every switch line carries dpid=…
+	Events         func(Event)   // optional; called from session goroutines, must not block long
+}
+
+func (c Config) withDefaults() Config {
+	if c.AuditInterval <= 0 {
+		c.AuditInterval = 30 * time.Second
+	}
+	if c.EchoInterval <= 0 {
+		c.EchoInterval = 5 * time.Second
+	}
+	if c.DeadTimeout <= 0 {
+		c.DeadTimeout = 15 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 30 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// EventKind says what happened to a bridge.
+type EventKind int
+
+// Event kinds.
+const (
+	EventConnected EventKind = iota + 1
+	EventDisconnected
+	// EventLostMastership: the switch answered our MASTER request with
+	// OFPRRFC_STALE, or rejected a write with OFPBRC_IS_SLAVE: another
+	// replica holds a newer generation. The session stops writing.
+	EventLostMastership
+	// EventReconciled: the bridge's op25b flows equal the desired set of
+	// Revision (acknowledged by a barrier / bundle commit).
+	EventReconciled
+	// EventReconcileFailed: a reconcile did not complete; Err says why.
+	// Nothing was half-applied when bundles are supported.
+	EventReconcileFailed
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventConnected:
+		return "connected"
+	case EventDisconnected:
+		return "disconnected"
+	case EventLostMastership:
+		return "lost-mastership"
+	case EventReconciled:
+		return "reconciled"
+	case EventReconcileFailed:
+		return "reconcile-failed"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
+}
+
+// Event reports one change of a bridge's state.
+type Event struct {
+	Kind     EventKind
+	DPID     string
+	Err      error
+	Revision int64
+	Duration time.Duration // EventReconciled/Failed: wall time of the reconcile
+	Changes  int           // EventReconciled: flow-mods sent
+	Audit    bool          // the reconcile was a periodic audit
+}
+
+// Desired is what one bridge should have. Master=false → request SLAVE
+// role and never write flows.
+type Desired struct {
+	DPID       string       // 16 lowercase hex digits
+	Revision   int64        // etcd revision of the policy these flows came from
+	Flows      []flows.Flow // complete desired set (from flows.Compile)
+	Master     bool
+	Generation uint64 // OpenFlow role generation_id (from an etcd revision)
+}
+
+// BridgeStatus is the controller's view of one bridge.
+type BridgeStatus struct {
+	DPID            string
+	Connected       bool
+	Role            string // "master", "slave", "none"
+	AppliedRevision int64
+	Flows           int
+	LastError       string
+	LastReconcile   time.Time
+	RemoteAddr      string
+	DriftRepairs    uint64 // flow-mods sent to undo changes made behind op25b's back
+	OpenFlowErrors  uint64
+	FlowMods        uint64 // flow-mods sent since the controller started
+	Reconciles      uint64 // successful reconciles (including no-op audits)
+}
+
+// FlowCounter is the packet/byte count of one op25b flow.
+type FlowCounter struct {
+	Key     flows.Key
+	Cookie  uint64
+	Packets uint64
+	Bytes   uint64
+}
+
+// Controller serves OpenFlow switches. All methods are safe for concurrent use.
+type Controller struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	bridges map[string]*bridgeState
+}
+
+// bridgeState is guarded by Controller.mu.
+type bridgeState struct {
+	status  BridgeStatus
+	desired *Desired
+	sess    *switchSession // current session, nil when disconnected
+	drops   []FlowCounter
+}
+
+// New returns a controller; nothing runs until Serve.
+func New(cfg Config) *Controller {
+	cfg = cfg.withDefaults()
+	return &Controller{cfg: cfg, log: cfg.Logger, bridges: make(map[string]*bridgeState)}
+}
+
+func (c *Controller) emit(e Event) {
+	if c.cfg.Events != nil {
+		c.cfg.Events(e)
+	}
+}
+
+// bridge returns the state for dpid, creating it. c.mu must be held.
+func (c *Controller) bridge(dpid string) *bridgeState {
+	b := c.bridges[dpid]
+	if b == nil {
+		b = &bridgeState{status: BridgeStatus{DPID: dpid, Role: "none"}}
+		c.bridges[dpid] = b
+	}
+	return b
+}
+
+// SetDesired records what dpid should have; latest wins. A connected
+// session is woken to apply it (role request first, then reconcile).
+func (c *Controller) SetDesired(d Desired) {
+	d.Flows = append([]flows.Flow(nil), d.Flows...)
+	c.mu.Lock()
+	b := c.bridge(d.DPID)
+	b.desired = &d
+	s := b.sess
+	c.mu.Unlock()
+	if s != nil {
+		s.poke()
+	}
+}
+
+// Forget drops the desired state of dpid: its session, if any, stops
+// writing (flows stay as they are).
+func (c *Controller) Forget(dpid string) {
+	c.mu.Lock()
+	if b := c.bridges[dpid]; b != nil {
+		b.desired = nil
+	}
+	c.mu.Unlock()
+}
+
+// Status returns all bridges ever seen or desired, sorted by dpid.
+func (c *Controller) Status() []BridgeStatus {
+	c.mu.Lock()
+	out := make([]BridgeStatus, 0, len(c.bridges))
+	for _, b := range c.bridges {
+		st := b.status
+		if b.sess != nil {
+			st.OpenFlowErrors += b.sess.ofErrors.Load()
+		}
+		out = append(out, st)
+	}
+	c.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].DPID < out[j].DPID })
+	return out
+}
+
+// Connected returns the dpids of connected switches, sorted.
+func (c *Controller) Connected() []string {
+	c.mu.Lock()
+	var out []string
+	for dpid, b := range c.bridges {
+		if b.sess != nil {
+			out = append(out, dpid)
+		}
+	}
+	c.mu.Unlock()
+	sort.Strings(out)
+	return out
+}
+
+// ErrNotConnected is returned for a dpid with no live session.
+var ErrNotConnected = errors.New("switch not connected")
+
+// Installed dumps the op25b-owned flows of dpid now, with their counters.
+// Entries op25b cannot represent (altered by hand) are left out of the
+// flows but keep their counters' cookie.
+func (c *Controller) Installed(ctx context.Context, dpid string) ([]flows.Flow, []FlowCounter, error) {
+	c.mu.Lock()
+	var s *switchSession
+	if b := c.bridges[dpid]; b != nil {
+		s = b.sess
+	}
+	c.mu.Unlock()
+	if s == nil {
+		return nil, nil, fmt.Errorf("installed %s: %w", dpid, ErrNotConnected)
+	}
+	entries, err := s.dump(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("installed %s: %w", dpid, err)
+	}
+	var fs []flows.Flow
+	var counters []FlowCounter
+	for _, e := range entries {
+		if !e.Foreign {
+			fs = append(fs, e.Flow)
+		}
+		counters = append(counters, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
+	}
+	return fs, counters, nil
+}
+
+// DropCounters returns the counters of dpid's drop flows collected by the
+// last reconcile or audit.
+func (c *Controller) DropCounters(dpid string) []FlowCounter {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if b := c.bridges[dpid]; b != nil {
+		return append([]FlowCounter(nil), b.drops...)
+	}
+	return nil
+}
+
+// Serve accepts switch connections on ln until ctx is done, then closes
+// the listener and every session and waits for their goroutines. Closing a
+// session does not touch the switch's flows.
+func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	go func() {
+		<-ctx.Done()
+		_ = ln.Close()
+	}()
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.serveConn(ctx, conn)
+		}()
+	}
+}
+
+// switchSession is a session bound to a datapath, plus the worker's state.
+type switchSession struct {
+	*session
+	dpid  string
+	wake  chan struct{}
+	c     *Controller
+	noBun bool // switch refused bundles: use ordered flow-mods + barrier
+
+	// Role bookkeeping, owned by the worker goroutine.
+	roleSet    bool
+	roleMaster bool
+	roleGen    uint64
+	staleFor   *roleKey
+	bundleID   uint32
+}
+
+type roleKey struct {
+	master bool
+	gen    uint64
+}
+
+func (s *switchSession) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serveConn runs one switch connection: handshake, then the reader,
+// keepalive and worker goroutines, all ended together.
+func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
+	remote := conn.RemoteAddr().String()
+	log := c.log.With("remote", remote)
+	base := newSession(conn, log, c.cfg.RequestTimeout)
+	defer base.close(nil)
+	r := bufio.NewReaderSize(conn, 256<<10)
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { // ctx cancel must unblock a handshake read
+		select {
+		case <-sctx.Done():
+			base.close(sctx.Err())
+		case <-base.done:
+		}
+	}()
+
+	if err := c.hello(base, r); err != nil {
+		log.Warn("openflow handshake failed", "err", err)
+		return
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer base.close(nil)
+	wg.Add(2)
+	go func() { defer wg.Done(); base.readLoop(r) }()
+	go func() { defer wg.Done(); base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout) }()
+
+	xid := base.nextXID()
+	reply, err := base.request(sctx, xid, encodeSimple(nil, typeFeaturesReq, xid, nil))
+	if err != nil {
+		log.Warn("features request failed", "err", err)
+		return
+	}
+	dpidNum, aux, err := parseFeatures(reply.body)
+	if err != nil {
+		log.Warn("bad features reply", "err", err)
+		return
+	}
+	dpid := fmt.Sprintf("%016x", dpidNum)
+	log = log.With("dpid", dpid)
+	base.log = log
+	if aux != 0 {
+		log.Warn("auxiliary connections are not used, closing", "auxiliary_id", aux)
+		return
+	}
+	s := &switchSession{session: base, dpid: dpid, wake: make(chan struct{}, 1), c: c}
+
+	c.mu.Lock()
+	b := c.bridge(dpid)
+	old := b.sess
+	b.sess = s
+	b.status.Connected, b.status.RemoteAddr, b.status.Role = true, remote, "none"
+	c.mu.Unlock()
+	if old != nil {
+		// The switch reconnected before we noticed the old connection die.
+		old.close(errors.New("replaced by a new connection from the same datapath"))
+	}
+	log.Info("switch connected")
+	c.emit(Event{Kind: EventConnected, DPID: dpid})
+
+	s.run(sctx)
+
+	c.mu.Lock()
+	if b.sess == s {
+		b.sess = nil
+		b.status.Connected, b.status.Role = false, "none"
+		b.status.OpenFlowErrors += s.ofErrors.Load()
+	}
+	c.mu.Unlock()
+	s.close(nil)
+	err = s.err()
+	log.Info("switch disconnected", "reason", s.closeErr)
+	c.emit(Event{Kind: EventDisconnected, DPID: dpid, Err: err})
+}
+
+// hello exchanges HELLO messages (OpenFlow 1.3 §6.3.1) before the reader
+// goroutine starts. A peer without 1.3 gets HELLO_FAILED/INCOMPATIBLE.
+func (c *Controller) hello(s *session, r *bufio.Reader) error {
+	if err := s.write(encodeHello(nil, s.nextXID())); err != nil {
+		return err
+	}
+	_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	h, body, err := readMessage(r)
+	_ = s.conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	if h.Type != typeHello {
+		return fmt.Errorf("first message is type %d, want HELLO", h.Type)
+	}
+	if !helloAccepts(h, body) {
+		msg := make([]byte, 0, 16)
+		start := len(msg)
+		msg = appendHeader(msg, typeError, h.XID)
+		msg = be16(msg, uint16(ofp.ErrTypeHelloFailed))
+		msg = be16(msg, uint16(ofp.ErrCodeHelloFailedIncompatible))
+		msg = append(msg, "op25b speaks OpenFlow 1.3 only"...)
+		_ = s.write(finish(msg, start))
+		return fmt.Errorf("switch offers OpenFlow version %#x without 1.3", h.Version)
+	}
+	s.lastSeen.Store(time.Now().UnixNano())
+	return nil
+}
+
+// run is the session's worker: it applies the desired state when woken and
+// audits every AuditInterval, until the session or ctx ends.
+func (s *switchSession) run(ctx context.Context) {
+	audit := time.NewTicker(s.c.cfg.AuditInterval)
+	defer audit.Stop()
+	s.step(ctx, false)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case <-s.wake:
+			s.step(ctx, false)
+		case <-audit.C:
+			s.step(ctx, true)
+		}
+	}
+}
+
+// step brings the role and then the flows in line with the desired state.
+func (s *switchSession) step(ctx context.Context, isAudit bool) {
+	c := s.c
+	c.mu.Lock()
+	var d Desired
+	b := c.bridges[s.dpid]
+	have := b != nil && b.desired != nil && b.sess == s
+	if have {
+		d = *b.desired
+	}
+	c.mu.Unlock()
+	if !have {
+		return // no desired state yet: do not even claim a role
+	}
+	want := roleKey{master: d.Master, gen: d.Generation}
+	if !s.roleSet || s.roleMaster != want.master || s.roleGen != want.gen {
+		if s.staleFor != nil && *s.staleFor == want {
+			return // already refused; wait for a new generation
+		}
+		if err := s.requestRole(ctx, want); err != nil {
+			return
+		}
+	}
+	if !s.roleMaster {
+		return
+	}
+	s.reconcile(ctx, d, isAudit)
+}
+
+func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
+	role, name := roleSlave, "slave"
+	if want.master {
+		role, name = roleMaster, "master"
+	}
+	xid := s.nextXID()
+	_, err := s.request(ctx, xid, encodeRoleRequest(nil, xid, role, want.gen))
+	var oe *OFError
+	switch {
+	case errors.As(err, &oe) && oe.IsStale():
+		s.staleFor = &want
+		s.roleSet, s.roleMaster = true, false
+		s.log.Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
+			"type", oe.TypeName(), "code", oe.CodeName())
+		s.setStatus(func(st *BridgeStatus) { st.Role = "slave"; st.LastError = oe.Error() })
+		s.c.emit(Event{Kind: EventLostMastership, DPID: s.dpid, Err: oe})
+		return err
+	case err != nil:
+		s.log.Warn("role request failed", "role", name, "generation", want.gen, "err", err)
+		s.setStatus(func(st *BridgeStatus) { st.LastError = fmt.Sprintf("role request: %v", err) })
+		return err
+	}
+	s.roleSet, s.roleMaster, s.roleGen, s.staleFor = true, want.master, want.gen, nil
+	s.log.Info("role granted", "role", name, "generation", want.gen)
+	s.setStatus(func(st *BridgeStatus) { st.Role = name })
+	return nil
+}
+
+// lostMastership handles OFPBRC_IS_SLAVE on a write: someone else took the
+// master role (OVS demotes the old master without telling it in 1.3).
+func (s *switchSession) lostMastership(err error) {
+	s.roleMaster = false
+	k := roleKey{master: true, gen: s.roleGen}
+	s.staleFor = &k
+	s.setStatus(func(st *BridgeStatus) { st.Role = "slave" })
+	s.c.emit(Event{Kind: EventLostMastership, DPID: s.dpid, Err: err})
+}
+
+func (s *switchSession) setStatus(f func(*BridgeStatus)) {
+	s.c.mu.Lock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+		f(&b.status)
+	}
+	s.c.mu.Unlock()
+}

@@ -1,0 +1,245 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/op25b/op25b/flows"
+)
+
+// dump reads op25b's flows (cookie/mask = our marker, all tables) and
+// decodes them entry by entry.
+func (s *session) dump(ctx context.Context) ([]InstalledEntry, error) {
+	xid := s.nextXID()
+	reply, err := s.request(ctx, xid, encodeFlowStatsRequest(nil, xid))
+	if err != nil {
+		return nil, fmt.Errorf("dump flows: %w", err)
+	}
+	var entries []InstalledEntry
+	for _, part := range reply.parts {
+		if entries, err = decodeFlowStats(part, entries); err != nil {
+			return nil, fmt.Errorf("dump flows: %w", err)
+		}
+	}
+	return entries, nil
+}
+
+// Plan is the list of flow-mods that turns a dump into the desired set.
+// It is pure: computed from values, tested without a switch.
+type Plan struct {
+	Mods []flowMod
+	// Foreign counts op25b-cookie entries of a shape op25b never writes;
+	// each becomes a strict delete (and, if the key is desired, a re-add).
+	Foreign int
+}
+
+// planChanges diffs desired against the decoded dump. Entries with op25b's
+// cookie but a foreign shape (altered by hand with actions op25b never
+// writes) are strictly deleted first by their raw match, then flows.Diff's
+// add restores the desired flow inside the same ordered bundle.
+func planChanges(desired []flows.Flow, entries []InstalledEntry) Plan {
+	want := make([]flows.Flow, len(desired))
+	for i, f := range desired {
+		want[i] = canonicalFlow(f)
+	}
+	installed := make([]flows.Flow, 0, len(entries))
+	cookieOf := make(map[flows.Key]uint64, len(entries))
+	var p Plan
+	for _, e := range entries {
+		if e.Foreign {
+			if e.RawMatch == nil || !flows.Owned(e.Flow.Cookie) {
+				continue // unaddressable, or not ours: never touch
+			}
+			p.Foreign++
+			p.Mods = append(p.Mods, flowMod{Command: fmcDeleteStrict, Table: e.Flow.Table, Priority: e.Flow.Priority,
+				Cookie: e.Flow.Cookie, CookieMask: ^uint64(0), RawMatch: e.RawMatch})
+			continue
+		}
+		installed = append(installed, e.Flow)
+		cookieOf[e.Flow.Key()] = e.Flow.Cookie
+	}
+	for _, ch := range flows.Diff(want, installed) {
+		f := ch.Flow
+		switch ch.Op {
+		case flows.OpAdd:
+			p.Mods = append(p.Mods, flowMod{Command: fmcAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
+		case flows.OpModify:
+			// OpenFlow 1.3 MODIFY cannot change a cookie (§6.4): when it
+			// differs, ADD replaces the entry in place instead.
+			if old, ok := cookieOf[f.Key()]; ok && old != f.Cookie {
+				p.Mods = append(p.Mods, flowMod{Command: fmcAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
+			} else {
+				p.Mods = append(p.Mods, flowMod{Command: fmcModifyStrict, Table: f.Table, Priority: f.Priority,
+					Cookie: f.Cookie, CookieMask: ^uint64(0), Match: f.Match, Actions: f.Actions})
+			}
+		case flows.OpDelete:
+			cookie := f.Cookie
+			if !flows.Owned(cookie) {
+				continue // defensive: the dump only returns ours
+			}
+			p.Mods = append(p.Mods, flowMod{Command: fmcDeleteStrict, Table: f.Table, Priority: f.Priority,
+				Cookie: cookie, CookieMask: ^uint64(0), Match: f.Match})
+		}
+	}
+	return p
+}
+
+// errRejected wraps the switch's rejection of part of a change set.
+type errRejected struct {
+	first *OFError
+	count int
+	mode  string
+}
+
+func (e *errRejected) Error() string {
+	return fmt.Sprintf("%s: switch rejected %d flow-mod(s), first: %v", e.mode, e.count, e.first)
+}
+
+func (e *errRejected) Unwrap() error { return e.first }
+
+// reconcile dumps, diffs and applies; it updates status and emits an event.
+func (s *switchSession) reconcile(ctx context.Context, d Desired, isAudit bool) {
+	start := time.Now()
+	entries, err := s.dump(ctx)
+	var plan Plan
+	if err == nil {
+		plan = planChanges(d.Flows, entries)
+		err = s.apply(ctx, plan.Mods)
+	}
+	elapsed := time.Since(start)
+	log := s.log.With("revision", d.Revision, "audit", isAudit)
+	if err != nil {
+		var oe *OFError
+		if errors.As(err, &oe) && oe.IsSlave() {
+			log.Warn("switch says we are slave: lost mastership", "type", oe.TypeName(), "code", oe.CodeName())
+			s.lostMastership(err)
+		}
+		if errors.Is(err, ErrRequestTimeout) {
+			// An unanswered barrier leaves the bundle's fate unknown; a new
+			// connection starts from a clean slate (OVS discards open bundles
+			// of a closed connection) and reconciles again.
+			s.close(err)
+		}
+		log.Warn("reconcile failed", "err", err, "changes", len(plan.Mods))
+		s.setStatus(func(st *BridgeStatus) { st.LastError = err.Error() })
+		s.c.emit(Event{Kind: EventReconcileFailed, DPID: s.dpid, Revision: d.Revision, Err: fmt.Errorf("reconcile %s: %w", s.dpid, err), Duration: elapsed, Audit: isAudit})
+		return
+	}
+	var drops []FlowCounter
+	for _, e := range entries {
+		if !e.Foreign && e.Flow.Actions.IsDrop() {
+			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
+		}
+	}
+	n := len(plan.Mods)
+	s.c.mu.Lock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+		st := &b.status
+		// Changes made while the revision was already applied undo drift.
+		if st.AppliedRevision == d.Revision && st.Reconciles > 0 {
+			st.DriftRepairs += uint64(n)
+		}
+		st.AppliedRevision, st.Flows, st.LastError, st.LastReconcile = d.Revision, len(d.Flows), "", time.Now()
+		st.FlowMods += uint64(n)
+		st.Reconciles++
+		b.drops = drops
+	}
+	s.c.mu.Unlock()
+	if n > 0 || !isAudit {
+		log.Info("reconciled", "changes", n, "foreign_shape", plan.Foreign, "flows", len(d.Flows), "took", elapsed.Round(time.Microsecond))
+	}
+	if n > 0 && isAudit {
+		log.Warn("audit repaired drift", "changes", n)
+	}
+	s.c.emit(Event{Kind: EventReconciled, DPID: s.dpid, Revision: d.Revision, Duration: elapsed, Changes: n, Audit: isAudit})
+}
+
+// apply sends mods in one ONF bundle (ATOMIC|ORDERED), or as ordered
+// flow-mods + barrier when the switch refuses bundles.
+func (s *switchSession) apply(ctx context.Context, mods []flowMod) error {
+	if len(mods) == 0 {
+		return nil
+	}
+	if !s.noBun {
+		err := s.applyBundle(ctx, mods)
+		var oe *OFError
+		if errors.As(err, &oe) && oe.isBundleUnsupported() {
+			s.log.Warn("switch refuses ONF bundles, falling back to ordered flow-mods", "type", oe.TypeName(), "code", oe.CodeName())
+			s.noBun = true
+		} else {
+			return err
+		}
+	}
+	return s.applyOrdered(ctx, mods)
+}
+
+// applyBundle: OPEN, ADD×n, BARRIER, then COMMIT, or DISCARD when any add
+// was rejected: OVS validates each add on arrival, leaves a bad one out and
+// would still COMMIT the rest (platform-notes "Bundles").
+func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
+	s.bundleID++
+	id := s.bundleID
+	xid := s.nextXID()
+	reply, err := s.request(ctx, xid, encodeBundleControl(nil, xid, id, bundleOpenRequest))
+	if err != nil {
+		return fmt.Errorf("bundle open: %w", err)
+	}
+	if _, typ, err := parseBundleControl(reply.body); err != nil || typ != bundleOpenReply {
+		return fmt.Errorf("bundle open: unexpected reply type %d: %v", typ, err)
+	}
+	lo := s.reserveXIDs(len(mods))
+	b := s.addBatch(lo, len(mods))
+	err = s.writeMany(lo, len(mods), func(buf []byte, xid uint32, i int) []byte {
+		return appendBundleAdd(buf, xid, id, mods[i])
+	})
+	if err == nil {
+		err = s.barrier(ctx)
+	}
+	errs := s.endBatch(b)
+	if err != nil {
+		return fmt.Errorf("bundle add: %w", err)
+	}
+	if len(errs) > 0 {
+		for _, e := range errs[:min(len(errs), 5)] {
+			s.log.Warn("switch rejected a bundled flow-mod", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
+		}
+		dx := s.nextXID()
+		if _, derr := s.request(ctx, dx, encodeBundleControl(nil, dx, id, bundleDiscardReq)); derr != nil {
+			s.log.Warn("bundle discard failed", "err", derr)
+		}
+		return &errRejected{first: errs[0], count: len(errs), mode: "bundle discarded"}
+	}
+	cx := s.nextXID()
+	reply, err = s.request(ctx, cx, encodeBundleControl(nil, cx, id, bundleCommitRequest))
+	if err != nil {
+		return fmt.Errorf("bundle commit: %w", err)
+	}
+	if _, typ, err := parseBundleControl(reply.body); err != nil || typ != bundleCommitReply {
+		return fmt.Errorf("bundle commit: unexpected reply type %d: %v", typ, err)
+	}
+	return nil
+}
+
+// applyOrdered is the fallback: flow-mods in flows.Diff's make-before-break
+// order, then one barrier to collect errors (OVS sends them before the
+// barrier reply).
+func (s *switchSession) applyOrdered(ctx context.Context, mods []flowMod) error {
+	lo := s.reserveXIDs(len(mods))
+	b := s.addBatch(lo, len(mods))
+	err := s.writeMany(lo, len(mods), func(buf []byte, xid uint32, i int) []byte {
+		return encodeFlowMod(buf, xid, mods[i])
+	})
+	if err == nil {
+		err = s.barrier(ctx)
+	}
+	errs := s.endBatch(b)
+	if err != nil {
+		return fmt.Errorf("flow-mods: %w", err)
+	}
+	if len(errs) > 0 {
+		return &errRejected{first: errs[0], count: len(errs), mode: "flow-mods (no bundle support)"}
+	}
+	return nil
+}

@@ -1,0 +1,383 @@
+package controller
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrSessionClosed is returned by requests on a session whose connection is gone.
+var ErrSessionClosed = errors.New("openflow session closed")
+
+// ErrRequestTimeout is returned when a switch does not answer within
+// Config.RequestTimeout.
+var ErrRequestTimeout = errors.New("openflow request timed out")
+
+// maxMultipartBytes bounds one reassembled multipart reply, so a switch
+// that never clears REPLY_MORE cannot exhaust memory. 100k op25b flows are
+// ~7 MB; this leaves a wide margin.
+const maxMultipartBytes = 512 << 20
+
+// session is one OpenFlow 1.3 connection. One goroutine (readLoop) reads;
+// writes are serialised by wmu. Replies are routed to their caller by xid
+// (OpenFlow 1.3 §6.2: a reply carries the request's xid).
+type session struct {
+	conn    net.Conn
+	log     *slog.Logger
+	timeout time.Duration
+
+	wmu sync.Mutex
+	w   *bufio.Writer
+
+	xid      atomic.Uint32
+	lastSeen atomic.Int64 // unix nanoseconds of the last message received
+
+	mu      sync.Mutex
+	pending map[uint32]*call
+	batches []*batch
+
+	echoReplies chan []byte // reader → keepalive; the reader never writes
+	done        chan struct{}
+	closeOnce   sync.Once
+	closeErr    error
+
+	ofErrors atomic.Uint64
+}
+
+// call is one request waiting for its reply.
+type call struct {
+	done  chan struct{}
+	hdr   header
+	body  []byte
+	parts [][]byte
+	size  int
+	err   error
+}
+
+// batch collects the errors of a range of pipelined messages [lo, hi]
+// (bundle adds or plain flow-mods) until the barrier behind them returns.
+type batch struct {
+	lo, hi uint32
+	errs   []*OFError
+}
+
+func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session {
+	s := &session{
+		conn:        conn,
+		log:         log,
+		timeout:     timeout,
+		w:           bufio.NewWriterSize(conn, 256<<10),
+		pending:     make(map[uint32]*call),
+		echoReplies: make(chan []byte, 16),
+		done:        make(chan struct{}),
+	}
+	s.lastSeen.Store(time.Now().UnixNano())
+	return s
+}
+
+// nextXID returns a fresh xid; xid 0 is never used so "no xid" stays
+// recognisable in error data.
+func (s *session) nextXID() uint32 {
+	for {
+		if x := s.xid.Add(1); x != 0 {
+			return x
+		}
+	}
+}
+
+// reserveXIDs returns the first of n consecutive xids.
+func (s *session) reserveXIDs(n int) uint32 {
+	for {
+		hi := s.xid.Add(uint32(n))
+		lo := hi - uint32(n) + 1
+		if lo != 0 && lo <= hi { // no wrap-around inside the range
+			return lo
+		}
+	}
+}
+
+// close tears the connection down once; pending callers get err.
+func (s *session) close(err error) {
+	s.closeOnce.Do(func() {
+		s.closeErr = err
+		_ = s.conn.Close()
+		close(s.done)
+	})
+}
+
+func (s *session) err() error {
+	select {
+	case <-s.done:
+		if s.closeErr != nil {
+			return fmt.Errorf("%w: %v", ErrSessionClosed, s.closeErr)
+		}
+		return ErrSessionClosed
+	default:
+		return nil
+	}
+}
+
+// write sends pre-encoded messages under the write lock with a deadline,
+// so a switch that stops reading cannot wedge the session forever.
+func (s *session) write(msgs ...[]byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+	for _, m := range msgs {
+		if _, err := s.w.Write(m); err != nil {
+			s.close(err)
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	if err := s.w.Flush(); err != nil {
+		s.close(err)
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// writeMany encodes n messages with encode (given consecutive xids from
+// first) straight into the buffered writer.
+func (s *session) writeMany(first uint32, n int, encode func(b []byte, xid uint32, i int) []byte) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	scratch := make([]byte, 0, 64<<10)
+	for i := 0; i < n; i++ {
+		scratch = encode(scratch, first+uint32(i), i)
+		if len(scratch) >= 48<<10 || i == n-1 {
+			_ = s.conn.SetWriteDeadline(time.Now().Add(s.timeout))
+			if _, err := s.w.Write(scratch); err != nil {
+				s.close(err)
+				return fmt.Errorf("write: %w", err)
+			}
+			scratch = scratch[:0]
+		}
+	}
+	if err := s.w.Flush(); err != nil {
+		s.close(err)
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// request sends msg (whose xid is xid) and waits for the reply routed to xid.
+// An OFPT_ERROR for that xid is returned as *OFError.
+func (s *session) request(ctx context.Context, xid uint32, msg []byte) (*call, error) {
+	c := &call{done: make(chan struct{})}
+	s.mu.Lock()
+	s.pending[xid] = c
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.pending, xid)
+		s.mu.Unlock()
+	}()
+	if err := s.write(msg); err != nil {
+		return nil, err
+	}
+	timer := time.NewTimer(s.timeout)
+	defer timer.Stop()
+	select {
+	case <-c.done:
+		return c, c.err
+	case <-s.done:
+		return nil, s.err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-timer.C:
+		return nil, fmt.Errorf("xid %d: %w after %s", xid, ErrRequestTimeout, s.timeout)
+	}
+}
+
+func (s *session) addBatch(lo uint32, n int) *batch {
+	b := &batch{lo: lo, hi: lo + uint32(n) - 1}
+	s.mu.Lock()
+	s.batches = append(s.batches, b)
+	s.mu.Unlock()
+	return b
+}
+
+// endBatch unregisters b and returns the errors collected for it. Call it
+// only after a barrier behind the batch has returned: OVS processes messages
+// in order and sends their errors before the barrier reply (§6.2).
+func (s *session) endBatch(b *batch) []*OFError {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, x := range s.batches {
+		if x == b {
+			s.batches = append(s.batches[:i], s.batches[i+1:]...)
+			break
+		}
+	}
+	return b.errs
+}
+
+// barrier waits until the switch has processed everything sent before it.
+func (s *session) barrier(ctx context.Context) error {
+	xid := s.nextXID()
+	_, err := s.request(ctx, xid, encodeSimple(nil, typeBarrierReq, xid, nil))
+	if err != nil {
+		return fmt.Errorf("barrier: %w", err)
+	}
+	return nil
+}
+
+// readMessage reads one framed message.
+func readMessage(r *bufio.Reader) (header, []byte, error) {
+	var hb [headerLen]byte
+	if _, err := io.ReadFull(r, hb[:]); err != nil {
+		return header{}, nil, err
+	}
+	h, err := parseHeader(hb[:])
+	if err != nil {
+		return h, nil, err
+	}
+	body := make([]byte, int(h.Length)-headerLen)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return h, nil, fmt.Errorf("body of %d bytes: %w", len(body), err)
+	}
+	return h, body, nil
+}
+
+// readLoop is the only reader of the connection. It returns when the
+// connection fails or a message breaks the framing; it never blocks on
+// writes (echo replies go through echoReplies).
+func (s *session) readLoop(r *bufio.Reader) {
+	for {
+		h, body, err := readMessage(r)
+		if err != nil {
+			s.close(fmt.Errorf("read: %w", err))
+			return
+		}
+		s.lastSeen.Store(time.Now().UnixNano())
+		if h.Version != Version13 {
+			s.log.Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
+			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, Version13))
+			return
+		}
+		s.dispatch(h, body)
+	}
+}
+
+func (s *session) dispatch(h header, body []byte) {
+	switch h.Type {
+	case typeEchoRequest:
+		select {
+		case s.echoReplies <- encodeSimple(nil, typeEchoReply, h.XID, body):
+		default: // a flood of echoes: dropping one is harmless, the next one is answered
+		}
+	case typeError:
+		e, err := parseError(h, body)
+		if err != nil {
+			s.log.Warn("malformed error message ignored", "xid", h.XID, "err", err)
+			return
+		}
+		s.ofErrors.Add(1)
+		s.routeError(e)
+	case typeMultipartRep:
+		_, flags, payload, err := parseMultipart(body)
+		s.mu.Lock()
+		c := s.pending[h.XID]
+		if c == nil {
+			s.mu.Unlock()
+			s.log.Debug("unsolicited multipart reply ignored", "xid", h.XID)
+			return
+		}
+		switch {
+		case err != nil:
+			c.err = err
+		case c.size+len(payload) > maxMultipartBytes:
+			c.err = fmt.Errorf("multipart reply over %d bytes", maxMultipartBytes)
+		default:
+			c.parts = append(c.parts, payload)
+			c.size += len(payload)
+			if flags&multipartReplyMore != 0 {
+				s.mu.Unlock()
+				return
+			}
+		}
+		delete(s.pending, h.XID)
+		s.mu.Unlock()
+		close(c.done)
+	case typeEchoReply, typeBarrierRep, typeRoleReply, typeFeaturesRep, typeExperimenter:
+		s.complete(h, body, nil)
+	default:
+		// PACKET_IN, PORT_STATUS, FLOW_REMOVED...: op25b installs no
+		// controller actions and asks for no removals; nothing to do.
+	}
+}
+
+func (s *session) complete(h header, body []byte, err error) {
+	s.mu.Lock()
+	c := s.pending[h.XID]
+	if c != nil {
+		delete(s.pending, h.XID)
+	}
+	s.mu.Unlock()
+	if c == nil {
+		return
+	}
+	c.hdr, c.body, c.err = h, body, err
+	close(c.done)
+}
+
+func (s *session) routeError(e *OFError) {
+	s.mu.Lock()
+	if c := s.pending[e.XID]; c != nil {
+		delete(s.pending, e.XID)
+		s.mu.Unlock()
+		c.err = e
+		close(c.done)
+		return
+	}
+	for _, b := range s.batches {
+		if e.XID-b.lo <= b.hi-b.lo {
+			b.errs = append(b.errs, e)
+			s.mu.Unlock()
+			return
+		}
+	}
+	s.mu.Unlock()
+	s.log.Warn("openflow error for no pending request", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
+}
+
+// keepalive answers the switch's echoes, sends our own every echoInterval
+// and closes the session when nothing arrived for deadTimeout (OpenFlow
+// 1.3 §6.3.2: echo is the liveness check).
+func (s *session) keepalive(ctx context.Context, echoInterval, deadTimeout time.Duration) {
+	tick := time.NewTicker(echoInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case m := <-s.echoReplies:
+			if err := s.write(m); err != nil {
+				return
+			}
+		case <-tick.C:
+			idle := time.Since(time.Unix(0, s.lastSeen.Load()))
+			if idle > deadTimeout {
+				s.log.Warn("switch silent, closing session", "idle", idle.Round(time.Millisecond))
+				s.close(fmt.Errorf("no message for %s", idle.Round(time.Millisecond)))
+				return
+			}
+			xid := s.nextXID()
+			if err := s.write(encodeSimple(nil, typeEchoRequest, xid, nil)); err != nil {
+				return
+			}
+		}
+	}
+}
