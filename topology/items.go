@@ -93,8 +93,9 @@ func (d *Document) References(kind, name string) []string {
 	return refs
 }
 
-// itemIndex returns the position of the item named `key` (for bridges, the
-// dpid, compared case-insensitively), or -1.
+// itemIndex returns the position of the item named `key`, or -1. Bridges are
+// addressed by dpid (any case) or, when key is not a dpid, by name
+// (contract §5: /v1/bridges/{name-or-dpid}).
 func (d *Document) itemIndex(kind, key string) (int, error) {
 	match := func(n int, name func(int) string) int {
 		for i := 0; i < n; i++ {
@@ -114,6 +115,9 @@ func (d *Document) itemIndex(kind, key string) (int, error) {
 	case ItemServices:
 		return match(len(d.Services), func(i int) string { return d.Services[i].Name }), nil
 	case ItemBridges:
+		if !ValidDPID(key) {
+			return match(len(d.Bridges), func(i int) string { return d.Bridges[i].Name }), nil
+		}
 		key = CanonicalDPID(key)
 		return match(len(d.Bridges), func(i int) string { return CanonicalDPID(d.Bridges[i].DPID) }), nil
 	}
@@ -121,7 +125,7 @@ func (d *Document) itemIndex(kind, key string) (int, error) {
 }
 
 // Item returns one item (a Pool, Relay, DestinationSet, Service or Bridge
-// value, ready for json.Marshal) by name, or by dpid for bridges. The value
+// value, ready for json.Marshal) by name; bridges by dpid or name. The value
 // shares no memory with d.
 func (d *Document) Item(kind, key string) (any, bool) {
 	if d == nil {
@@ -178,8 +182,9 @@ func nonNil[T any](s []T) []T {
 
 // PutItem decodes one item from JSON (strictly, as ParseJSON) and replaces
 // the item named `key` in d, or appends it when there is none; created
-// reports which. The item's own name (dpid for bridges) must equal key; when
-// the body leaves it out, key is used. PutItem does not validate the
+// reports which. The item's own name must equal key; when the body leaves it
+// out, key is used. A bridge keyed by a dpid takes the same rule for its
+// dpid; a bridge keyed by name must carry its dpid in the body. PutItem does not validate the
 // document: call Validate on the result (on a Clone, so a rejected change
 // leaves the original untouched).
 func (d *Document) PutItem(kind, key string, data []byte) (created bool, err error) {
@@ -235,7 +240,12 @@ func (d *Document) PutItem(kind, key string, data []byte) (created bool, err err
 		created = putAt(&d.Services, it, d.mustIndex(kind, key))
 	case ItemBridges:
 		it := one.Bridges[0]
-		if it.DPID == "" {
+		if !ValidDPID(key) {
+			// Addressed by name: the body carries the dpid.
+			if err := checkItemKey(&it.Name, key, "name"); err != nil {
+				return false, err
+			}
+		} else if it.DPID == "" {
 			it.DPID = key
 		} else if CanonicalDPID(it.DPID) != CanonicalDPID(key) {
 			return false, &ParseError{Field: "dpid", Message: fmt.Sprintf("dpid %q in the body does not match %q in the path", it.DPID, key)}
@@ -285,7 +295,7 @@ func trimItemPath(field, kind string) string {
 	return field
 }
 
-// DeleteItem removes the item named `key` (dpid for bridges) and reports
+// DeleteItem removes the item named `key` (dpid or name for bridges) and reports
 // whether it existed. It does not check References: the caller decides
 // whether deleting a referenced item is allowed.
 func (d *Document) DeleteItem(kind, key string) (bool, error) {
