@@ -47,7 +47,7 @@ func TestOVSInstallPipeline(t *testing.T) {
 		t.Fatalf("ovs-ofctl dump-flows shows %d op25b flows, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}
 	for _, tc := range []struct{ packet, want string }{
-		{"tcp,in_port=1,nw_src=10.1.2.3,nw_dst=198.51.100.9,tp_dst=25", "drop"},  // dynamic pool to blocked set
+		{"tcp,in_port=1,nw_src=10.1.2.3,nw_dst=198.51.100.9,tp_dst=25", "drop"}, // dynamic pool to blocked set
 		{"tcp,in_port=1,nw_src=10.1.2.3,nw_dst=192.0.2.25,tp_dst=25", "normal"}, // relay
 		{"tcp,in_port=1,nw_src=10.1.2.3,nw_dst=203.0.113.1,tp_dst=25", "normal"},
 		{"tcp,in_port=1,nw_src=10.1.200.3,nw_dst=198.51.100.9,tp_dst=25", "normal"}, // static /29
