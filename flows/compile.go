@@ -79,7 +79,7 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 	if doc == nil {
 		return nil, fmt.Errorf("compile %s: %w", dpid, errors.New("nil document"))
 	}
-	pop := bridgePop(doc, dpid)
+	pop, _ := doc.BridgePop(dpid)
 	var (
 		classifier  = opts.table(RoleClassifier)
 		source      = opts.table(RoleSource)
@@ -97,7 +97,7 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 
 	// Classifier.
 	seenPort := map[int]bool{}
-	for _, p := range effectivePorts(doc) {
+	for _, p := range doc.EffectivePorts() {
 		if p < 1 || p > 65535 || seenPort[p] {
 			return nil, fmt.Errorf("compile %s: port %d: document did not pass validation", dpid, p)
 		}
@@ -122,7 +122,7 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 	serviceIDs := stableIDs(serviceNames)
 	active := make(map[string]*activeService)
 	for _, s := range doc.Services {
-		if ph, ok := activePhase(doc, s.Name, pop, at); ok {
+		if ph, ok := doc.ActivePhase(s.Name, pop, at); ok {
 			active[s.Name] = &activeService{id: serviceIDs[s.Name], phase: ph}
 		}
 	}

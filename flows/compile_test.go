@@ -13,6 +13,12 @@ func tcp(src, dst string, port uint16) Packet {
 	return Packet{Src: netip.MustParseAddr(src), Dst: netip.MustParseAddr(dst), Proto: IPProtoTCP, DstPort: port}
 }
 
+func udp(src, dst string, port uint16) Packet {
+	p := tcp(src, dst, port)
+	p.Proto = 17
+	return p
+}
+
 type verdictCase struct {
 	name string
 	p    Packet
@@ -24,7 +30,7 @@ type verdictCase struct {
 func checkVerdicts(t *testing.T, doc *topology.Document, dpid string, at time.Time, opts Options, cases []verdictCase) {
 	t.Helper()
 	c := mustCompile(t, doc, dpid, at, opts)
-	pop := bridgePop(doc, dpid)
+	pop, _ := doc.BridgePop(dpid)
 	for _, tc := range cases {
 		if got := Simulate(c.Flows, opts, tc.p); got != tc.want {
 			t.Errorf("%s: Simulate(Compile) = %v, want %v (packet %+v)", tc.name, got, tc.want, tc.p)
@@ -62,7 +68,7 @@ func TestCompileContractExample(t *testing.T) {
 		{"static pool nested in dynamic", tcp(fixed, mobile, 25), Forward},
 		{"not a subscriber", tcp("172.16.0.1", mobile, 25), Forward},
 		{"submission port", tcp(dyn, web, 587), Forward},
-		{"udp 25", Packet{Src: netip.MustParseAddr(dyn), Dst: netip.MustParseAddr(mobile), Proto: 17, DstPort: 25}, Forward},
+		{"udp 25", udp(dyn, mobile, 25), Forward},
 		{"v6plus blocks all", tcp(v6, "2001:db8:9::1", 25), Drop},
 		{"v6plus relays false", tcp(v6, mobile6, 25), Drop},
 		{"v6plus 587", tcp(v6, mobile6, 587), Forward},

@@ -59,7 +59,7 @@ func Evaluate(doc *topology.Document, pop string, at time.Time, p Packet) Verdic
 	if _, ok := p.ethType(); !ok || p.Proto != IPProtoTCP {
 		return Forward
 	}
-	if !slices.Contains(effectivePorts(doc), int(p.DstPort)) {
+	if !slices.Contains(doc.EffectivePorts(), int(p.DstPort)) {
 		return Forward // not SMTP-bound
 	}
 	// 1. The most specific pool containing the source.
@@ -84,7 +84,7 @@ func Evaluate(doc *topology.Document, pop string, at time.Time, p Packet) Verdic
 		return Forward
 	}
 	// 3. The service's active phase at this bridge.
-	phase, ok := activePhase(doc, pool.Service, pop, at)
+	phase, ok := doc.ActivePhase(pool.Service, pop, at)
 	if !ok {
 		return Forward // not yet rolled out here
 	}

@@ -42,8 +42,19 @@ func genPrefix(r *rand.Rand) string {
 	return pick(r, genV4)
 }
 
-// genDoc builds a random valid document.
-func genDoc(r *rand.Rand) *topology.Document {
+// genDoc builds a random valid document and proves it valid.
+func genDoc(t testing.TB, r *rand.Rand) *topology.Document {
+	t.Helper()
+	doc := buildDoc(r)
+	if err := topology.Validate(doc); err != nil {
+		js, _ := json.Marshal(doc)
+		t.Fatalf("generator made an invalid document: %v\n%s", err, js)
+	}
+	return doc
+}
+
+// buildDoc builds a random document that is valid by construction.
+func buildDoc(r *rand.Rand) *topology.Document {
 	doc := &topology.Document{}
 	switch r.IntN(3) {
 	case 1:
@@ -80,7 +91,7 @@ func genDoc(r *rand.Rand) *topology.Document {
 				from = from.Add(time.Duration(1+r.IntN(2)) * time.Hour)
 				ph.From = from.In(time.FixedZone("", 9*3600)).Format(time.RFC3339)
 			}
-			if r.IntN(3) == 0 {
+			if r.IntN(2) == 0 {
 				ph.Block = topology.Block{All: true}
 			} else {
 				ph.Block = topology.Block{Sets: []string{}}
@@ -126,7 +137,10 @@ func genDoc(r *rand.Rand) *topology.Document {
 // genDPIDs: one bridge per pop of genDoc, plus an unregistered one.
 var genDPIDs = []string{"0000000000000001", "0000000000000002", "00000000000000ff"}
 
-func dpidPop(doc *topology.Document, dpid string) string { return bridgePop(doc, dpid) }
+func dpidPop(doc *topology.Document, dpid string) string {
+	pop, _ := doc.BridgePop(dpid)
+	return pop
+}
 
 // interestingAddrs returns addresses at the edges of every prefix in doc.
 func interestingAddrs(doc *topology.Document) []netip.Addr {
@@ -178,26 +192,47 @@ func lastAddr(p netip.Prefix) netip.Addr {
 	return addr
 }
 
-// genPackets returns n packets between interesting addresses of one family.
+// genPackets returns n packets between interesting addresses of one
+// family, biased towards SMTP-bound packets from inside pools (the only ones
+// the policy can drop).
 func genPackets(r *rand.Rand, doc *topology.Document, n int) []Packet {
-	addrs := interestingAddrs(doc)
-	var v4, v6 []netip.Addr
-	for _, a := range addrs {
-		if a.Is4() {
-			v4 = append(v4, a)
-		} else {
-			v6 = append(v6, a)
+	var inside []netip.Addr
+	for _, p := range doc.Pools {
+		if prefix, err := netip.ParsePrefix(p.Prefix); err == nil {
+			inside = append(inside, prefix.Addr(), lastAddr(prefix))
 		}
 	}
-	ports := append([]int{25, 587, 2525, 80}, effectivePorts(doc)...)
+	split := func(addrs []netip.Addr) (v4, v6 []netip.Addr) {
+		for _, a := range addrs {
+			if a.Is4() {
+				v4 = append(v4, a)
+			} else {
+				v6 = append(v6, a)
+			}
+		}
+		return v4, v6
+	}
+	all4, all6 := split(interestingAddrs(doc))
+	in4, in6 := split(inside)
+	other := []int{25, 587, 2525, 80}
 	out := make([]Packet, 0, n)
 	for range n {
-		family := v4
-		if r.IntN(2) == 0 {
-			family = v6
+		src, dst := all4, all4
+		if len(in4) > 0 && r.IntN(3) > 0 {
+			src = in4
 		}
-		p := Packet{Src: pick(r, family), Dst: pick(r, family), Proto: IPProtoTCP, DstPort: uint16(pick(r, ports))}
-		if r.IntN(8) == 0 {
+		if r.IntN(2) == 0 {
+			src, dst = all6, all6
+			if len(in6) > 0 && r.IntN(3) > 0 {
+				src = in6
+			}
+		}
+		port := pick(r, doc.EffectivePorts())
+		if r.IntN(4) == 0 {
+			port = pick(r, other)
+		}
+		p := Packet{Src: pick(r, src), Dst: pick(r, dst), Proto: IPProtoTCP, DstPort: uint16(port)}
+		if r.IntN(10) == 0 {
 			p.Proto = 17
 		}
 		out = append(out, p)
@@ -224,11 +259,14 @@ func loadDoc(t testing.TB, path string) *topology.Document {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc topology.Document
-	if err := json.Unmarshal(data, &doc); err != nil {
+	doc, err := topology.ParseJSON(data)
+	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return &doc
+	if err := topology.Validate(doc); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return doc
 }
 
 func mustCompile(t testing.TB, doc *topology.Document, dpid string, at time.Time, opts Options) *Compiled {

@@ -55,7 +55,7 @@ func TestGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				c := mustCompile(t, doc, s.dpid, at, DefaultOptions())
-				fmt.Fprintf(&b, "# dpid=%s pop=%q at=%s flows=%d\n", s.dpid, bridgePop(doc, s.dpid), s.at, len(c.Flows))
+				fmt.Fprintf(&b, "# dpid=%s pop=%q at=%s flows=%d\n", s.dpid, dpidPop(doc, s.dpid), s.at, len(c.Flows))
 				b.WriteString(RenderSet(c.Flows))
 			}
 			path := filepath.Join("testdata", gc.doc+".golden")

@@ -40,7 +40,7 @@ func TestCompileMatchesReference(t *testing.T) {
 	}
 	for seed := range uint64(docs) {
 		r := rand.New(rand.NewPCG(seed, 1))
-		doc := genDoc(r)
+		doc := genDoc(t, r)
 		opts := DefaultOptions()
 		if seed%5 == 0 {
 			opts = Options{FirstTable: 5, Continue: Actions{Goto: true, GotoTable: 30}}
@@ -141,9 +141,12 @@ func TestDiffMakeBeforeBreak(t *testing.T) {
 	}
 	for seed := range uint64(pairs) {
 		r := rand.New(rand.NewPCG(seed, 2))
-		a, b := genDoc(r), genDoc(r)
+		a, b := genDoc(t, r), genDoc(t, r)
 		if seed%3 == 0 {
 			b = mutate(r, a)
+			if err := topology.Validate(b); err != nil {
+				t.Fatalf("mutate made an invalid document: %v", err)
+			}
 		}
 		opts := DefaultOptions()
 		dpid := pick(r, genDPIDs)
