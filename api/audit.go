@@ -1,0 +1,81 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Audit paging limits.
+const (
+	defaultAuditLimit = 50
+	maxAuditLimit     = 1000
+)
+
+// AuditResponse is GET /v1/audit: newest first. NextBefore, when non-zero,
+// is the ?before= value of the next (older) page.
+type AuditResponse struct {
+	Records    []AuditEntry `json:"records"`
+	NextBefore int64        `json:"next_before,omitempty"`
+}
+
+// AuditEntry is one write: its revision, time, token name and the items it
+// added, changed or removed ("pools/tokyo-dyn", "ports", ...).
+type AuditEntry struct {
+	Revision int64     `json:"revision"`
+	Time     time.Time `json:"time"`
+	Who      string    `json:"who"`
+	Added    []string  `json:"added"`
+	Changed  []string  `json:"changed"`
+	Removed  []string  `json:"removed"`
+}
+
+func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	limit, err := queryInt(q.Get("limit"), "limit", defaultAuditLimit, 1, maxAuditLimit)
+	if err != nil {
+		return err
+	}
+	before, err := queryInt(q.Get("before"), "before", 0, 1, 1<<62)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	// One more than asked tells whether an older page exists.
+	records, err := s.cfg.Store.Audit(ctx, int(limit)+1, before)
+	if err != nil {
+		return fmt.Errorf("read audit log: %w", err)
+	}
+	resp := AuditResponse{Records: []AuditEntry{}}
+	for i, rec := range records {
+		if i == int(limit) {
+			resp.NextBefore = records[i-1].Revision
+			break
+		}
+		resp.Records = append(resp.Records, AuditEntry{Revision: rec.Revision, Time: rec.Time, Who: rec.Who,
+			Added: nonNil(rec.Summary.Added), Changed: nonNil(rec.Summary.Changed), Removed: nonNil(rec.Summary.Removed)})
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// queryInt parses an optional integer query parameter within [lo, hi].
+func queryInt(v, name string, def, lo, hi int64) (int64, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < lo || n > hi {
+		return 0, newError(http.StatusBadRequest, CodeBadRequest, name, fmt.Sprintf("%s must be an integer in [%d, %d], got %q", name, lo, hi, v))
+	}
+	return n, nil
+}

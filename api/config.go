@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/op25b/op25b/controller"
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// ConfigStore is the durable policy document and its audit log.
+// *store.Store satisfies it. Writes are all-or-nothing: an error means
+// nothing was stored (store.ErrConflict for a failed IfRevision,
+// store.ErrUnavailable when etcd cannot be reached).
+type ConfigStore interface {
+	Load(ctx context.Context) (*topology.Document, int64, error)
+	Replace(ctx context.Context, doc *topology.Document, opts store.WriteOptions) (int64, error)
+	// Update calls mutate on a private copy of the current document and
+	// stores the result conditionally on the revision it loaded; errors
+	// returned by mutate are returned unchanged and store nothing.
+	Update(ctx context.Context, opts store.WriteOptions, mutate func(*topology.Document) error) (int64, error)
+	Audit(ctx context.Context, limit int, before int64) ([]store.AuditRecord, error)
+}
+
+// DocSource is the replica's watch-fed copy of the document (*store.Cache).
+// Status and metrics read it instead of loading 100k pools from etcd on
+// every poll; Healthy drives /readyz.
+type DocSource interface {
+	Current() store.Snapshot
+	Healthy() error
+}
+
+// StatusSource is the cluster-wide view written by the masters
+// (*store.Store): one status record per bridge, one record per replica.
+type StatusSource interface {
+	BridgeStatuses(ctx context.Context) ([]store.BridgeStatus, error)
+	Replicas(ctx context.Context) ([]store.ReplicaInfo, error)
+}
+
+// SwitchSource is this replica's OpenFlow controller
+// (*controller.Controller). Only it can dump flows and read counters.
+type SwitchSource interface {
+	Status() []controller.BridgeStatus
+	Installed(ctx context.Context, dpid string) ([]flows.Flow, []controller.FlowCounter, error)
+	DropCounters(dpid string) []controller.FlowCounter
+}
+
+// Config wires the API. Store is required; everything else is optional
+// (a nil source makes the endpoints that need it report what is missing).
+type Config struct {
+	Store    ConfigStore
+	Cache    DocSource
+	Cluster  StatusSource
+	Switches SwitchSource
+	// Tokens enables bearer-token auth on every /v1 route; nil disables
+	// auth (the daemon then binds loopback only and warns).
+	Tokens *TokenFile
+	// NodeID is this replica's id, to recognise itself in status records.
+	NodeID string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics defaults to NewMetrics(nil); pass the same value whose
+	// ObserveEvent is wired to controller.Config.Events.
+	Metrics *Metrics
+	// Now is the clock used to compile desired flows (phases, contract §3);
+	// defaults to time.Now.
+	Now func() time.Time
+	// HTTPClient forwards flow dumps to the master replica's API; defaults
+	// to a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// StoreTimeout bounds every etcd call of a request, so an unreachable
+	// etcd is a prompt 503 rather than a hung client; default 10 s.
+	StoreTimeout time.Duration
+	// MaxBodyBytes limits request bodies (413 above); default 16 MiB.
+	MaxBodyBytes int64
+}
+
+// DefaultMaxBodyBytes is the request body limit: a 100k-pool document is
+// about 8 MiB of JSON.
+const DefaultMaxBodyBytes = 16 << 20
+
+func (c *Config) setDefaults() error {
+	if c.Store == nil {
+		return fmt.Errorf("api: Config.Store is required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Metrics == nil {
+		c.Metrics = NewMetrics(nil)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.StoreTimeout <= 0 {
+		c.StoreTimeout = 10 * time.Second
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return nil
+}
+
+// registryOrNew keeps prometheus out of callers that do not care.
+func registryOrNew(r *prometheus.Registry) *prometheus.Registry {
+	if r != nil {
+		return r
+	}
+	return prometheus.NewRegistry()
+}

@@ -1,0 +1,262 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// documentResponse is GET /v1/config: the document with its revision.
+type documentResponse struct {
+	Revision int64 `json:"revision"`
+	*topology.Document
+}
+
+// writeResponse is what every successful write returns (contract §5).
+type writeResponse struct {
+	Revision int64 `json:"revision"`
+}
+
+func (s *server) getConfig(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	doc, rev, err := s.cfg.Store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load document: %w", err)
+	}
+	w.Header().Set("ETag", etag(rev))
+	writeJSON(w, http.StatusOK, documentResponse{Revision: rev, Document: withEmptyLists(doc)})
+	return nil
+}
+
+// withEmptyLists makes absent collections [] rather than null, so clients
+// can iterate without a nil check. The input is not modified.
+func withEmptyLists(doc *topology.Document) *topology.Document {
+	if doc == nil {
+		doc = &topology.Document{}
+	}
+	d := *doc
+	if d.Pools == nil {
+		d.Pools = []topology.Pool{}
+	}
+	if d.Relays == nil {
+		d.Relays = []topology.Relay{}
+	}
+	if d.Destinations == nil {
+		d.Destinations = []topology.DestinationSet{}
+	}
+	if d.Services == nil {
+		d.Services = []topology.Service{}
+	}
+	if d.Bridges == nil {
+		d.Bridges = []topology.Bridge{}
+	}
+	return &d
+}
+
+func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
+	data, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	doc, bodyRev, err := parseDocument(data)
+	if err != nil {
+		return err
+	}
+	rev, err := ifMatch(r, bodyRev)
+	if err != nil {
+		return err
+	}
+	// Validate here as well as in the store: a dry run must reject exactly
+	// what a real PUT rejects, and no store call happens for bad input.
+	if err := topology.Validate(doc); err != nil {
+		return err
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	if isDryRun(r) {
+		return s.dryRun(ctx, w, doc, rev)
+	}
+	who := infoFrom(r.Context()).who
+	newRev, err := s.cfg.Store.Replace(ctx, doc, store.WriteOptions{IfRevision: rev, Who: who})
+	if err != nil {
+		return fmt.Errorf("replace document: %w", err)
+	}
+	s.cfg.Logger.Info("document replaced", "revision", newRev, "who", who, "pools", len(doc.Pools))
+	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})
+	return nil
+}
+
+// DryRunResponse is PUT /v1/config?dry_run=true: what the write would
+// change, per item and per bridge, without storing anything.
+type DryRunResponse struct {
+	DryRun bool `json:"dry_run"`
+	// Revision is the current revision the diff was computed against.
+	Revision int64 `json:"revision"`
+	// ComparedWith says what the "before" flows are: "desired" = the flows
+	// compiled from the current document at the same instant.
+	ComparedWith string       `json:"compared_with"`
+	At           time.Time    `json:"at"`
+	Items        ItemChanges  `json:"items"`
+	Bridges      []BridgeDiff `json:"bridges"`
+}
+
+// ItemChanges names changed document items as "kind/name" ("pools/tokyo-dyn",
+// "bridges/0000000000000001", "ports").
+type ItemChanges struct {
+	Added   []string `json:"added"`
+	Changed []string `json:"changed"`
+	Removed []string `json:"removed"`
+}
+
+// BridgeDiff is one bridge's flow changes, each flow in ovs-ofctl syntax.
+type BridgeDiff struct {
+	DPID       string   `json:"dpid"`
+	Name       string   `json:"name,omitempty"`
+	Registered bool     `json:"registered"`
+	Connected  bool     `json:"connected"`
+	Add        []string `json:"add"`
+	Modify     []string `json:"modify"`
+	Delete     []string `json:"delete"`
+}
+
+func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topology.Document, ifRev int64) error {
+	current, rev, err := s.cfg.Store.Load(ctx)
+	if err != nil {
+		return fmt.Errorf("load document: %w", err)
+	}
+	if ifRev != 0 && ifRev != rev {
+		return newError(http.StatusConflict, CodeConflict, "", fmt.Sprintf("If-Match revision %d, current revision is %d", ifRev, rev))
+	}
+	connected := s.connectedBridges(ctx)
+	at := s.cfg.Now()
+	resp := DryRunResponse{DryRun: true, Revision: rev, ComparedWith: "desired", At: at, Items: diffItems(current, doc)}
+	for _, dpid := range bridgeUnion(current, doc, connected) {
+		before, err := flows.Compile(current, dpid, at, flows.DefaultOptions())
+		if err != nil {
+			return fmt.Errorf("compile current document for %s: %w", dpid, err)
+		}
+		after, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
+		if err != nil {
+			return fmt.Errorf("compile new document for %s: %w", dpid, err)
+		}
+		_, registered := doc.BridgePop(dpid)
+		bd := BridgeDiff{DPID: dpid, Name: bridgeName(doc, dpid), Registered: registered, Connected: connected[dpid],
+			Add: []string{}, Modify: []string{}, Delete: []string{}}
+		if bd.Name == "" {
+			bd.Name = bridgeName(current, dpid)
+		}
+		for _, c := range flows.Diff(after.Flows, before.Flows) {
+			switch c.Op {
+			case flows.OpAdd:
+				bd.Add = append(bd.Add, flows.Render(c.Flow))
+			case flows.OpModify:
+				bd.Modify = append(bd.Modify, flows.Render(c.Flow))
+			case flows.OpDelete:
+				bd.Delete = append(bd.Delete, flows.Render(c.Flow))
+			}
+		}
+		resp.Bridges = append(resp.Bridges, bd)
+	}
+	if resp.Bridges == nil {
+		resp.Bridges = []BridgeDiff{}
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// connectedBridges is every bridge connected to any replica (cluster status
+// records) or to this one. It is best effort: a dry run still answers for
+// the document's bridges when the status records cannot be read.
+func (s *server) connectedBridges(ctx context.Context) map[string]bool {
+	out := map[string]bool{}
+	if s.cfg.Cluster != nil {
+		if sts, err := s.cfg.Cluster.BridgeStatuses(ctx); err == nil {
+			for _, st := range sts {
+				if st.Connected {
+					out[topology.CanonicalDPID(st.DPID)] = true
+				}
+			}
+		} else {
+			s.cfg.Logger.Warn("dry run: bridge status records unavailable", "err", err)
+		}
+	}
+	if s.cfg.Switches != nil {
+		for _, st := range s.cfg.Switches.Status() {
+			if st.Connected {
+				out[topology.CanonicalDPID(st.DPID)] = true
+			}
+		}
+	}
+	return out
+}
+
+func bridgeUnion(a, b *topology.Document, connected map[string]bool) []string {
+	set := map[string]bool{}
+	for _, d := range []*topology.Document{a, b} {
+		for _, br := range d.Bridges {
+			set[topology.CanonicalDPID(br.DPID)] = true
+		}
+	}
+	for dpid := range connected {
+		set[dpid] = true
+	}
+	out := make([]string, 0, len(set))
+	for dpid := range set {
+		out = append(out, dpid)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func bridgeName(doc *topology.Document, dpid string) string {
+	for _, br := range doc.Bridges {
+		if topology.CanonicalDPID(br.DPID) == dpid {
+			return br.Name
+		}
+	}
+	return ""
+}
+
+// diffItems compares two documents item by item (by name, or dpid for
+// bridges), using each item's JSON as its value.
+func diffItems(before, after *topology.Document) ItemChanges {
+	ch := ItemChanges{Added: []string{}, Changed: []string{}, Removed: []string{}}
+	if !equalJSON(before.EffectivePorts(), after.EffectivePorts()) {
+		ch.Changed = append(ch.Changed, "ports")
+	}
+	for _, k := range itemKinds {
+		old, neu := k.index(before), k.index(after)
+		for key, v := range neu {
+			prev, ok := old[key]
+			switch {
+			case !ok:
+				ch.Added = append(ch.Added, k.kindName()+"/"+key)
+			case prev != v:
+				ch.Changed = append(ch.Changed, k.kindName()+"/"+key)
+			}
+		}
+		for key := range old {
+			if _, ok := neu[key]; !ok {
+				ch.Removed = append(ch.Removed, k.kindName()+"/"+key)
+			}
+		}
+	}
+	sort.Strings(ch.Added)
+	sort.Strings(ch.Changed)
+	sort.Strings(ch.Removed)
+	return ch
+}
+
+func equalJSON(a, b any) bool {
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}

@@ -1,0 +1,160 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// server holds the wired dependencies; its methods are the handlers.
+type server struct {
+	cfg    Config
+	router *mux.Router
+}
+
+// handlerFunc is a handler that reports failure by returning an error,
+// which serve turns into the contract's error body.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// New builds the API handler: every route of contract §5 plus /metrics,
+// /healthz, /readyz and /v1/openapi.yaml.
+func New(cfg Config) (http.Handler, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, router: mux.NewRouter()}
+	s.routes()
+	s.cfg.Metrics.watch(cfg.Switches, cfg.Cache, cfg.Logger)
+	return s, nil
+}
+
+func (s *server) routes() {
+	r := s.router
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, s.cfg.Logger, newError(http.StatusNotFound, CodeNotFound, "", "no such route: "+req.URL.Path))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		writeError(w, req, s.cfg.Logger, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", req.Method+" is not allowed on "+req.URL.Path))
+	})
+	r.Use(recordRoute)
+
+	r.Handle("/healthz", s.serve(s.healthz)).Methods(http.MethodGet)
+	r.Handle("/readyz", s.serve(s.readyz)).Methods(http.MethodGet)
+	r.Handle("/metrics", s.cfg.Metrics.handler()).Methods(http.MethodGet)
+
+	r.Handle("/v1/openapi.yaml", s.serve(s.openAPI)).Methods(http.MethodGet)
+	r.Handle("/v1/config", s.serve(s.getConfig)).Methods(http.MethodGet)
+	r.Handle("/v1/config", s.serve(s.putConfig)).Methods(http.MethodPut)
+	registerItems(s, poolItems)
+	registerItems(s, relayItems)
+	registerItems(s, destinationItems)
+	registerItems(s, serviceItems)
+	registerItems(s, bridgeItems)
+	r.Handle("/v1/status", s.serve(s.status)).Methods(http.MethodGet)
+	r.Handle("/v1/bridges/{dpid}/flows", s.serve(s.bridgeFlows)).Methods(http.MethodGet)
+	r.Handle("/v1/audit", s.serve(s.audit)).Methods(http.MethodGet)
+}
+
+// ServeHTTP authenticates /v1 requests, then routes, and counts every
+// answer by route and status code (contract: "API requests by code").
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	info := &requestInfo{route: "unmatched", who: anonymous}
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	r = r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info))
+	defer func() {
+		s.cfg.Metrics.observeRequest(r.Method, info.route, rec.status)
+		s.cfg.Logger.Debug("api request", "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "who", info.who, "duration", time.Since(start))
+	}()
+	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
+		if err != nil {
+			writeError(rec, r, s.cfg.Logger, err)
+			return
+		}
+		info.who = who
+	}
+	s.router.ServeHTTP(rec, r)
+}
+
+// roleNeeded: anything that can change state needs "write". A dry run
+// stores nothing, so a read-only NOC token may preview a change.
+func roleNeeded(r *http.Request) Role {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return RoleRead
+	}
+	if r.Method == http.MethodPut && r.URL.Path == "/v1/config" && isDryRun(r) {
+		return RoleRead
+	}
+	return RoleWrite
+}
+
+func isDryRun(r *http.Request) bool {
+	v := r.URL.Query().Get("dry_run")
+	return v == "true" || v == "1"
+}
+
+type requestInfoKey struct{}
+
+// requestInfo carries what the outer ServeHTTP needs back from the router
+// (the matched route template for metrics) and what handlers need from auth.
+type requestInfo struct {
+	route string
+	who   string
+}
+
+func infoFrom(ctx context.Context) *requestInfo {
+	if info, ok := ctx.Value(requestInfoKey{}).(*requestInfo); ok {
+		return info
+	}
+	return &requestInfo{who: anonymous}
+}
+
+// recordRoute stores the route template (not the raw path, whose names
+// and dpids would explode the metric's cardinality).
+func recordRoute(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if route := mux.CurrentRoute(r); route != nil {
+			if tpl, err := route.GetPathTemplate(); err == nil {
+				infoFrom(r.Context()).route = tpl
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if !s.wrote {
+		s.status, s.wrote = code, true
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *server) serve(h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			writeError(w, r, s.cfg.Logger, err)
+		}
+	})
+}
+
+// storeContext bounds one etcd round trip of a request.
+func (s *server) storeContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.cfg.StoreTimeout)
+}

@@ -1,0 +1,326 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/op25b/op25b/controller"
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// StatusResponse is GET /v1/status (contract §5). A change is in the
+// switches when every connected bridge has AppliedRevision >= Revision.
+type StatusResponse struct {
+	Revision int64               `json:"revision"`
+	Replicas []store.ReplicaInfo `json:"replicas"`
+	Bridges  []BridgeView        `json:"bridges"`
+}
+
+// BridgeView merges a bridge of the document with its status record.
+// Bridges connected but not in the document are listed with
+// Registered=false (enforced with pop "", contract §3).
+type BridgeView struct {
+	DPID            string     `json:"dpid"`
+	Name            string     `json:"name"`
+	Pop             string     `json:"pop"`
+	Registered      bool       `json:"registered"`
+	Connected       bool       `json:"connected"`
+	Master          string     `json:"master"`
+	AppliedRevision int64      `json:"applied_revision"`
+	Flows           int        `json:"flows"`
+	LastError       string     `json:"last_error"`
+	LastReconcile   *time.Time `json:"last_reconcile,omitempty"`
+}
+
+// currentDocument prefers the watch cache (cheap, what the controllers
+// converge to) and falls back to a consistent etcd read.
+func (s *server) currentDocument(ctx context.Context) (*topology.Document, int64, error) {
+	if s.cfg.Cache != nil {
+		if snap := s.cfg.Cache.Current(); snap.Loaded && snap.Doc != nil {
+			return snap.Doc, snap.Revision, nil
+		}
+	}
+	doc, rev, err := s.cfg.Store.Load(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("load document: %w", err)
+	}
+	return doc, rev, nil
+}
+
+func (s *server) status(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	doc, rev, err := s.currentDocument(ctx)
+	if err != nil {
+		return err
+	}
+	resp := StatusResponse{Revision: rev, Replicas: []store.ReplicaInfo{}}
+	var records []store.BridgeStatus
+	if s.cfg.Cluster != nil {
+		if resp.Replicas, err = s.cfg.Cluster.Replicas(ctx); err != nil {
+			return fmt.Errorf("read replicas: %w", err)
+		}
+		if records, err = s.cfg.Cluster.BridgeStatuses(ctx); err != nil {
+			return fmt.Errorf("read bridge status: %w", err)
+		}
+	} else if s.cfg.Switches != nil {
+		records = localRecords(s.cfg.Switches.Status(), s.cfg.NodeID)
+	}
+	if resp.Replicas == nil {
+		resp.Replicas = []store.ReplicaInfo{}
+	}
+	resp.Bridges = mergeBridges(doc, records)
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// localRecords turns this replica's controller view into status records,
+// for an API running without cluster status (single node, tests).
+func localRecords(sts []controller.BridgeStatus, node string) []store.BridgeStatus {
+	out := make([]store.BridgeStatus, 0, len(sts))
+	for _, st := range sts {
+		rec := store.BridgeStatus{DPID: st.DPID, Connected: st.Connected, AppliedRevision: st.AppliedRevision,
+			Flows: st.Flows, LastError: st.LastError, LastReconcile: st.LastReconcile}
+		if st.Role == "master" {
+			rec.Master = node
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
+func mergeBridges(doc *topology.Document, records []store.BridgeStatus) []BridgeView {
+	byDPID := map[string]*BridgeView{}
+	for _, b := range doc.Bridges {
+		dpid := topology.CanonicalDPID(b.DPID)
+		byDPID[dpid] = &BridgeView{DPID: dpid, Name: b.Name, Pop: b.Pop, Registered: true}
+	}
+	for _, rec := range records {
+		dpid := topology.CanonicalDPID(rec.DPID)
+		v, ok := byDPID[dpid]
+		if !ok {
+			v = &BridgeView{DPID: dpid}
+			byDPID[dpid] = v
+		}
+		v.Connected, v.Master, v.AppliedRevision = rec.Connected, rec.Master, rec.AppliedRevision
+		v.Flows, v.LastError = rec.Flows, rec.LastError
+		if !rec.LastReconcile.IsZero() {
+			t := rec.LastReconcile
+			v.LastReconcile = &t
+		}
+	}
+	out := make([]BridgeView, 0, len(byDPID))
+	for _, v := range byDPID {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].DPID < out[j].DPID })
+	return out
+}
+
+// FlowsResponse is GET /v1/bridges/{dpid}/flows: the bridge's desired flows
+// and, when some replica is connected to it, the installed ones with their
+// packet counts. InstalledSource says where they came from: "local" (this
+// replica's controller), "replica:<id>" (forwarded to the master's API) or
+// "" with InstalledError explaining why they are unavailable.
+type FlowsResponse struct {
+	DPID            string          `json:"dpid"`
+	Registered      bool            `json:"registered"`
+	Revision        int64           `json:"revision"`
+	At              time.Time       `json:"at"`
+	Desired         []string        `json:"desired"`
+	Installed       []InstalledFlow `json:"installed"`
+	InstalledSource string          `json:"installed_source"`
+	InstalledError  string          `json:"installed_error,omitempty"`
+	// Missing and Extra compare installed with desired (by flow identity
+	// and actions); both empty means the bridge has converged.
+	Missing []string `json:"missing"`
+	Extra   []string `json:"extra"`
+}
+
+// InstalledFlow is one flow on the switch with its counters.
+type InstalledFlow struct {
+	Flow    string `json:"flow"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// localOnlyParam stops a forwarded request from being forwarded again.
+const localOnlyParam = "local"
+
+func validDPID(s string) bool {
+	if len(s) != 16 {
+		return false
+	}
+	for _, c := range s {
+		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *server) bridgeFlows(w http.ResponseWriter, r *http.Request) error {
+	raw := mux.Vars(r)["dpid"]
+	if !validDPID(raw) {
+		return newError(http.StatusBadRequest, CodeBadRequest, "dpid", fmt.Sprintf("dpid %q must be 16 hex digits", raw))
+	}
+	dpid := topology.CanonicalDPID(raw)
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	doc, rev, err := s.currentDocument(ctx)
+	if err != nil {
+		return err
+	}
+	_, registered := doc.BridgePop(dpid)
+	at := s.cfg.Now()
+	compiled, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
+	if err != nil {
+		return fmt.Errorf("compile %s: %w", dpid, err)
+	}
+	resp := FlowsResponse{DPID: dpid, Registered: registered, Revision: rev, At: at,
+		Desired: renderAll(compiled.Flows), Installed: []InstalledFlow{}, Missing: []string{}, Extra: []string{}}
+
+	view, err := s.installedFlows(ctx, r, dpid, compiled.Flows)
+	switch {
+	case err != nil:
+		resp.InstalledError = err.Error()
+	case view == nil:
+		if !registered {
+			return newError(http.StatusNotFound, CodeNotFound, "dpid", fmt.Sprintf("bridge %s is neither in the document nor connected", dpid))
+		}
+		resp.InstalledError = "bridge is not connected to any replica"
+	default:
+		resp.InstalledSource, resp.Installed, resp.Missing, resp.Extra = view.source, view.installed, view.missing, view.extra
+	}
+	writeJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+func renderAll(fs []flows.Flow) []string {
+	out := make([]string, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, flows.Render(f))
+	}
+	return out
+}
+
+func installedView(fs []flows.Flow, counters []controller.FlowCounter) []InstalledFlow {
+	byKey := make(map[flows.Key]controller.FlowCounter, len(counters))
+	for _, c := range counters {
+		byKey[c.Key] = c
+	}
+	out := make([]InstalledFlow, 0, len(fs))
+	for _, f := range fs {
+		c := byKey[f.Key()]
+		out = append(out, InstalledFlow{Flow: flows.Render(f), Packets: c.Packets, Bytes: c.Bytes})
+	}
+	return out
+}
+
+// installedResult is the installed side of FlowsResponse.
+type installedResult struct {
+	source         string
+	installed      []InstalledFlow
+	missing, extra []string
+}
+
+// installedFlows dumps the bridge through this replica's controller when
+// it is connected, otherwise asks the master replica's API. It returns nil
+// (and no error) when no replica reports the bridge connected.
+func (s *server) installedFlows(ctx context.Context, r *http.Request, dpid string, desired []flows.Flow) (*installedResult, error) {
+	if s.cfg.Switches != nil {
+		for _, st := range s.cfg.Switches.Status() {
+			if topology.CanonicalDPID(st.DPID) == dpid && st.Connected {
+				fs, counters, err := s.cfg.Switches.Installed(ctx, dpid)
+				if err != nil {
+					return nil, fmt.Errorf("dump flows of %s: %w", dpid, err)
+				}
+				return compareInstalled(desired, fs, counters), nil
+			}
+		}
+	}
+	if s.cfg.Cluster == nil || r.URL.Query().Get(localOnlyParam) != "" {
+		return nil, nil
+	}
+	records, err := s.cfg.Cluster.BridgeStatuses(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read bridge status: %w", err)
+	}
+	master := ""
+	for _, rec := range records {
+		if topology.CanonicalDPID(rec.DPID) == dpid && rec.Connected {
+			master = rec.Master
+		}
+	}
+	if master == "" || master == s.cfg.NodeID {
+		return nil, nil
+	}
+	replicas, err := s.cfg.Cluster.Replicas(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read replicas: %w", err)
+	}
+	for _, rep := range replicas {
+		if rep.ID == master {
+			return s.forwardFlows(ctx, r, rep, dpid)
+		}
+	}
+	return nil, fmt.Errorf("master replica %q of %s is not registered", master, dpid)
+}
+
+func compareInstalled(desired, installed []flows.Flow, counters []controller.FlowCounter) *installedResult {
+	res := &installedResult{source: "local", installed: installedView(installed, counters), missing: []string{}, extra: []string{}}
+	for _, c := range flows.Diff(desired, installed) {
+		switch c.Op {
+		case flows.OpAdd, flows.OpModify:
+			res.missing = append(res.missing, flows.Render(c.Flow))
+		case flows.OpDelete:
+			res.extra = append(res.extra, flows.Render(c.Flow))
+		}
+	}
+	return res
+}
+
+// forwardFlows asks the master replica's API for its local view of the
+// bridge (only the replica holding the OpenFlow session can dump it),
+// passing the caller's credentials: all replicas share the token file.
+func (s *server) forwardFlows(ctx context.Context, r *http.Request, rep store.ReplicaInfo, dpid string) (*installedResult, error) {
+	base := rep.APIAddr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	u := strings.TrimSuffix(base, "/") + "/v1/bridges/" + url.PathEscape(dpid) + "/flows?" + localOnlyParam + "=1"
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+	}
+	if auth := r.Header.Get("Authorization"); auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := s.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("forward to replica %s: HTTP %d", rep.ID, resp.StatusCode)
+	}
+	var remote FlowsResponse
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&remote); err != nil {
+		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+	}
+	if remote.InstalledSource == "" {
+		return nil, fmt.Errorf("replica %s: %s", rep.ID, remote.InstalledError)
+	}
+	return &installedResult{source: "replica:" + rep.ID, installed: remote.Installed, missing: remote.Missing, extra: remote.Extra}, nil
+}
