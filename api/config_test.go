@@ -73,9 +73,9 @@ func TestPutConfigRejectsBadInput(t *testing.T) {
 	rev := e.putExample()
 	example := contractExample(t)
 	cases := []struct {
-		name, body    string
-		status        int
-		code, field   string
+		name, body  string
+		status      int
+		code, field string
 	}{
 		{"not json", "ports: [25]", 400, CodeInvalidJSON, "*"},
 		{"truncated", example[:len(example)/2], 400, CodeInvalidJSON, "*"},

@@ -14,13 +14,13 @@ import (
 // Error codes of the {"error":{"code",...}} body. Clients branch on the
 // code, not on the message.
 const (
-	CodeBadRequest       = "bad_request"       // malformed query, header or URL
-	CodeInvalidJSON      = "invalid_json"      // body is not the expected JSON (syntax, unknown field, type)
-	CodeInvalidDocument  = "invalid_document"  // parsed, but topology.Validate rejected it
-	CodeNameMismatch     = "name_mismatch"     // item body names another item than the URL
-	CodeUnauthorized     = "unauthorized"      // no or unknown bearer token
-	CodeForbidden        = "forbidden"         // read token on a write
-	CodeNotFound         = "not_found"         // no such item, bridge or route
+	CodeBadRequest       = "bad_request"      // malformed query, header or URL
+	CodeInvalidJSON      = "invalid_json"     // body is not the expected JSON (syntax, unknown field, type)
+	CodeInvalidDocument  = "invalid_document" // parsed, but topology.Validate rejected it
+	CodeNameMismatch     = "name_mismatch"    // item body names another item than the URL
+	CodeUnauthorized     = "unauthorized"     // no or unknown bearer token
+	CodeForbidden        = "forbidden"        // read token on a write
+	CodeNotFound         = "not_found"        // no such item, bridge or route
 	CodeMethodNotAllowed = "method_not_allowed"
 	CodeConflict         = "revision_conflict" // If-Match did not match the current revision
 	CodeReferenced       = "referenced"        // delete of an item other items still use
