@@ -370,3 +370,93 @@ func TestPhaseBoundaryOnOVS(t *testing.T) {
 		t.Errorf("SMTP to the relay dropped after the boundary")
 	}
 }
+
+// Debian's etcd as a 3-member cluster: losing one member changes nothing;
+// losing quorum leaves every flow in place (replicas report not ready and
+// step down to slave when their lease cannot be renewed); when quorum
+// returns the cluster resumes and applies new writes.
+func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
+	testenv.RequireOVS(t)
+	ec := testenv.NewEtcdCluster(t, 3)
+	const ttl = 3 * time.Second
+	var nodes []*node
+	for i := 1; i <= 2; i++ {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("op25b-%d", i), ec.Endpoints, ttl))
+	}
+	bridges := newBridges(t, 3, nodes)
+	doc := policyDoc(time.Time{}, bridges...)
+	rev := putDoc(t, nodes[0].store, doc)
+	eventually(t, 60*time.Second, "converged", func() bool { return converged(t, nodes, bridges, doc, rev) })
+
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		for _, b := range bridges {
+			m[b.Name] = ownedFlows(t, b)
+		}
+		return m
+	}
+	masters := func() map[string]uint64 {
+		m := map[string]uint64{}
+		for _, n := range nodes {
+			for d, g := range n.replica.Masters() {
+				m[d] = g
+			}
+		}
+		return m
+	}
+	flowsBefore, mastersBefore := snapshot(), masters()
+
+	// One member down: no effect.
+	ec.StopMember(0)
+	time.Sleep(ttl + time.Second) // give a wrong reaction the time to happen
+	eventually(t, 30*time.Second, "ready with one member down", func() bool {
+		for _, n := range nodes {
+			if n.replica.Ready() != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if got := masters(); fmt.Sprint(got) != fmt.Sprint(mastersBefore) {
+		t.Errorf("mastership changed when one etcd member died: %v → %v", mastersBefore, got)
+	}
+	if got := snapshot(); fmt.Sprint(got) != fmt.Sprint(flowsBefore) {
+		t.Errorf("flows changed when one etcd member died")
+	}
+
+	// Quorum lost: flows stay, readiness degrades.
+	ec.StopMember(1)
+	eventually(t, 30*time.Second, "every replica not ready", func() bool {
+		for _, n := range nodes {
+			if n.replica.Ready() == nil {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(ttl + 2*time.Second) // past the lease TTL: replicas step down to slave
+	for name, want := range flowsBefore {
+		for _, b := range bridges {
+			if b.Name == name {
+				if got := ownedFlows(t, b); got != want {
+					t.Errorf("%s: flows changed while etcd had no quorum:\n%s", name, got)
+				}
+			}
+		}
+	}
+
+	// Recovery.
+	ec.StartMember(0)
+	ec.StartMember(1)
+	ec.WaitServing(60 * time.Second)
+	eventually(t, 60*time.Second, "masters again after recovery", func() bool { return converged(t, nodes, bridges, doc, rev) })
+	doc2 := doc.Clone()
+	doc2.Pools = append(doc2.Pools, topology.Pool{Name: "osaka-dyn", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
+	rev2 := putDoc(t, nodes[1].store, doc2)
+	eventually(t, 60*time.Second, "new document applied after recovery", func() bool {
+		return converged(t, nodes, bridges, doc2, rev2)
+	})
+	if got := bridges[0].Trace(t, smtpFrom("10.2.0.9", "198.51.100.7")); got != "drop" {
+		t.Errorf("new pool not enforced after recovery: %s", got)
+	}
+}
