@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -26,7 +27,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir)
+		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger)
 		if err == nil {
 			logger.Info("embedded etcd started", "endpoints", endpoints, "data_dir", dataDir)
 			return endpoints, stop, nil
@@ -39,7 +40,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]
 	return nil, nil, fmt.Errorf("start embedded etcd in %s: %w", dataDir, lastErr)
 }
 
-func startEmbeddedOnce(ctx context.Context, dataDir string) ([]string, func(), error) {
+func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
 	ports, err := freePorts(2)
 	if err != nil {
 		return nil, nil, err
@@ -56,6 +57,8 @@ func startEmbeddedOnce(ctx context.Context, dataDir string) ([]string, func(), e
 	cfg.AdvertisePeerUrls = []url.URL{peerURL}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.LogLevel = "warn"
+	var stopping atomic.Bool
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdZapLogger(logger, &stopping))
 	// Keep an hour of history for watchers to resume from, then compact,
 	// so that repeated 100k-pool replaces do not grow the database forever.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
@@ -68,16 +71,23 @@ func startEmbeddedOnce(ctx context.Context, dataDir string) ([]string, func(), e
 	select {
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
+		stopping.Store(true)
 		e.Close()
 		return nil, nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
 	case <-time.After(60 * time.Second):
+		stopping.Store(true)
 		e.Close()
 		return nil, nil, fmt.Errorf("embedded etcd not ready after 60s")
 	case <-ctx.Done():
+		stopping.Store(true)
 		e.Close()
 		return nil, nil, ctx.Err()
 	}
-	return []string{clientURL.String()}, e.Close, nil
+	stop := func() {
+		stopping.Store(true)
+		e.Close()
+	}
+	return []string{clientURL.String()}, stop, nil
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.

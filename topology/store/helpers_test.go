@@ -3,6 +3,8 @@ package store_test
 import (
 	"encoding/json"
 	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 func mustJSON(t testing.TB, v any) string {
@@ -16,4 +18,8 @@ func mustJSON(t testing.TB, v any) string {
 
 func equalJSON(t testing.TB, a, b any) bool {
 	return mustJSON(t, a) == mustJSON(t, b)
+}
+
+func clientPrefixCount() []clientv3.OpOption {
+	return []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithCountOnly()}
 }

@@ -220,7 +220,7 @@ func (st *state) usable() error {
 	if st.rev == 0 {
 		return nil // nothing stored yet: the empty document is the desired state
 	}
-	if err := validateDocument(st.doc); err != nil {
+	if err := topology.Validate(st.doc); err != nil {
 		return fmt.Errorf("%w at revision %d: %v", ErrInvalidStored, st.rev, err)
 	}
 	return nil
@@ -232,7 +232,7 @@ func (st *state) usable() error {
 // Errors: the validation error unchanged (nothing stored), ErrConflict,
 // ErrUnavailable (wrapped).
 func (s *Store) Replace(ctx context.Context, doc *topology.Document, opts WriteOptions) (int64, error) {
-	if err := validateDocument(doc); err != nil {
+	if err := topology.Validate(doc); err != nil {
 		return 0, err
 	}
 	st, err := s.read(ctx)
@@ -261,11 +261,11 @@ func (s *Store) Update(ctx context.Context, opts WriteOptions, mutate func(*topo
 	if err := st.usable(); err != nil {
 		return 0, fmt.Errorf("update: %w (replace the whole document to repair it)", err)
 	}
-	doc := cloneDocument(st.doc)
+	doc := st.doc.Clone()
 	if err := mutate(doc); err != nil {
 		return 0, err
 	}
-	if err := validateDocument(doc); err != nil {
+	if err := topology.Validate(doc); err != nil {
 		return 0, err
 	}
 	return s.commit(ctx, st, doc, opts)
@@ -277,10 +277,8 @@ func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, o
 	if err != nil {
 		return 0, err
 	}
-	for _, it := range items {
-		if len(it.key)+len(it.value)+len(s.generationKey("0123456789abcdef.01234567")) > maxItemBytes {
-			return 0, fmt.Errorf("%s: %d bytes is more than etcd accepts in one request; split it", it.key, len(it.value))
-		}
+	if err := s.checkItemSizes(doc, items); err != nil {
+		return 0, err
 	}
 	var old map[string][]byte
 	if st.decodeErr == nil {
@@ -472,4 +470,41 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
 	return hex.EncodeToString(b)
+}
+
+// checkItemSizes rejects, as a validation error naming the item, a single
+// item too big for one etcd request (e.g. a destination set with tens of
+// thousands of prefixes): it could never be stored on a default cluster.
+func (s *Store) checkItemSizes(doc *topology.Document, items []encodedItem) error {
+	overhead := len(s.generationKey("0123456789abcdef.01234567"))
+	var verr topology.ValidationError
+	for _, it := range items {
+		if n := overhead + len(it.key) + len(it.value); n > maxItemBytes {
+			verr.Errors = append(verr.Errors, topology.FieldError{
+				Field:   itemField(doc, it.key),
+				Message: fmt.Sprintf("item is %d bytes encoded, more than the %d etcd accepts in one request; split it", n, maxItemBytes),
+			})
+		}
+	}
+	if len(verr.Errors) > 0 {
+		return &verr
+	}
+	return nil
+}
+
+// itemField turns a stored key ("destinations/mobile") back into the JSON
+// path of the item in doc ("destinations[3]").
+func itemField(doc *topology.Document, key string) string {
+	kindName, name, ok := strings.Cut(key, "/")
+	if !ok {
+		return key
+	}
+	if k, found := kindByName(kindName); found {
+		for i, n := range k.names(doc) {
+			if n == name {
+				return fmt.Sprintf("%s[%d]", kindName, i)
+			}
+		}
+	}
+	return kindName
 }

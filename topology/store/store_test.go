@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +103,183 @@ func TestReplaceLoadRoundTrip(t *testing.T) {
 	again, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{Who: "noc"})
 	if err != nil || again != rev {
 		t.Fatalf("idempotent replace: rev %d err %v, want %d", again, err, rev)
+	}
+}
+
+func TestReplaceRejectsInvalidAndStoresNothing(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	rev, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := sampleDoc()
+	bad.Pools[0].Prefix = "10.1.0.1/16" // host bits set
+	_, err = s.Replace(ctx, bad, store.WriteOptions{})
+	var verr *topology.ValidationError
+	if !errors.As(err, &verr) {
+		t.Fatalf("Replace(invalid) = %v, want *topology.ValidationError", err)
+	}
+	_, err = s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools[0].Service = "no-such-service"
+		return nil
+	})
+	if !errors.As(err, &verr) {
+		t.Fatalf("Update(invalid) = %v, want *topology.ValidationError", err)
+	}
+	doc, got, err := s.Load(ctx)
+	if err != nil || got != rev || !equalJSON(t, doc, sampleDoc()) {
+		t.Fatalf("after rejected writes: rev %d (want %d) err %v doc %s", got, rev, err, mustJSON(t, doc))
+	}
+	if recs, _ := s.Audit(ctx, 0, 0); len(recs) != 1 {
+		t.Fatalf("audit has %d records, want 1 (rejected writes leave none)", len(recs))
+	}
+}
+
+func TestConditionalWrites(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	// Creating the first document with If-Match of a nonexistent revision fails.
+	if _, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{IfRevision: 12345}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Replace(IfRevision on empty store) = %v, want ErrConflict", err)
+	}
+	r1, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := sampleDoc()
+	d2.Relays = append(d2.Relays, topology.Relay{Name: "msa2", Prefix: "192.0.2.26/32"})
+	r2, err := s.Replace(ctx, d2, store.WriteOptions{IfRevision: r1})
+	if err != nil || r2 <= r1 {
+		t.Fatalf("Replace(IfRevision current) = %d, %v", r2, err)
+	}
+	// A client still holding r1 must not overwrite r2.
+	if _, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{IfRevision: r1}); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Replace(stale IfRevision) = %v, want ErrConflict", err)
+	}
+	called := false
+	if _, err := s.Update(ctx, store.WriteOptions{IfRevision: r1}, func(*topology.Document) error { called = true; return nil }); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("Update(stale IfRevision) = %v, want ErrConflict", err)
+	}
+	if called {
+		t.Fatal("mutate called although IfRevision was stale")
+	}
+	r3, err := s.Update(ctx, store.WriteOptions{IfRevision: r2}, func(d *topology.Document) error {
+		d.Relays = d.Relays[:1]
+		return nil
+	})
+	if err != nil || r3 <= r2 {
+		t.Fatalf("Update(IfRevision current) = %d, %v", r3, err)
+	}
+	doc, rev, err := s.Load(ctx)
+	if err != nil || rev != r3 || !equalJSON(t, doc, sampleDoc()) {
+		t.Fatalf("Load = rev %d err %v doc %s", rev, err, mustJSON(t, doc))
+	}
+}
+
+func TestUpdateMutateErrorUnchanged(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	rev, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	myErr := fmt.Errorf("pool %q: %w", "nope", store.ErrNotFound)
+	_, err = s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = nil // must not be written
+		return myErr
+	})
+	if err != myErr {
+		t.Fatalf("Update returned %v, want the mutate error unchanged", err)
+	}
+	if _, got, _ := s.Load(ctx); got != rev {
+		t.Fatalf("revision moved to %d after failed mutate", got)
+	}
+}
+
+// barrier lets n goroutines proceed only once all of them arrived.
+func barrier(n int) func() {
+	var mu sync.Mutex
+	arrived := 0
+	all := make(chan struct{})
+	return func() {
+		mu.Lock()
+		arrived++
+		if arrived == n {
+			close(all)
+		}
+		mu.Unlock()
+		<-all
+	}
+}
+
+func TestConflictingWriters(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		pools int // enough pools make each write a new generation
+	}{
+		{"in-place", 1},
+		{"new-generation", 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t)
+			ctx := ctxT(t)
+			if _, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			wait := barrier(2)
+			errs := make([]error, 2)
+			revs := make([]int64, 2)
+			var wg sync.WaitGroup
+			for w := 0; w < 2; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					revs[w], errs[w] = s.Update(ctx, store.WriteOptions{Who: fmt.Sprintf("writer-%d", w)}, func(d *topology.Document) error {
+						for i := 0; i < tc.pools; i++ {
+							d.Pools = append(d.Pools, topology.Pool{
+								Name: fmt.Sprintf("w%d-%d", w, i), Prefix: fmt.Sprintf("10.%d.%d.%d/32", 100+w, i>>8, i&255),
+								Kind: topology.KindStatic,
+							})
+						}
+						wait() // both have loaded the same revision before either writes
+						return nil
+					})
+				}()
+			}
+			wg.Wait()
+			winner := -1
+			for w, err := range errs {
+				switch {
+				case err == nil:
+					if winner != -1 {
+						t.Fatalf("both writers succeeded (revisions %v): a merge, not a conflict", revs)
+					}
+					winner = w
+				case errors.Is(err, store.ErrConflict):
+				default:
+					t.Fatalf("writer %d: %v", w, err)
+				}
+			}
+			if winner == -1 {
+				t.Fatalf("no writer won: %v", errs)
+			}
+			doc, rev, err := s.Load(ctx)
+			if err != nil || rev != revs[winner] {
+				t.Fatalf("Load: rev %d (winner wrote %d) err %v", rev, revs[winner], err)
+			}
+			if want := 3 + tc.pools; len(doc.Pools) != want {
+				t.Fatalf("%d pools stored, want %d (only the winner's)", len(doc.Pools), want)
+			}
+			for _, p := range doc.Pools {
+				if p.Name[0] == 'w' && p.Name[1] != byte('0'+winner) {
+					t.Fatalf("loser's pool %s was stored", p.Name)
+				}
+			}
+			recs, err := s.Audit(ctx, 10, 0)
+			if err != nil || len(recs) != 2 || recs[0].Who != fmt.Sprintf("writer-%d", winner) {
+				t.Fatalf("audit = %+v, %v; want the initial write and the winner's", recs, err)
+			}
+		})
 	}
 }

@@ -1,0 +1,116 @@
+package store_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// TestReplace100kAtomic stores a 100k-pool document on an etcd left at its
+// default limits (128 ops per transaction, 1.5 MiB per request), replaces
+// it with another 100k-pool document while readers load continuously, and
+// checks that every read saw exactly one of the two documents.
+func TestReplace100kAtomic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100k-pool replace skipped in -short mode")
+	}
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	const n = topology.MaxPools - 3 // sampleDoc's other pools are dropped; keep within the limit
+	docA, docB := bigDoc(n, "a"), bigDoc(n, "b")
+	revA, err := s.Replace(ctx, docA, store.WriteOptions{Who: "bulk"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	readCtx, stopReaders := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var readErr error
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for readCtx.Err() == nil {
+				doc, rev, err := s.Load(readCtx)
+				if err != nil {
+					if readCtx.Err() == nil {
+						mu.Lock()
+						readErr = err
+						mu.Unlock()
+					}
+					return
+				}
+				kind := classify(doc, n)
+				mu.Lock()
+				seen[kind]++
+				if kind == "mix" {
+					readErr = errMix(rev)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	revB, err := s.Replace(ctx, docB, store.WriteOptions{Who: "bulk"})
+	stopReaders()
+	wg.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readErr != nil {
+		t.Fatalf("reader: %v (seen %v)", readErr, seen)
+	}
+	t.Logf("reads during replace: %v", seen)
+	doc, rev, err := s.Load(ctx)
+	if err != nil || rev != revB || rev <= revA || classify(doc, n) != "b" {
+		t.Fatalf("after replace: rev %d (want %d) err %v", rev, revB, err)
+	}
+	// The old generation is gone: the prefix holds one generation only.
+	resp, err := s.Client().Get(ctx, s.KeyPrefix("config/g/"), clientPrefixCount()...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int64(n + 1 + 1 + 2 + 1 + 1); resp.Count != want { // pools, ports, relay, services, destination, bridge
+		t.Fatalf("%d keys under config/g/, want %d (old generation not deleted?)", resp.Count, want)
+	}
+	// A small change to the big document is one in-place transaction.
+	revC, err := s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools[0].Kind, d.Pools[0].Service = topology.KindStatic, ""
+		return nil
+	})
+	if err != nil || revC <= revB {
+		t.Fatalf("small update on big document: %d, %v", revC, err)
+	}
+	recs, err := s.Audit(ctx, 1, 0)
+	if err != nil || len(recs) != 1 || len(recs[0].Summary.Changed) != 1 {
+		t.Fatalf("audit of small update = %+v, %v", recs, err)
+	}
+}
+
+type errMix int64
+
+func (e errMix) Error() string { return "read a mix of two documents" }
+
+// classify reports "a" or "b" when doc is exactly one of the big documents,
+// "mix" otherwise.
+func classify(doc *topology.Document, n int) string {
+	if len(doc.Pools) != n {
+		return "mix"
+	}
+	tag := ""
+	for _, p := range doc.Pools {
+		t := strings.TrimPrefix(p.Name[:2], "p")
+		if tag == "" {
+			tag = t
+		}
+		if t != tag {
+			return "mix"
+		}
+	}
+	return tag
+}
