@@ -110,6 +110,29 @@ func (v *validator) limit(field, what string, n, max int) {
 	}
 }
 
+// path is the JSON path of a field, formatted only when a problem is
+// reported: building strings for every field of 100k valid pools would
+// dominate the cost of validation.
+type path struct {
+	coll  string // "pools"
+	i     int    // 2
+	field string // "prefixes"
+	j     int    // 0, or -1 for none
+}
+
+func at(coll string, i int, field string) path { return path{coll, i, field, -1} }
+
+func (p path) String() string {
+	s := fmt.Sprintf("%s[%d]", p.coll, p.i)
+	if p.field != "" {
+		s += "." + p.field
+	}
+	if p.j >= 0 {
+		s += fmt.Sprintf("[%d]", p.j)
+	}
+	return s
+}
+
 // nameProblem returns why s is not a valid name (^[a-z0-9][a-z0-9._-]{0,62}$),
 // or "". Hand-written rather than a regexp: it runs for every pool of a
 // 100k-pool document.
@@ -142,13 +165,13 @@ func truncate(s string) string {
 }
 
 // name checks one item name and its uniqueness among the items of its kind.
-func (v *validator) name(field, kind, name string, seen map[string]string) {
+func (v *validator) name(field path, kind, name string, seen map[string]path) {
 	if p := nameProblem(name); p != "" {
-		v.add(field, "%s name %s", kind, p)
+		v.add(field.String(), "%s name %s", kind, p)
 		return
 	}
 	if first, dup := seen[name]; dup {
-		v.add(field, "duplicate %s name %q (already used by %s)", kind, name, first)
+		v.add(field.String(), "duplicate %s name %q (already used by %s)", kind, name, first)
 		return
 	}
 	seen[name] = field
@@ -158,28 +181,29 @@ func (v *validator) name(field, kind, name string, seen map[string]string) {
 // what the operator wrote is exactly what the switches match: "10.1.0.1/16"
 // is a typo more often than a wish for 10.1.0.0/16, so it is rejected, not
 // silently masked.
-func (v *validator) prefix(field, s string) (netip.Prefix, bool) {
+func (v *validator) prefix(at path, s string) (netip.Prefix, bool) {
 	if s == "" {
-		v.add(field, "prefix is required (CIDR, e.g. 10.1.0.0/16 or 2001:db8::/32)")
+		v.add(at.String(), "prefix is required (CIDR, e.g. 10.1.0.0/16 or 2001:db8::/32)")
 		return netip.Prefix{}, false
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		v.add(field, "%q is not a CIDR prefix (e.g. 10.1.0.0/16 or 2001:db8::/32): %v", truncate(s), err)
+		v.add(at.String(), "%q is not a CIDR prefix (e.g. 10.1.0.0/16 or 2001:db8::/32): %v", truncate(s), err)
 		return netip.Prefix{}, false
 	}
 	if p.Addr().Is4In6() {
 		// An IPv4-mapped IPv6 prefix would compile to an ipv6_src match
 		// that no IPv4 packet ever hits: write the IPv4 prefix instead.
-		v.add(field, "%q is an IPv4-mapped IPv6 prefix; write it as an IPv4 prefix", s)
+		v.add(at.String(), "%q is an IPv4-mapped IPv6 prefix; write it as an IPv4 prefix", s)
 		return netip.Prefix{}, false
 	}
 	if m := p.Masked(); m != p {
-		v.add(field, "%q has host bits set; did you mean %s?", s, m)
+		v.add(at.String(), "%q has host bits set; did you mean %s?", s, m)
 		return netip.Prefix{}, false
 	}
-	if c := p.String(); c != s {
-		v.add(field, "%q is not in canonical form; write %s", s, c)
+	var buf [64]byte
+	if c := p.AppendTo(buf[:0]); string(c) != s {
+		v.add(at.String(), "%q is not in canonical form; write %s", s, c)
 		return netip.Prefix{}, false
 	}
 	return p, true
@@ -223,28 +247,27 @@ func (v *validator) serviceNames(services []Service) map[string]bool {
 func (v *validator) destinations(sets []DestinationSet) map[string]bool {
 	v.limit("destinations", "destination sets", len(sets), MaxDestinationSets)
 	names := make(map[string]bool, len(sets))
-	seen := make(map[string]string, len(sets))
+	seen := make(map[string]path, len(sets))
 	total := 0
 	for i, d := range sets {
-		base := fmt.Sprintf("destinations[%d]", i)
-		v.name(base+".name", "destination set", d.Name, seen)
+		v.name(at("destinations", i, "name"), "destination set", d.Name, seen)
 		names[d.Name] = true
 		total += len(d.Prefixes)
 		if len(d.Prefixes) == 0 {
 			// An empty set blocks nothing: almost certainly an unfinished
 			// edit, and "block: [empty-set]" would silently do nothing.
-			v.add(base+".prefixes", "destination set %q needs at least one prefix", d.Name)
+			v.add(at("destinations", i, "prefixes").String(), "destination set %q needs at least one prefix", d.Name)
 			continue
 		}
 		inSet := make(map[netip.Prefix]int, len(d.Prefixes))
 		for j, s := range d.Prefixes {
-			field := fmt.Sprintf("%s.prefixes[%d]", base, j)
+			field := path{"destinations", i, "prefixes", j}
 			p, ok := v.prefix(field, s)
 			if !ok {
 				continue
 			}
 			if first, dup := inSet[p]; dup {
-				v.add(field, "duplicate prefix %s in destination set %q (already %s.prefixes[%d])", s, d.Name, base, first)
+				v.add(field.String(), "duplicate prefix %s in destination set %q (already %s)", s, d.Name, path{"destinations", i, "prefixes", first})
 				continue
 			}
 			inSet[p] = j
@@ -256,14 +279,14 @@ func (v *validator) destinations(sets []DestinationSet) map[string]bool {
 
 func (v *validator) pools(pools []Pool, services map[string]bool) {
 	v.limit("pools", "pools", len(pools), MaxPools)
-	seen := make(map[string]string, len(pools))
+	seen := make(map[string]path, len(pools))
 	prefixes := make(map[netip.Prefix]int, len(pools))
 	for i, p := range pools {
-		base := fmt.Sprintf("pools[%d]", i)
-		v.name(base+".name", "pool", p.Name, seen)
-		if pfx, ok := v.prefix(base+".prefix", p.Prefix); ok {
+		field := func(name string) string { return at("pools", i, name).String() }
+		v.name(at("pools", i, "name"), "pool", p.Name, seen)
+		if pfx, ok := v.prefix(at("pools", i, "prefix"), p.Prefix); ok {
 			if first, dup := prefixes[pfx]; dup {
-				v.add(base+".prefix", "prefix %s is already used by pools[%d] (%q); two pools may not share a prefix", p.Prefix, first, pools[first].Name)
+				v.add(field("prefix"), "prefix %s is already used by pools[%d] (%q); two pools may not share a prefix", p.Prefix, first, pools[first].Name)
 			} else {
 				prefixes[pfx] = i
 			}
@@ -272,32 +295,31 @@ func (v *validator) pools(pools []Pool, services map[string]bool) {
 		case KindDynamic:
 			switch {
 			case p.Service == "":
-				v.add(base+".service", "a dynamic pool needs a service (the name of an entry in services)")
+				v.add(field("service"), "a dynamic pool needs a service (the name of an entry in services)")
 			case !services[p.Service]:
-				v.add(base+".service", "unknown service %q (not in services)", p.Service)
+				v.add(field("service"), "unknown service %q (not in services)", p.Service)
 			}
 		case KindStatic:
 			if p.Service != "" {
-				v.add(base+".service", "a static pool is never blocked and takes no service; remove %q or make the pool dynamic", p.Service)
+				v.add(field("service"), "a static pool is never blocked and takes no service; remove %q or make the pool dynamic", p.Service)
 			}
 		case "":
-			v.add(base+".kind", `kind is required: "dynamic" or "static"`)
+			v.add(field("kind"), `kind is required: "dynamic" or "static"`)
 		default:
-			v.add(base+".kind", `kind must be "dynamic" or "static", not %q`, truncate(p.Kind))
+			v.add(field("kind"), `kind must be "dynamic" or "static", not %q`, truncate(p.Kind))
 		}
 	}
 }
 
 func (v *validator) relays(relays []Relay) {
 	v.limit("relays", "relays", len(relays), MaxRelays)
-	seen := make(map[string]string, len(relays))
+	seen := make(map[string]path, len(relays))
 	prefixes := make(map[netip.Prefix]int, len(relays))
 	for i, r := range relays {
-		base := fmt.Sprintf("relays[%d]", i)
-		v.name(base+".name", "relay", r.Name, seen)
-		if pfx, ok := v.prefix(base+".prefix", r.Prefix); ok {
+		v.name(at("relays", i, "name"), "relay", r.Name, seen)
+		if pfx, ok := v.prefix(at("relays", i, "prefix"), r.Prefix); ok {
 			if first, dup := prefixes[pfx]; dup {
-				v.add(base+".prefix", "prefix %s is already used by relays[%d] (%q)", r.Prefix, first, relays[first].Name)
+				v.add(at("relays", i, "prefix").String(), "prefix %s is already used by relays[%d] (%q)", r.Prefix, first, relays[first].Name)
 			} else {
 				prefixes[pfx] = i
 			}
@@ -307,10 +329,10 @@ func (v *validator) relays(relays []Relay) {
 
 func (v *validator) services(services []Service, sets map[string]bool) {
 	v.limit("services", "services", len(services), MaxServices)
-	seen := make(map[string]string, len(services))
+	seen := make(map[string]path, len(services))
 	for i, s := range services {
 		base := fmt.Sprintf("services[%d]", i)
-		v.name(base+".name", "service", s.Name, seen)
+		v.name(at("services", i, "name"), "service", s.Name, seen)
 		if len(s.Phases) == 0 {
 			v.add(base+".phases", "service %q needs at least one phase", s.Name)
 			continue
@@ -498,23 +520,23 @@ func (v *validator) pops(field string, pops []string) {
 
 func (v *validator) bridges(bridges []Bridge) {
 	v.limit("bridges", "bridges", len(bridges), MaxBridges)
-	names := make(map[string]string, len(bridges))
+	names := make(map[string]path, len(bridges))
 	dpids := make(map[string]int, len(bridges))
 	for i, b := range bridges {
-		base := fmt.Sprintf("bridges[%d]", i)
+		field := func(name string) string { return at("bridges", i, name).String() }
 		if p := dpidProblem(b.DPID); p != "" {
-			v.add(base+".dpid", "%s", p)
+			v.add(field("dpid"), "%s", p)
 		} else if first, dup := dpids[CanonicalDPID(b.DPID)]; dup {
-			v.add(base+".dpid", "duplicate dpid %s (already bridges[%d], %q)", b.DPID, first, bridges[first].Name)
+			v.add(field("dpid"), "duplicate dpid %s (already bridges[%d], %q)", b.DPID, first, bridges[first].Name)
 		} else {
 			dpids[CanonicalDPID(b.DPID)] = i
 		}
-		v.name(base+".name", "bridge", b.Name, names)
+		v.name(at("bridges", i, "name"), "bridge", b.Name, names)
 		// An empty pop is allowed: such a bridge, like an unregistered
 		// one, only gets phases without "pops" (contract §3).
 		if b.Pop != "" {
 			if p := nameProblem(b.Pop); p != "" {
-				v.add(base+".pop", "pop %s", p)
+				v.add(field("pop"), "pop %s", p)
 			}
 		}
 	}
