@@ -17,6 +17,8 @@ import (
 // become regression cases).
 func FuzzParseValidate(f *testing.F) {
 	seeds, _ := filepath.Glob("testdata/*.*")
+	more, _ := filepath.Glob("testdata/errors/*.*")
+	seeds = append(seeds, more...)
 	for _, name := range seeds {
 		data, err := os.ReadFile(name)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,10 +183,12 @@ func (w *jsonWalker) object(t reflect.Type, path string) error {
 		ft, ok := fields[key]
 		if !ok {
 			msg := fmt.Sprintf("unknown field %q", key)
-			for name := range fields {
+			if name, ok := closestField(fields, key); ok {
+				msg += fmt.Sprintf(" (did you mean %q?", name)
 				if strings.EqualFold(name, key) {
-					msg += fmt.Sprintf(" (did you mean %q? field names are case-sensitive)", name)
+					msg += " field names are case-sensitive"
 				}
+				msg += ")"
 			}
 			return &ParseError{Field: child, Message: msg}
 		}
@@ -199,6 +202,44 @@ func (w *jsonWalker) object(t reflect.Type, path string) error {
 	}
 	_, err := w.token(path)
 	return err
+}
+
+// closestField finds the known field a typo most likely meant: same letters
+// in another case, or at most two edits away.
+func closestField(fields map[string]reflect.Type, key string) (string, bool) {
+	best, bestDist := "", 3
+	for name := range fields {
+		d := editDistance(strings.ToLower(name), strings.ToLower(key))
+		if d < bestDist || d == bestDist && name < best {
+			best, bestDist = name, d
+		}
+	}
+	return best, best != ""
+}
+
+// editDistance is the Levenshtein distance; keys are short and the field
+// sets tiny, and only a rejected document pays for it.
+func editDistance(a, b string) int {
+	if len(a) > 64 || len(b) > 64 {
+		return 64
+	}
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 func (w *jsonWalker) mismatch(tok json.Token, t reflect.Type, path string) error {
@@ -287,6 +328,10 @@ func ParseYAML(data []byte) (*Document, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&doc); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			return nil, &ParseError{Message: yamlProblems(te)}
+		}
 		return nil, &ParseError{Message: strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	var extra yaml.Node
@@ -294,4 +339,57 @@ func ParseYAML(data []byte) (*Document, error) {
 		return nil, &ParseError{Message: "more than one YAML document in the input (a second '---')"}
 	}
 	return &doc, nil
+}
+
+var (
+	yamlUnknownField = regexp.MustCompile(`field (\S+) not found in type topology\.(\w+)`)
+	yamlGoType       = regexp.MustCompile(` into (\[\])?\*?(?:topology\.)?(\w+)`)
+)
+
+// yamlProblems rewrites yaml.v3's per-line errors, which speak Go ("field
+// servce not found in type topology.Pool"), into one line an operator reads
+// ("line 5: unknown field \"servce\" in a pool").
+func yamlProblems(te *yaml.TypeError) string {
+	parts := make([]string, len(te.Errors))
+	for i, e := range te.Errors {
+		e = yamlUnknownField.ReplaceAllStringFunc(e, func(m string) string {
+			sub := yamlUnknownField.FindStringSubmatch(m)
+			return fmt.Sprintf("unknown field %q in %s", sub[1], yamlItemName(sub[2]))
+		})
+		parts[i] = yamlGoType.ReplaceAllStringFunc(e, func(m string) string {
+			sub := yamlGoType.FindStringSubmatch(m)
+			want := yamlItemName(sub[2])
+			if sub[1] != "" {
+				want = "a list of " + want
+			}
+			return ", expected " + want
+		})
+	}
+	return strings.Join(parts, "; ")
+}
+
+func yamlItemName(goType string) string {
+	switch goType {
+	case "Document":
+		return "the document"
+	case "Pool":
+		return "a pool"
+	case "Relay":
+		return "a relay"
+	case "DestinationSet":
+		return "a destination set"
+	case "Service":
+		return "a service"
+	case "Phase":
+		return "a phase"
+	case "Bridge":
+		return "a bridge"
+	case "string":
+		return "a string"
+	case "int":
+		return "an integer"
+	case "bool":
+		return "true or false"
+	}
+	return goType
 }

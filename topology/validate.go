@@ -70,11 +70,20 @@ func Validate(doc *Document) error {
 		return &ValidationError{Errors: []FieldError{{Message: "document is missing (null)"}}}
 	}
 	v := &validator{}
+	// Problems are reported in document order; names are collected first
+	// so that references may point forward.
+	services := make(map[string]bool, len(doc.Services))
+	for _, s := range doc.Services {
+		services[s.Name] = true
+	}
+	sets := make(map[string]bool, len(doc.Destinations))
+	for _, d := range doc.Destinations {
+		sets[d.Name] = true
+	}
 	v.ports(doc.Ports)
-	services := v.serviceNames(doc.Services)
-	sets := v.destinations(doc.Destinations)
 	v.pools(doc.Pools, services)
 	v.relays(doc.Relays)
+	v.destinations(doc.Destinations)
 	v.services(doc.Services, sets)
 	v.bridges(doc.Bridges)
 	return v.result()
@@ -188,7 +197,13 @@ func (v *validator) prefix(at path, s string) (netip.Prefix, bool) {
 	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
-		v.add(at.String(), "%q is not a CIDR prefix (e.g. 10.1.0.0/16 or 2001:db8::/32): %v", truncate(s), err)
+		// Keep netip's reason ("no '/'", "octet with leading zero"),
+		// not its nested call trace.
+		reason := err.Error()
+		if k := strings.LastIndex(reason, "): "); k >= 0 {
+			reason = reason[k+3:]
+		}
+		v.add(at.String(), "%q is not a CIDR prefix (e.g. 10.1.0.0/16 or 2001:db8::/32): %s", truncate(s), reason)
 		return netip.Prefix{}, false
 	}
 	if p.Addr().Is4In6() {
@@ -233,25 +248,12 @@ func (v *validator) ports(ports []int) {
 	}
 }
 
-// serviceNames is the first pass over services, so pools can refer to
-// services defined later in the document.
-func (v *validator) serviceNames(services []Service) map[string]bool {
-	names := make(map[string]bool, len(services))
-	for _, s := range services {
-		names[s.Name] = true
-	}
-	return names
-}
-
-// destinations validates the destination sets and returns their names.
-func (v *validator) destinations(sets []DestinationSet) map[string]bool {
+func (v *validator) destinations(sets []DestinationSet) {
 	v.limit("destinations", "destination sets", len(sets), MaxDestinationSets)
-	names := make(map[string]bool, len(sets))
 	seen := make(map[string]path, len(sets))
 	total := 0
 	for i, d := range sets {
 		v.name(at("destinations", i, "name"), "destination set", d.Name, seen)
-		names[d.Name] = true
 		total += len(d.Prefixes)
 		if len(d.Prefixes) == 0 {
 			// An empty set blocks nothing: almost certainly an unfinished
@@ -274,7 +276,6 @@ func (v *validator) destinations(sets []DestinationSet) map[string]bool {
 		}
 	}
 	v.limit("destinations", "destination prefixes in total", total, MaxDestinationPrefixes)
-	return names
 }
 
 func (v *validator) pools(pools []Pool, services map[string]bool) {
@@ -506,6 +507,10 @@ func (v *validator) pops(field string, pops []string) {
 	seen := make(map[string]int, len(pops))
 	for k, pop := range pops {
 		f := fmt.Sprintf("%s[%d]", field, k)
+		if pop == "" {
+			v.add(f, "pop names may not be empty")
+			continue
+		}
 		if p := nameProblem(pop); p != "" {
 			v.add(f, "pop %s", p)
 			continue

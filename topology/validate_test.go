@@ -239,7 +239,7 @@ func TestValidateServicesAndPhases(t *testing.T) {
 		{"block all and sets", func(d *Document) { ftth(d)[1].Block.Sets = []string{"mobile-carriers"} }, []string{"services[0].phases[1].block"}, "not both"},
 		{"relays absent", func(d *Document) { ftth(d)[0].Relays = nil }, nil, ""},
 		{"pops empty list", func(d *Document) { ftth(d)[1].Pops = []string{} }, []string{"services[0].phases[1].pops"}, "at least one pop"},
-		{"pop empty string", func(d *Document) { ftth(d)[1].Pops = []string{"osaka-1", ""} }, []string{"services[0].phases[1].pops[1]"}, "pop is required"},
+		{"pop empty string", func(d *Document) { ftth(d)[1].Pops = []string{"osaka-1", ""} }, []string{"services[0].phases[1].pops[1]"}, "may not be empty"},
 		{"pop bad name", func(d *Document) { ftth(d)[1].Pops = []string{"Osaka"} }, []string{"services[0].phases[1].pops[0]"}, "must start"},
 		{"pop listed twice", func(d *Document) { ftth(d)[1].Pops = []string{"osaka-1", "osaka-1"} }, []string{"services[0].phases[1].pops[1]"}, `pop "osaka-1" is listed twice`},
 		{"too many phases", func(d *Document) {
