@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/op25b/op25b/api"
+	"github.com/op25b/op25b/controller"
+	"github.com/op25b/op25b/controller/cluster"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// run is the daemon's life: start every part, wait for ctx, stop them in
+// the order that never opens a hole.
+func run(ctx context.Context, o options, logger *slog.Logger) error {
+	endpoints := o.EtcdEndpoints
+	if len(endpoints) == 0 {
+		eps, stopEtcd, err := store.StartEmbedded(ctx, o.DataDir, logger)
+		if err != nil {
+			return fmt.Errorf("embedded etcd in %s: %w", o.DataDir, err)
+		}
+		defer stopEtcd()
+		endpoints = eps
+		logger.Info("embedded etcd started", "data_dir", o.DataDir, "endpoints", eps)
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: endpoints, DialTimeout: 5 * time.Second,
+		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 5 * time.Second,
+		Logger: zap.NewNop(), // its failures surface through our own logs
+	})
+	if err != nil {
+		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
+	}
+	defer cli.Close()
+
+	st := store.New(cli, store.DefaultPrefix, logger)
+	cache := store.NewCache(st, logger)
+	metrics := api.NewMetrics(nil)
+
+	var replica *cluster.Replica // set before any switch can connect
+	ctrl := controller.New(controller.Config{
+		AuditInterval: o.AuditInterval,
+		Logger:        logger,
+		Events: func(e controller.Event) {
+			metrics.ObserveEvent(e)
+			replica.ControllerEvent(e)
+		},
+	})
+
+	ofLn, err := net.Listen("tcp", o.OpenFlowListen)
+	if err != nil {
+		return fmt.Errorf("openflow listen %s: %w", o.OpenFlowListen, err)
+	}
+	defer ofLn.Close()
+
+	tokens, apiAddr, err := apiAuth(o, logger)
+	if err != nil {
+		return err
+	}
+	apiLn, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("api listen %s: %w", apiAddr, err)
+	}
+	defer apiLn.Close()
+
+	replica, err = cluster.New(cluster.Config{
+		NodeID: o.NodeID, Client: cli, Prefix: store.DefaultPrefix,
+		Switches: cluster.ControllerSwitches(ctrl), Policy: cluster.CachePolicy(cache),
+		Compile: cluster.DefaultCompile, LeaseTTL: o.LeaseTTL, Logger: logger,
+		Records: cluster.StoreRecords(st, store.ReplicaInfo{
+			ID: o.NodeID, APIAddr: apiLn.Addr().String(), OpenFlowAddr: ofLn.Addr().String(),
+			Version: version, Started: time.Now().UTC(),
+		}),
+	})
+	if err != nil {
+		return err
+	}
+	handler, err := api.New(api.Config{
+		Store: st, Cache: readiness{cache, replica}, Cluster: st, Switches: ctrl,
+		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("api: %w", err)
+	}
+	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+
+	// Each part has its own context so shutdown can order them.
+	var wg sync.WaitGroup
+	start := func(name string, f func(context.Context) error) context.CancelFunc {
+		c, cancel := context.WithCancel(context.Background())
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(c); err != nil {
+				logger.Error(name+" failed", "err", err)
+			}
+		}()
+		return cancel
+	}
+	stopCache := start("watch cache", cache.Run)
+	stopCtrl := start("openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofLn) })
+	replicaDone := make(chan struct{})
+	stopReplica := start("cluster", func(c context.Context) error {
+		defer close(replicaDone)
+		return replica.Run(c)
+	})
+	start("api", func(context.Context) error {
+		if err := httpSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if tokens != nil {
+		stopHUP := start("token reload", func(c context.Context) error { return reloadOnHUP(c, tokens, logger) })
+		defer stopHUP()
+	}
+	logger.Info("op25bd running", "openflow", ofLn.Addr().String(), "api", apiLn.Addr().String(),
+		"etcd", endpoints, "version", version)
+
+	<-ctx.Done()
+	logger.Info("shutting down: releasing mastership, flows stay on the switches")
+	// 1. Leave the cluster first: tell the controller SLAVE and revoke the
+	//    lease while etcd is still there, so others take over at once.
+	stopReplica()
+	<-replicaDone
+	// 2. Stop serving the API, then the switches (closing an OpenFlow
+	//    session does not touch flows; fail-mode secure keeps them).
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = httpSrv.Shutdown(sctx)
+	cancel()
+	stopCtrl()
+	stopCache()
+	wg.Wait()
+	logger.Info("op25bd stopped")
+	return nil
+}
+
+// apiAuth loads the token file. Without one the API has no
+// authentication, so it is only served on loopback.
+func apiAuth(o options, logger *slog.Logger) (*api.TokenFile, string, error) {
+	if o.APITokenFile != "" {
+		t, err := api.LoadTokenFile(o.APITokenFile)
+		if err != nil {
+			return nil, "", err
+		}
+		return t, o.APIListen, nil
+	}
+	host, port, _ := net.SplitHostPort(o.APIListen)
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() || host == "localhost" {
+		logger.Warn("no --api-token-file: the API has no authentication (loopback only)")
+		return nil, o.APIListen, nil
+	}
+	addr := net.JoinHostPort("127.0.0.1", port)
+	logger.Warn("no --api-token-file: serving the API on loopback only instead of the requested address",
+		"requested", o.APIListen, "serving", addr)
+	return nil, addr, nil
+}
+
+// reloadOnHUP re-reads the token file on SIGHUP; a bad file keeps the old
+// tokens.
+func reloadOnHUP(ctx context.Context, tokens *api.TokenFile, logger *slog.Logger) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			if err := tokens.Reload(); err != nil {
+				logger.Error("token file reload failed; keeping the previous tokens", "err", err)
+			} else {
+				logger.Info("token file reloaded", "tokens", tokens.Len())
+			}
+		}
+	}
+}
+
+// readiness is /readyz: the cache has the document and etcd answers, and
+// this replica holds its lease.
+type readiness struct {
+	cache   *store.Cache
+	replica *cluster.Replica
+}
+
+func (r readiness) Current() store.Snapshot { return r.cache.Current() }
+
+func (r readiness) Healthy() error {
+	if err := r.cache.Healthy(); err != nil {
+		return err
+	}
+	return r.replica.Ready()
+}

@@ -1,0 +1,112 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/op25b/op25b/controller/cluster"
+)
+
+// options are op25bd's settings (contract §4).
+type options struct {
+	OpenFlowListen string
+	APIListen      string
+	EtcdEndpoints  []string // empty: embedded single-node etcd in DataDir
+	DataDir        string
+	NodeID         string
+	APITokenFile   string
+	LogLevel       slog.Level
+	AuditInterval  time.Duration
+	LeaseTTL       time.Duration
+}
+
+// envName is the environment variable that also sets a flag:
+// --audit-interval → OP25B_AUDIT_INTERVAL.
+func envName(flagName string) string {
+	return "OP25B_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parseFlags reads args, then fills every flag not given on the command
+// line from its OP25B_* variable (command line > environment > default).
+// It returns flag.ErrHelp for --help and a one-line error for bad values;
+// the caller exits 0 and 2 respectively.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	host, _ := os.Hostname()
+	var (
+		o        options
+		logLevel string
+		etcd     string
+	)
+	fs := flag.NewFlagSet("op25bd", flag.ContinueOnError)
+	fs.SetOutput(output)
+	fs.StringVar(&o.OpenFlowListen, "openflow-listen", ":6653", "`address` where switches connect (OpenFlow 1.3 over TCP); one replica's target in each bridge's controller list")
+	fs.StringVar(&o.APIListen, "api-listen", "127.0.0.1:8080", "`address` of the REST API (contract §5); without --api-token-file only loopback is served")
+	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client `URLs`; empty starts an embedded single-node etcd in --data-dir. Replicas sharing endpoints form one cluster")
+	fs.StringVar(&o.DataDir, "data-dir", "./op25b-data", "`directory` of the embedded etcd (unused with --etcd-endpoints)")
+	fs.StringVar(&o.NodeID, "node-id", host, "this replica's `id`, unique in the cluster (shown as master in status)")
+	fs.StringVar(&o.APITokenFile, "api-token-file", "", "`file` of API tokens, lines \"NAME TOKEN ROLE\" (ROLE read or write); re-read on SIGHUP. Empty: no authentication")
+	fs.StringVar(&logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
+	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
+			"Every flag can also be set with an OP25B_<FLAG> environment variable, dashes as\n"+
+			"underscores (e.g. OP25B_ETCD_ENDPOINTS); a flag on the command line wins.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q (op25bd takes flags only; see --help)", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		v := getenv(envName(f.Name))
+		if given[f.Name] || v == "" || envErr != nil {
+			return
+		}
+		if err := fs.Set(f.Name, v); err != nil {
+			envErr = fmt.Errorf("%s=%q: invalid value for --%s: %v", envName(f.Name), v, f.Name, err)
+		}
+	})
+	if envErr != nil {
+		return o, envErr
+	}
+
+	if err := o.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	}
+	for _, e := range strings.Split(etcd, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			o.EtcdEndpoints = append(o.EtcdEndpoints, e)
+		}
+	}
+	for name, addr := range map[string]string{"--openflow-listen": o.OpenFlowListen, "--api-listen": o.APIListen} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return o, fmt.Errorf("%s %q: want host:port (e.g. :6653 or 127.0.0.1:8080): %v", name, addr, err)
+		}
+	}
+	switch {
+	case o.NodeID == "":
+		return o, errors.New("--node-id is empty and the hostname is unknown")
+	case strings.ContainsAny(o.NodeID, "/ \t"):
+		return o, fmt.Errorf("--node-id %q: must not contain '/' or spaces", o.NodeID)
+	case o.AuditInterval <= 0:
+		return o, fmt.Errorf("--audit-interval %s: must be positive", o.AuditInterval)
+	case o.LeaseTTL < time.Second:
+		return o, fmt.Errorf("--lease-ttl %s: must be at least 1s (etcd leases count whole seconds)", o.LeaseTTL)
+	case len(o.EtcdEndpoints) == 0 && o.DataDir == "":
+		return o, errors.New("--data-dir is empty and no --etcd-endpoints: nowhere to keep the embedded etcd")
+	}
+	return o, nil
+}

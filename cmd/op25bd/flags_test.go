@@ -1,0 +1,103 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, o options)
+		wantErr string // substring; "" = success
+	}{
+		{name: "defaults (contract §4)", check: func(t *testing.T, o options) {
+			if o.OpenFlowListen != ":6653" || o.APIListen != "127.0.0.1:8080" || o.DataDir != "./op25b-data" ||
+				len(o.EtcdEndpoints) != 0 || o.AuditInterval != 30*time.Second || o.LogLevel != slog.LevelInfo ||
+				o.LeaseTTL != 10*time.Second || o.APITokenFile != "" || o.NodeID == "" {
+				t.Errorf("defaults: %+v", o)
+			}
+		}},
+		{name: "flags", args: []string{"--openflow-listen", "127.0.0.1:7000", "--api-listen=:9090",
+			"--etcd-endpoints", "http://a:2379, http://b:2379", "--node-id", "pop1-a", "--log-level", "debug",
+			"--audit-interval", "5s", "--api-token-file", "/etc/op25b/tokens"},
+			check: func(t *testing.T, o options) {
+				if o.OpenFlowListen != "127.0.0.1:7000" || o.APIListen != ":9090" || o.NodeID != "pop1-a" ||
+					strings.Join(o.EtcdEndpoints, "|") != "http://a:2379|http://b:2379" || o.LogLevel != slog.LevelDebug ||
+					o.AuditInterval != 5*time.Second || o.APITokenFile != "/etc/op25b/tokens" {
+					t.Errorf("parsed: %+v", o)
+				}
+			}},
+		{name: "environment", env: map[string]string{"OP25B_ETCD_ENDPOINTS": "http://e:2379", "OP25B_AUDIT_INTERVAL": "1m",
+			"OP25B_NODE_ID": "from-env", "OP25B_DATA_DIR": "/var/lib/op25b", "OP25B_LEASE_TTL": "4s"},
+			check: func(t *testing.T, o options) {
+				if strings.Join(o.EtcdEndpoints, ",") != "http://e:2379" || o.AuditInterval != time.Minute ||
+					o.NodeID != "from-env" || o.DataDir != "/var/lib/op25b" || o.LeaseTTL != 4*time.Second {
+					t.Errorf("parsed: %+v", o)
+				}
+			}},
+		{name: "command line wins over environment", args: []string{"--node-id", "cli"},
+			env: map[string]string{"OP25B_NODE_ID": "env"},
+			check: func(t *testing.T, o options) {
+				if o.NodeID != "cli" {
+					t.Errorf("node id %q, want cli", o.NodeID)
+				}
+			}},
+		{name: "bad duration flag", args: []string{"--audit-interval", "often"}, wantErr: "audit-interval"},
+		{name: "bad duration env", env: map[string]string{"OP25B_AUDIT_INTERVAL": "often"}, wantErr: "OP25B_AUDIT_INTERVAL"},
+		{name: "zero audit interval", args: []string{"--audit-interval", "0s"}, wantErr: "must be positive"},
+		{name: "bad log level", args: []string{"--log-level", "chatty"}, wantErr: "--log-level"},
+		{name: "bad listen address", args: []string{"--openflow-listen", "6653"}, wantErr: "--openflow-listen"},
+		{name: "bad api address from env", env: map[string]string{"OP25B_API_LISTEN": "nowhere"}, wantErr: "--api-listen"},
+		{name: "node id with slash", args: []string{"--node-id", "a/b"}, wantErr: "--node-id"},
+		{name: "short lease", args: []string{"--lease-ttl", "500ms"}, wantErr: "--lease-ttl"},
+		{name: "unknown flag", args: []string{"--frobnicate"}, wantErr: "frobnicate"},
+		{name: "positional argument", args: []string{"serve"}, wantErr: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			getenv := func(k string) string { return tt.env[k] }
+			o, err := parseFlags(tt.args, getenv, io.Discard)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "\n") {
+					t.Errorf("error is not one line: %q", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, o)
+		})
+	}
+}
+
+func TestHelpDocumentsEveryFlagAndItsVariable(t *testing.T) {
+	var out strings.Builder
+	_, err := parseFlags([]string{"--help"}, func(string) string { return "" }, &out)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("err = %v, want flag.ErrHelp", err)
+	}
+	for _, f := range []string{"openflow-listen", "api-listen", "etcd-endpoints", "data-dir", "node-id",
+		"api-token-file", "log-level", "audit-interval", "lease-ttl"} {
+		if !strings.Contains(out.String(), "-"+f) {
+			t.Errorf("--help does not document --%s", f)
+		}
+	}
+	if !strings.Contains(out.String(), "OP25B_") {
+		t.Errorf("--help does not mention the OP25B_* variables")
+	}
+	if envName("audit-interval") != "OP25B_AUDIT_INTERVAL" {
+		t.Errorf("envName: %s", envName("audit-interval"))
+	}
+}
