@@ -443,15 +443,22 @@ def probe(net, records, src, server, port, proto, dst, timeout=PROBE_TIMEOUT):
     return "error", (lines[-1] if lines else "exit %d" % p.returncode)
 
 
-def run_matrix(net, records, doc):
-    at = datetime.datetime.now(datetime.timezone.utc)
+def matrix_rows(doc, at):
+    """Every (subscriber, server, port, family) of the matrix with its
+    expected verdict at instant `at`."""
     rows = []
     for src, (sw, v4, v6) in SUBSCRIBERS.items():
         pop = BRIDGES[sw][1]
         for server, port, proto in SERVICES:
             for fam, s, d in (("v4", v4, SERVERS[server][0]), ("v6", v6, SERVERS[server][1])):
                 rows.append(dict(src=src, pop=pop, fam=fam, server=server, dst=d, port=port, proto=proto,
+                                 src_ip=s, dpid=BRIDGES[sw][0],
                                  expected=expected_verdict(doc, pop, at, s, d, port)))
+    return rows
+
+
+def run_matrix(net, records, doc):
+    rows = matrix_rows(doc, datetime.datetime.now(datetime.timezone.utc))
 
     def one(row):
         args = (net, records, row["src"], row["server"], row["port"], row["proto"], row["dst"])
@@ -658,13 +665,23 @@ def main():
     ap.add_argument("--keep-tmp", action="store_true", help="keep the temp dir (logs, records)")
     ap.add_argument("--mn-cleanup", action="store_true",
                     help="run `mn -c` at the very end (only when nothing else uses OVS: make lab-test)")
+    ap.add_argument("--print-expected", metavar="RFC3339", nargs="?", const="now",
+                    help="print the matrix's expected verdicts as JSON (at the given instant) and exit; "
+                         "needs no root (lab_test.go compares them with flows.Evaluate and flows.Simulate)")
     args = ap.parse_args()
+
+    with open(args.policy) as f:
+        doc = json.load(f)
+    if args.print_expected:
+        at = (datetime.datetime.now(datetime.timezone.utc) if args.print_expected == "now"
+              else parse_time(args.print_expected))
+        json.dump(matrix_rows(doc, at), sys.stdout, indent=1)
+        print()
+        return 0
 
     if os.geteuid() != 0:
         print("lab: must run as root (Mininet)", file=sys.stderr)
         return 2
-    with open(args.policy) as f:
-        doc = json.load(f)
 
     # Two labs at once would fight over the fixed lab switch names.
     lock = open("/run/lock/op25b-lab.lock", "w")

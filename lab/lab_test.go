@@ -1,0 +1,135 @@
+package lab
+
+import (
+	"encoding/json"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
+)
+
+// debianPython is the interpreter the Mininet module is installed for.
+const debianPython = "/usr/bin/python3"
+
+func loadPolicy(t *testing.T) *topology.Document {
+	t.Helper()
+	data, err := os.ReadFile("policy.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := topology.ParseJSON(data)
+	if err != nil {
+		t.Fatalf("lab/policy.json: %v", err)
+	}
+	if err := topology.Validate(doc); err != nil {
+		t.Fatalf("lab/policy.json does not validate: %v", err)
+	}
+	return doc
+}
+
+func TestPolicyValidates(t *testing.T) { loadPolicy(t) }
+
+// matrixRow is one row of `lab.py --print-expected`.
+type matrixRow struct {
+	Src      string `json:"src"`
+	Pop      string `json:"pop"`
+	Server   string `json:"server"`
+	SrcIP    string `json:"src_ip"`
+	Dst      string `json:"dst"`
+	Port     uint16 `json:"port"`
+	DPID     string `json:"dpid"`
+	Expected string `json:"expected"`
+}
+
+// TestExpectationsAgreeWithFlows cross-checks three independent readings of
+// the contract on every row of the lab's matrix: lab.py's Python evaluator
+// (what the lab expects), flows.Evaluate (the Go reference) and
+// flows.Simulate over flows.Compile's output (what the switch would do), at
+// instants before, between and after the example rollout's phases. A
+// disagreement means the lab would report the wrong thing, or the compiler
+// and the contract differ.
+func TestExpectationsAgreeWithFlows(t *testing.T) {
+	if _, err := os.Stat(debianPython); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	doc := loadPolicy(t)
+	for _, at := range []string{
+		"2006-10-01T00:00:00Z",      // before any ftth phase: no blocking for ftth
+		"2006-11-15T00:00:00+09:00", // mobile carriers only
+		"2006-12-05T00:00:00+09:00", // block all at osaka-1 only
+		"2006-12-20T00:00:00+09:00", // block all everywhere
+		time.Now().UTC().Format(time.RFC3339),
+	} {
+		instant, err := time.Parse(time.RFC3339, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(debianPython, "lab.py", "--print-expected", at).Output()
+		if err != nil {
+			t.Fatalf("lab.py --print-expected %s: %v", at, err)
+		}
+		var rows []matrixRow
+		if err := json.Unmarshal(out, &rows); err != nil {
+			t.Fatalf("decode lab.py output: %v", err)
+		}
+		if len(rows) == 0 {
+			t.Fatal("lab.py printed no rows")
+		}
+		compiled := map[string]*flows.Compiled{}
+		drops := 0
+		for _, r := range rows {
+			c, ok := compiled[r.DPID]
+			if !ok {
+				c, err = flows.Compile(doc, r.DPID, instant, flows.DefaultOptions())
+				if err != nil {
+					t.Fatalf("Compile %s: %v", r.DPID, err)
+				}
+				compiled[r.DPID] = c
+			}
+			pkt := flows.Packet{Src: netip.MustParseAddr(r.SrcIP), Dst: netip.MustParseAddr(r.Dst),
+				Proto: flows.IPProtoTCP, DstPort: r.Port}
+			ref := flows.Evaluate(doc, r.Pop, instant, pkt).String()
+			sim := flows.Simulate(c.Flows, flows.DefaultOptions(), pkt).String()
+			if r.Expected != ref || r.Expected != sim {
+				t.Errorf("at %s %s(%s) -> %s %s:%d: lab expects %s, flows.Evaluate %s, compiled flows %s",
+					at, r.Src, r.SrcIP, r.Server, r.Dst, r.Port, r.Expected, ref, sim)
+			}
+			if r.Expected == "drop" {
+				drops++
+			}
+		}
+		t.Logf("at %s: %d rows, %d expected drops", at, len(rows), drops)
+	}
+}
+
+// TestLab runs the whole Mininet lab (lab/run.sh, static flows by default;
+// OP25B_LAB_ARGS adds arguments, e.g. "--controller=op25bd --replicas 2").
+// It needs root, Mininet and a minute; it runs under CI and when
+// OP25B_LAB=1, and is skipped otherwise so that developers' `go test ./...`
+// does not start Mininet next to their own bridges.
+func TestLab(t *testing.T) {
+	if os.Getenv("CI") == "" && os.Getenv("OP25B_LAB") != "1" {
+		t.Skip("set OP25B_LAB=1 (CI does) to run the Mininet lab")
+	}
+	if testing.Short() && os.Getenv("CI") == "" {
+		t.Skip("-short")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the lab needs root (Mininet)")
+	}
+	args := strings.Fields(os.Getenv("OP25B_LAB_ARGS"))
+	cmd := exec.Command("./run.sh", args...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("lab output:\n%s", out)
+	if err != nil {
+		t.Fatalf("lab failed: %v", err)
+	}
+	if !strings.Contains(string(out), " passed, 0 failed") {
+		t.Fatal("lab did not print a clean summary line")
+	}
+}
