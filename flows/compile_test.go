@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -161,7 +162,7 @@ func TestCompileContinueGoto(t *testing.T) {
 			t.Errorf("cookie %#x does not carry the marker and role of table %d", f.Cookie, f.Table)
 		}
 	}
-	if !strings.Contains(RenderSet(c.Flows), "table=10, priority=0, cookie=0x25b00a0962a0c435 actions=goto_table:20") {
+	if !strings.Contains(RenderSet(c.Flows), "table=10, priority=0, cookie="+fmt.Sprintf("%#x", cookieFor(10, RoleClassifier, 0, Match{}))+" actions=goto_table:20") {
 		t.Errorf("classifier catch-all does not continue to table 20:\n%s", RenderSet(c.Flows))
 	}
 	checkVerdicts(t, doc, tokyo, at, opts, []verdictCase{

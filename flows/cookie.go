@@ -7,7 +7,7 @@ package flows
 //	47..40  table   the flow's OpenFlow table number
 //	39..38  role    which stage of op25b's pipeline the flow belongs to
 //	                (0 classifier, 1 source pool, 2 destination, 3 drop count)
-//	37..0   hash    38 bits of FNV-1a over (priority, match)
+//	37..0   hash    38 bits of a hash of (priority, match) (hashKey)
 //
 // The controller dumps and owns exactly the flows whose cookie matches
 // CookieMarker under CookieMask and never touches any other flow.
@@ -66,32 +66,27 @@ func cookieFor(table uint8, role Role, priority uint16, m Match) uint64 {
 		hashKey(priority, m)&cookieHashMask
 }
 
-// hashKey is FNV-1a over a fixed binary encoding of (priority, match),
-// written out field by field so that compiling 100k pools allocates nothing
-// here.
+// hashKey mixes a fixed encoding of (priority, match) word by word
+// (multiply-xorshift, the finaliser of SplitMix64), written out field by
+// field so that hashing 100k flows allocates nothing. It must never change
+// between releases without a migration: cookies of installed flows depend
+// on it.
 func hashKey(priority uint16, m Match) uint64 {
-	const (
-		offset = 14695981039346656037
-		prime  = 1099511628211
-	)
-	h := uint64(offset)
-	mix := func(v uint64, n int) {
-		for i := 0; i < n; i++ {
-			h ^= v & 0xff
-			h *= prime
-			v >>= 8
-		}
+	src, dst := wordsOf(m.Src), wordsOf(m.Dst)
+	h := uint64(0x25b0_25b0_25b0_25b0)
+	for _, w := range [...]uint64{
+		uint64(priority)<<48 | uint64(m.EthType)<<32 | uint64(m.IPProto)<<24 | uint64(m.TCPDst)<<8,
+		src.hi, src.lo, uint64(src.bits) | uint64(dst.bits)<<8,
+		dst.hi, dst.lo, m.Metadata, m.MetadataMask,
+	} {
+		h = mix64(h ^ w)
 	}
-	mix(uint64(priority), 2)
-	mix(uint64(m.EthType), 2)
-	mix(uint64(m.IPProto), 1)
-	mix(uint64(m.TCPDst), 2)
-	for _, p := range [2]prefixWords{wordsOf(m.Src), wordsOf(m.Dst)} {
-		mix(p.hi, 8)
-		mix(p.lo, 8)
-		mix(uint64(p.bits), 1)
-	}
-	mix(m.Metadata, 8)
-	mix(m.MetadataMask, 8)
 	return h
+}
+
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
 }

@@ -40,37 +40,28 @@ import (
 // Changing Options.FirstTable moves every flow to other tables; that is not
 // make-before-break on the one-by-one path (use a bundle).
 func Diff(desired, installed []Flow) []Change {
-	have := make(map[Key]Flow, len(installed))
-	for _, f := range installed {
-		have[f.Key()] = f
-	}
-	want := make(map[Key]struct{}, len(desired))
+	have := newFlowIndex(installed)
+	want := newFlowIndex(desired)
 	var changes []Change
-	for _, f := range desired {
-		k := f.Key()
-		if _, dup := want[k]; dup {
-			continue
+	for i, f := range desired {
+		if !want.first(int32(i)) {
+			continue // a duplicate key: the first one is the desired flow
 		}
-		want[k] = struct{}{}
-		old, ok := have[k]
+		j, ok := have.lookup(f.Key(), want.hashes[i])
 		switch {
 		case !ok:
 			changes = append(changes, Change{Op: OpAdd, Flow: f})
-		case old.Actions != f.Actions || old.Cookie != f.Cookie:
+		case installed[j].Actions != f.Actions || installed[j].Cookie != f.Cookie:
 			changes = append(changes, Change{Op: OpModify, Flow: f})
 		}
 	}
-	deleted := make(map[Key]struct{})
-	for _, f := range installed {
-		k := f.Key()
-		if _, ok := want[k]; ok {
+	for i, f := range installed {
+		if !have.first(int32(i)) {
 			continue
 		}
-		if _, dup := deleted[k]; dup {
-			continue
+		if _, ok := want.lookup(f.Key(), have.hashes[i]); !ok {
+			changes = append(changes, Change{Op: OpDelete, Flow: f})
 		}
-		deleted[k] = struct{}{}
-		changes = append(changes, Change{Op: OpDelete, Flow: f})
 	}
 	slices.SortStableFunc(changes, compareChanges)
 	return changes
