@@ -65,4 +65,3 @@ func BenchmarkRenderSet100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(fs)), "flows")
 }
-
