@@ -119,6 +119,9 @@ func (c *Cache) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if err := c.reload(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			c.log.Warn("cannot read document from etcd", "error", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
@@ -188,6 +191,9 @@ func (c *Cache) follow(ctx context.Context) error {
 			return ctx.Err()
 		case resp, ok := <-wch:
 			if !ok {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				return errors.New("watch channel closed")
 			}
 			if resp.CompactRevision != 0 {

@@ -1,0 +1,254 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
+)
+
+// runCache starts c.Run for the duration of the test.
+func runCache(t *testing.T, c *store.Cache) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = c.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+}
+
+// waitSnapshot waits (generously) until cond holds for the cache's snapshot.
+func waitSnapshot(t *testing.T, c *store.Cache, what string, cond func(store.Snapshot) bool) store.Snapshot {
+	t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		ch := c.Changed()
+		snap := c.Current()
+		if cond(snap) {
+			return snap
+		}
+		select {
+		case <-ch:
+		case <-time.After(500 * time.Millisecond): // also re-check without a change
+		case <-deadline:
+			t.Fatalf("timed out waiting for %s; snapshot: rev %d loaded %v err %v", what, snap.Revision, snap.Loaded, snap.Err)
+		}
+	}
+}
+
+func TestCacheFollowsWrites(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	c := store.NewCache(s, testLogger(t))
+	if c.Healthy() == nil {
+		t.Fatal("Healthy before Run should report not loaded")
+	}
+	runCache(t, c)
+	waitSnapshot(t, c, "empty document", func(s store.Snapshot) bool { return s.Loaded && s.Revision == 0 })
+	if err := c.Healthy(); err != nil {
+		t.Fatalf("Healthy after load: %v", err)
+	}
+	r1, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := waitSnapshot(t, c, "first document", func(s store.Snapshot) bool { return s.Revision == r1 })
+	if !equalJSON(t, snap.Doc, sampleDoc()) || snap.Err != nil {
+		t.Fatalf("snapshot = %s, err %v", mustJSON(t, snap.Doc), snap.Err)
+	}
+	r2, err := s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = d.Pools[1:]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap = waitSnapshot(t, c, "update", func(s store.Snapshot) bool { return s.Revision == r2 })
+	if len(snap.Doc.Pools) != 2 {
+		t.Fatalf("after update: %d pools", len(snap.Doc.Pools))
+	}
+	// A whole replace through a new generation.
+	r3, err := s.Replace(ctx, bigDoc(300, "x"), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap = waitSnapshot(t, c, "replace", func(s store.Snapshot) bool { return s.Revision == r3 })
+	if !equalJSON(t, snap.Doc, bigDoc(300, "x")) {
+		t.Fatal("cache does not hold the replaced document")
+	}
+}
+
+// currentGeneration reads the commit record like an operator would.
+func currentGeneration(t *testing.T, s *store.Store) string {
+	t.Helper()
+	resp, err := s.Client().Get(ctxT(t), s.CurrentKey())
+	if err != nil || len(resp.Kvs) != 1 {
+		t.Fatalf("get commit record: %v", err)
+	}
+	v := string(resp.Kvs[0].Value)
+	i := strings.Index(v, `"generation":"`)
+	rest := v[i+len(`"generation":"`):]
+	return rest[:strings.Index(rest, `"`)]
+}
+
+func TestCacheKeepsLastGoodOnInvalidValue(t *testing.T) {
+	for _, tc := range []struct {
+		name, key, value string
+	}{
+		{"not-json", "pools/tokyo-dyn", "{garbage"},
+		{"unknown-field", "pools/tokyo-dyn", `{"name":"tokyo-dyn","prefix":"10.1.0.0/16","kind":"dynamic","service":"ftth","extra":1}`},
+		{"fails-validation", "pools/tokyo-dyn", `{"name":"tokyo-dyn","prefix":"10.1.0.1/16","kind":"dynamic","service":"ftth"}`},
+		{"name-mismatch", "pools/tokyo-dyn", `{"name":"other","prefix":"10.1.0.0/16","kind":"dynamic","service":"ftth"}`},
+		{"unknown-key", "gremlins/x", `{}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, e := newStore(t)
+			ctx := ctxT(t)
+			good, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := store.NewCache(s, testLogger(t))
+			runCache(t, c)
+			waitSnapshot(t, c, "good document", func(s store.Snapshot) bool { return s.Revision == good })
+
+			// Written by hand, outside op25b (etcdctl put).
+			key := s.GenerationKey(currentGeneration(t, s)) + tc.key
+			if _, err := e.Client.Put(ctx, key, tc.value); err != nil {
+				t.Fatal(err)
+			}
+			snap := waitSnapshot(t, c, "error report", func(s store.Snapshot) bool { return s.Err != nil })
+			if !errors.Is(snap.Err, store.ErrInvalidStored) || snap.Revision != good || !equalJSON(t, snap.Doc, sampleDoc()) || !snap.Loaded {
+				t.Fatalf("snapshot after bad value: rev %d err %v doc %s", snap.Revision, snap.Err, mustJSON(t, snap.Doc))
+			}
+			if err := c.Healthy(); err != nil {
+				t.Fatalf("Healthy with a last good document: %v", err)
+			}
+			if _, _, err := s.Load(ctx); !errors.Is(err, store.ErrInvalidStored) {
+				t.Fatalf("Load of invalid stored document = %v, want ErrInvalidStored", err)
+			}
+			if _, err := s.Update(ctx, store.WriteOptions{}, func(*topology.Document) error { return nil }); !errors.Is(err, store.ErrInvalidStored) {
+				t.Fatalf("Update over invalid stored document = %v, want ErrInvalidStored", err)
+			}
+			// A whole replace repairs it.
+			fixed, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap = waitSnapshot(t, c, "repair", func(s store.Snapshot) bool { return s.Revision == fixed && s.Err == nil })
+			if !equalJSON(t, snap.Doc, sampleDoc()) {
+				t.Fatalf("after repair: %s", mustJSON(t, snap.Doc))
+			}
+		})
+	}
+}
+
+func TestCacheInvalidAtStartIsNotLoaded(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	if _, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Client.Put(ctx, s.CurrentKey(), "not a commit record"); err != nil {
+		t.Fatal(err)
+	}
+	c := store.NewCache(s, testLogger(t))
+	runCache(t, c)
+	snap := waitSnapshot(t, c, "error report", func(s store.Snapshot) bool { return s.Err != nil })
+	if snap.Loaded || snap.Doc != nil {
+		t.Fatalf("an invalid document was loaded: %+v", snap)
+	}
+	if c.Healthy() == nil {
+		t.Fatal("Healthy without any good document")
+	}
+}
+
+// TestCacheResumesAfterCompaction cuts a replica's cache off etcd (its only
+// endpoint is a member that is killed), writes and compacts past the
+// revision its watch stopped at, and checks that the cache re-reads and
+// keeps following once its member is back.
+func TestCacheResumesAfterCompaction(t *testing.T) {
+	cl := testenv.NewEtcdCluster(t, 3)
+	ctx := ctxT(t)
+	writer := store.New(cl.Client, "", testLogger(t))
+	cacheCli, err := testenv.NewEtcdClient(cl.Endpoints[:1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cacheCli.Close()
+	c := store.NewCache(store.New(cacheCli, "", testLogger(t)), testLogger(t))
+	c.SetProbeInterval(200 * time.Millisecond)
+	runCache(t, c)
+	r1, err := writer.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, c, "first document", func(s store.Snapshot) bool { return s.Revision == r1 })
+
+	cl.StopMember(0)
+	waitUnhealthy(t, c)
+	var last int64
+	for i := 0; i < 5; i++ {
+		last, err = writer.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+			d.Relays[0].Prefix = []string{"192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "192.0.2.4/32", "192.0.2.5/32"}[i]
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cl.Client.Compact(ctx, last, clientv3.WithCompactPhysical()); err != nil {
+		t.Fatal(err)
+	}
+	if snap := c.Current(); snap.Revision != r1 {
+		t.Fatalf("cache moved to %d while cut off", snap.Revision)
+	}
+	cl.StartMember(0)
+	snap := waitSnapshot(t, c, "catch-up after compaction", func(s store.Snapshot) bool { return s.Revision == last })
+	if snap.Doc.Relays[0].Prefix != "192.0.2.5/32" || snap.Err != nil {
+		t.Fatalf("after catch-up: %s err %v", mustJSON(t, snap.Doc), snap.Err)
+	}
+	// And it keeps following.
+	next, err := writer.Replace(ctx, bigDoc(10, "z"), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitSnapshot(t, c, "write after resume", func(s store.Snapshot) bool { return s.Revision == next })
+	waitHealthy(t, c)
+}
+
+func waitHealthy(t *testing.T, c *store.Cache) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Healthy() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache not healthy: %v", c.Healthy())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func waitUnhealthy(t *testing.T, c *store.Cache) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Healthy() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("cache still healthy with its only etcd member down")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := c.Healthy(); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Healthy = %v, want ErrUnavailable", err)
+	}
+}
