@@ -45,7 +45,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		etcd     string
 	)
 	fs := flag.NewFlagSet("op25bd", flag.ContinueOnError)
-	fs.SetOutput(output)
+	// Parse errors are returned as one line; only --help prints usage.
+	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.OpenFlowListen, "openflow-listen", ":6653", "`address` where switches connect (OpenFlow 1.3 over TCP); one replica's target in each bridge's controller list")
 	fs.StringVar(&o.APIListen, "api-listen", "127.0.0.1:8080", "`address` of the REST API (contract §5); without --api-token-file only loopback is served")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client `URLs`; empty starts an embedded single-node etcd in --data-dir. Replicas sharing endpoints form one cluster")
@@ -55,13 +56,18 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.StringVar(&logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
+	usage := func() {
+		fs.SetOutput(output)
+		fmt.Fprintf(output, "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
 			"Every flag can also be set with an OP25B_<FLAG> environment variable, dashes as\n"+
 			"underscores (e.g. OP25B_ETCD_ENDPOINTS); a flag on the command line wins.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+		}
 		return o, err
 	}
 	if fs.NArg() > 0 {
