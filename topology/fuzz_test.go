@@ -2,6 +2,8 @@ package topology
 
 import (
 	"encoding/json"
+	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -62,6 +64,74 @@ func FuzzParseValidate(f *testing.F) {
 		}
 		if clone := doc.Clone(); !reflect.DeepEqual(doc, clone) {
 			t.Fatalf("Clone differs:\n%+v\n%+v", doc, clone)
+		}
+	})
+}
+
+// FuzzValidateNearValid mutates one field of the contract's example with a
+// fuzzed string, so the fuzzer spends its time on documents that are almost
+// valid (random bytes rarely parse). When Validate accepts the result, the
+// guarantees downstream code relies on must hold: prefixes parse with
+// netip.MustParsePrefix, every reference resolves, dpids are canonicalisable.
+func FuzzValidateNearValid(f *testing.F) {
+	for i, s := range []string{"10.1.0.1/16", "2001:DB8::/32", "", "all", "0000000000000001", "2006-12-01T00:00:00Z", "osaka-1", "::ffff:0.0.0.0/96", "1.2.3.4/32"} {
+		f.Add(uint8(i), s)
+	}
+	f.Fuzz(func(t *testing.T, which uint8, value string) {
+		doc := validDoc()
+		setters := []func(){
+			func() { doc.Pools[0].Prefix = value },
+			func() { doc.Pools[1].Name = value },
+			func() { doc.Pools[0].Service = value },
+			func() { doc.Pools[1].Kind = value },
+			func() { doc.Relays[0].Prefix = value },
+			func() { doc.Destinations[0].Prefixes[0] = value },
+			func() { doc.Services[0].Phases[1].From = value },
+			func() { doc.Services[0].Phases[0].Block.Sets[0] = value },
+			func() { doc.Services[0].Phases[1].Pops = append(doc.Services[0].Phases[1].Pops, value) },
+			func() { doc.Services[1].Phases[0].From = value },
+			func() { doc.Bridges[0].DPID = value },
+			func() { doc.Bridges[0].Pop = value },
+			func() { doc.Services[0].Name = value },
+		}
+		setters[int(which)%len(setters)]()
+		if err := Validate(doc); err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Errors) == 0 {
+				t.Fatalf("Validate returned %T %v", err, err)
+			}
+			return
+		}
+		services := map[string]bool{}
+		for _, s := range doc.Services {
+			services[s.Name] = true
+		}
+		for _, p := range doc.Pools {
+			netip.MustParsePrefix(p.Prefix)
+			if p.Kind == KindDynamic && !services[p.Service] {
+				t.Fatalf("dynamic pool %q with unknown service %q accepted", p.Name, p.Service)
+			}
+		}
+		for _, r := range doc.Relays {
+			netip.MustParsePrefix(r.Prefix)
+		}
+		for _, d := range doc.Destinations {
+			for _, p := range d.Prefixes {
+				netip.MustParsePrefix(p)
+			}
+		}
+		for _, b := range doc.Bridges {
+			if len(CanonicalDPID(b.DPID)) != 16 {
+				t.Fatalf("dpid %q accepted", b.DPID)
+			}
+		}
+		encoded, err := json.Marshal(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := ParseJSON(encoded)
+		if err != nil || !reflect.DeepEqual(doc, again) {
+			t.Fatalf("round trip: %v\n%+v\n%+v", err, doc, again)
 		}
 	})
 }
