@@ -334,6 +334,9 @@ type roleKey struct {
 	gen    uint64
 }
 
+// formatDPID renders a datapath id as op25b's documents do: 16 lowercase hex digits.
+func formatDPID(d uint64) string { return fmt.Sprintf("%016x", d) }
+
 func (s *switchSession) poke() {
 	select {
 	case s.wake <- struct{}{}:
@@ -382,9 +385,9 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		log.Warn("bad features reply", "err", err)
 		return
 	}
-	dpid := fmt.Sprintf("%016x", dpidNum)
+	dpid := formatDPID(dpidNum)
 	log = log.With("dpid", dpid)
-	base.log = log
+	base.setLogger(log)
 	if aux != 0 {
 		log.Warn("auxiliary connections are not used, closing", "auxiliary_id", aux)
 		return
@@ -509,18 +512,18 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 	case errors.As(err, &oe) && oe.IsStale():
 		s.staleFor = &want
 		s.roleSet, s.roleMaster = true, false
-		s.log.Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
+		s.logger().Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
 			"type", oe.TypeName(), "code", oe.CodeName())
 		s.setStatus(func(st *BridgeStatus) { st.Role = "slave"; st.LastError = oe.Error() })
 		s.c.emit(Event{Kind: EventLostMastership, DPID: s.dpid, Err: oe})
 		return err
 	case err != nil:
-		s.log.Warn("role request failed", "role", name, "generation", want.gen, "err", err)
+		s.logger().Warn("role request failed", "role", name, "generation", want.gen, "err", err)
 		s.setStatus(func(st *BridgeStatus) { st.LastError = fmt.Sprintf("role request: %v", err) })
 		return err
 	}
 	s.roleSet, s.roleMaster, s.roleGen, s.staleFor = true, want.master, want.gen, nil
-	s.log.Info("role granted", "role", name, "generation", want.gen)
+	s.logger().Info("role granted", "role", name, "generation", want.gen)
 	s.setStatus(func(st *BridgeStatus) { st.Role = name })
 	return nil
 }

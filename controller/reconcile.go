@@ -109,7 +109,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, isAudit bool) 
 		err = s.apply(ctx, plan.Mods)
 	}
 	elapsed := time.Since(start)
-	log := s.log.With("revision", d.Revision, "audit", isAudit)
+	log := s.logger().With("revision", d.Revision, "audit", isAudit)
 	if err != nil {
 		var oe *OFError
 		if errors.As(err, &oe) && oe.IsSlave() {
@@ -166,7 +166,7 @@ func (s *switchSession) apply(ctx context.Context, mods []flowMod) error {
 		err := s.applyBundle(ctx, mods)
 		var oe *OFError
 		if errors.As(err, &oe) && oe.isBundleUnsupported() {
-			s.log.Warn("switch refuses ONF bundles, falling back to ordered flow-mods", "type", oe.TypeName(), "code", oe.CodeName())
+			s.logger().Warn("switch refuses ONF bundles, falling back to ordered flow-mods", "type", oe.TypeName(), "code", oe.CodeName())
 			s.noBun = true
 		} else {
 			return err
@@ -203,11 +203,11 @@ func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
 	}
 	if len(errs) > 0 {
 		for _, e := range errs[:min(len(errs), 5)] {
-			s.log.Warn("switch rejected a bundled flow-mod", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
+			s.logger().Warn("switch rejected a bundled flow-mod", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
 		}
 		dx := s.nextXID()
 		if _, derr := s.request(ctx, dx, encodeBundleControl(nil, dx, id, bundleDiscardReq)); derr != nil {
-			s.log.Warn("bundle discard failed", "err", derr)
+			s.logger().Warn("bundle discard failed", "err", derr)
 		}
 		return &errRejected{first: errs[0], count: len(errs), mode: "bundle discarded"}
 	}

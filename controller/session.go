@@ -30,7 +30,7 @@ const maxMultipartBytes = 512 << 20
 // (OpenFlow 1.3 §6.2: a reply carries the request's xid).
 type session struct {
 	conn    net.Conn
-	log     *slog.Logger
+	logp    atomic.Pointer[slog.Logger] // gains dpid=… after FEATURES
 	timeout time.Duration
 
 	wmu sync.Mutex
@@ -71,7 +71,6 @@ type batch struct {
 func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session {
 	s := &session{
 		conn:        conn,
-		log:         log,
 		timeout:     timeout,
 		w:           bufio.NewWriterSize(conn, 256<<10),
 		pending:     make(map[uint32]*call),
@@ -79,8 +78,12 @@ func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session
 		done:        make(chan struct{}),
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
+	s.logp.Store(log)
 	return s
 }
+
+func (s *session) logger() *slog.Logger     { return s.logp.Load() }
+func (s *session) setLogger(l *slog.Logger) { s.logp.Store(l) }
 
 // nextXID returns a fresh xid; xid 0 is never used so "no xid" stays
 // recognisable in error data.
@@ -261,7 +264,7 @@ func (s *session) readLoop(r *bufio.Reader) {
 		}
 		s.lastSeen.Store(time.Now().UnixNano())
 		if h.Version != Version13 {
-			s.log.Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
+			s.logger().Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
 			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, Version13))
 			return
 		}
@@ -279,7 +282,7 @@ func (s *session) dispatch(h header, body []byte) {
 	case typeError:
 		e, err := parseError(h, body)
 		if err != nil {
-			s.log.Warn("malformed error message ignored", "xid", h.XID, "err", err)
+			s.logger().Warn("malformed error message ignored", "xid", h.XID, "err", err)
 			return
 		}
 		s.ofErrors.Add(1)
@@ -290,7 +293,7 @@ func (s *session) dispatch(h header, body []byte) {
 		c := s.pending[h.XID]
 		if c == nil {
 			s.mu.Unlock()
-			s.log.Debug("unsolicited multipart reply ignored", "xid", h.XID)
+			s.logger().Debug("unsolicited multipart reply ignored", "xid", h.XID)
 			return
 		}
 		switch {
@@ -348,7 +351,7 @@ func (s *session) routeError(e *OFError) {
 		}
 	}
 	s.mu.Unlock()
-	s.log.Warn("openflow error for no pending request", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
+	s.logger().Warn("openflow error for no pending request", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
 }
 
 // keepalive answers the switch's echoes, sends our own every echoInterval
@@ -370,7 +373,7 @@ func (s *session) keepalive(ctx context.Context, echoInterval, deadTimeout time.
 		case <-tick.C:
 			idle := time.Since(time.Unix(0, s.lastSeen.Load()))
 			if idle > deadTimeout {
-				s.log.Warn("switch silent, closing session", "idle", idle.Round(time.Millisecond))
+				s.logger().Warn("switch silent, closing session", "idle", idle.Round(time.Millisecond))
 				s.close(fmt.Errorf("no message for %s", idle.Round(time.Millisecond)))
 				return
 			}

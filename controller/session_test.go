@@ -1,0 +1,255 @@
+package controller
+
+import (
+	"errors"
+	"net/netip"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/op25b/op25b/flows"
+)
+
+func TestFakeConnectWithoutDesiredWritesNothing(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0x42, nil)
+	time.Sleep(100 * time.Millisecond) // give a buggy controller the chance to write
+	fs.get(func(fs *fakeSwitch) {
+		for _, h := range fs.received {
+			if h.Type == typeRoleRequest || h.Type == typeFlowMod || h.Type == typeExperimenter {
+				t.Fatalf("message type %d sent before SetDesired", h.Type)
+			}
+		}
+	})
+	if got := rc.Connected(); len(got) != 1 || got[0] != "0000000000000042" {
+		t.Fatalf("Connected() = %v", got)
+	}
+}
+
+func TestFakeWrongVersionHello(t *testing.T) {
+	rc := startController(t, Config{})
+	for _, v := range []uint8{0x01, 0x03} {
+		fs := dialFake(t, rc.addr, 7, v)
+		h, body, err := readMessage(fs.r) // our HELLO
+		if err != nil || h.Type != typeHello {
+			t.Fatalf("want HELLO first, got %+v %v", h, err)
+		}
+		if !helloAccepts(h, body) {
+			t.Fatalf("our HELLO does not offer 1.3")
+		}
+		h, body, err = readMessage(fs.r)
+		if err != nil || h.Type != typeError {
+			t.Fatalf("version %d: want HELLO_FAILED error, got %+v %v", v, h, err)
+		}
+		e, _ := parseError(h, body)
+		if e.Type != uint16(ofp.ErrTypeHelloFailed) {
+			t.Fatalf("error = %v", e)
+		}
+		if _, _, err := readMessage(fs.r); err == nil {
+			t.Fatalf("connection not closed after incompatible HELLO")
+		}
+	}
+	if len(rc.Status()) != 0 {
+		t.Fatalf("incompatible switch registered: %+v", rc.Status())
+	}
+}
+
+// A newer switch that offers 1.3 in its version bitmap is accepted
+// (OpenFlow 1.3 §6.3.1 negotiation).
+func TestFakeHelloBitmapNegotiates13(t *testing.T) {
+	rc := startController(t, Config{})
+	b := appendHeader(nil, typeHello, 1)
+	b[0] = 0x06
+	b = be16(b, 1) // OFPHET_VERSIONBITMAP
+	b = be16(b, 8)
+	b = be32(b, 1<<4|1<<6)
+	fs := dialFakeHello(t, rc.addr, 10, finish(b, 0))
+	go fs.serve()
+	waitFor(t, "bitmap switch connected", func() bool { return rc.status(dpidString(10)).Connected })
+}
+
+func TestFakeMalformedMessages(t *testing.T) {
+	cases := []struct {
+		name string
+		msg  []byte
+	}{
+		{"header length below 8", []byte{4, 0, 0, 4, 0, 0, 0, 1}},
+		{"truncated body then close", []byte{4, 10, 0, 100, 0, 0, 0, 1, 1, 2, 3}},
+		{"wrong version mid-session", []byte{5, 2, 0, 8, 0, 0, 0, 1}},
+	}
+	rc := startController(t, Config{})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dpid := uint64(0x100 + i)
+			fs := connectFake(t, rc, dpid, nil)
+			fs.send(tc.msg)
+			if tc.name == "truncated body then close" {
+				_ = fs.conn.(interface{ CloseWrite() error }).CloseWrite()
+			}
+			waitClosed(t, fs)
+			waitFor(t, "disconnected status", func() bool { return !rc.status(dpidString(dpid)).Connected })
+		})
+	}
+	// Malformed but framed messages are logged and the session survives.
+	fs := connectFake(t, rc, 0x200, nil)
+	fs.send(
+		[]byte{4, typeError, 0, 10, 0, 0, 0, 9, 0, 1},                                 // error body too short
+		[]byte{4, typeMultipartRep, 0, 12, 0, 0, 0, 77, 0, 1, 0, 0},                   // unsolicited, short
+		[]byte{4, typeFeaturesRep, 0, 8, 0, 0, 0, 78},                                 // unsolicited
+		[]byte{4, typeError, 0, 20, 0, 0, 0, 79, 0, 1, 0, 1, 4, 0, 0, 8, 0, 0, 0, 79}, // error for nothing pending
+	)
+	rc.SetDesired(Desired{DPID: dpidString(0x200), Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
+	rc.waitApplied(t, dpidString(0x200), 1)
+	if st := rc.status(dpidString(0x200)); st.OpenFlowErrors < 1 {
+		t.Fatalf("OpenFlow errors not counted: %+v", st)
+	}
+}
+
+func TestFakeBundleErrorDiscards(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0x300, func(fs *fakeSwitch) { fs.rejectAdd = 2 })
+	dpid := dpidString(0x300)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
+	waitFor(t, "reconcile failure", func() bool { return rc.events.count(EventReconcileFailed) > 0 })
+	fs.get(func(fs *fakeSwitch) {
+		if fs.discards != 1 || fs.commits != 0 {
+			t.Fatalf("discards=%d commits=%d, want 1/0", fs.discards, fs.commits)
+		}
+	})
+	st := rc.status(dpid)
+	if st.AppliedRevision != 0 || !strings.Contains(st.LastError, "BadMatch") {
+		t.Fatalf("status after rejected bundle = %+v", st)
+	}
+	// The next attempt (switch fixed) commits.
+	fs.set(func(fs *fakeSwitch) { fs.rejectAdd = 0 })
+	rc.SetDesired(Desired{DPID: dpid, Revision: 2, Flows: pipelineFlows(), Master: true, Generation: 1})
+	rc.waitApplied(t, dpid, 2)
+	fs.get(func(fs *fakeSwitch) {
+		if fs.commits != 1 {
+			t.Fatalf("commits=%d", fs.commits)
+		}
+	})
+}
+
+func TestFakeNoBundlesFallsBackToOrderedFlowMods(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0x400, func(fs *fakeSwitch) { fs.noBundles = true })
+	dpid := dpidString(0x400)
+	want := pipelineFlows()
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: want, Master: true, Generation: 1})
+	rc.waitApplied(t, dpid, 1)
+	fs.get(func(fs *fakeSwitch) {
+		if len(fs.flowMods) != len(want) {
+			t.Fatalf("%d flow-mods, want %d", len(fs.flowMods), len(want))
+		}
+		for _, fm := range fs.flowMods {
+			if fm.inBundle || fm.command != fmcAdd {
+				t.Fatalf("flow-mod %+v", fm)
+			}
+		}
+	})
+}
+
+func TestFakeStaleRole(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0x500, func(fs *fakeSwitch) { fs.staleRole = true })
+	dpid := dpidString(0x500)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 3})
+	waitFor(t, "lost mastership", func() bool { return rc.events.count(EventLostMastership) == 1 })
+	rc.SetDesired(Desired{DPID: dpid, Revision: 2, Flows: pipelineFlows(), Master: true, Generation: 3})
+	time.Sleep(50 * time.Millisecond)
+	fs.get(func(fs *fakeSwitch) {
+		if fs.bundleAdds != 0 || len(fs.flowMods) != 0 {
+			t.Fatalf("stale master wrote %d flow-mods", len(fs.flowMods))
+		}
+	})
+	if rc.events.count(EventLostMastership) != 1 {
+		t.Fatalf("same stale generation re-requested")
+	}
+}
+
+// A switch that never answers barriers: the reconcile times out, the
+// session is closed cleanly (the uncommitted bundle dies with it) and the
+// controller keeps serving.
+func TestFakeBarrierNeverAnswered(t *testing.T) {
+	rc := startController(t, Config{RequestTimeout: 300 * time.Millisecond})
+	fs := connectFake(t, rc, 0x600, func(fs *fakeSwitch) { fs.noBarrier = true })
+	dpid := dpidString(0x600)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
+	waitClosed(t, fs)
+	waitFor(t, "disconnect", func() bool { return !rc.status(dpid).Connected })
+	var failed Event
+	rc.events.mu.Lock()
+	for _, e := range rc.events.events {
+		if e.Kind == EventReconcileFailed {
+			failed = e
+		}
+	}
+	rc.events.mu.Unlock()
+	if !errors.Is(failed.Err, ErrRequestTimeout) {
+		t.Fatalf("reconcile error = %v, want timeout", failed.Err)
+	}
+	fs.get(func(fs *fakeSwitch) {
+		if fs.commits != 0 {
+			t.Fatalf("committed without barrier")
+		}
+	})
+	// The controller still serves a healthy switch.
+	connectFake(t, rc, 0x601, nil)
+	rc.SetDesired(Desired{DPID: dpidString(0x601), Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
+	rc.waitApplied(t, dpidString(0x601), 1)
+}
+
+func TestFakeDeadPeerDisconnected(t *testing.T) {
+	rc := startController(t, Config{EchoInterval: 20 * time.Millisecond, DeadTimeout: 200 * time.Millisecond})
+	fs := connectFake(t, rc, 0x700, nil)
+	fs.set(func(fs *fakeSwitch) { fs.silent = true })
+	waitClosed(t, fs)
+	waitFor(t, "disconnect", func() bool { return !rc.status(dpidString(0x700)).Connected })
+	if rc.events.count(EventDisconnected) != 1 {
+		t.Fatalf("disconnect events = %d", rc.events.count(EventDisconnected))
+	}
+}
+
+// An abrupt close in the middle of a 100k-flow multipart dump leaves no
+// goroutine behind.
+func TestFakeCloseMidDumpNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	rc := startController(t, Config{})
+	big := dropFlows(100_000, netip.MustParseAddr("10.0.0.0"))
+	dump := encodeDump(big)
+	fs := connectFake(t, rc, 0x800, func(fs *fakeSwitch) { fs.dump, fs.closeInDump = dump, 40 })
+	dpid := dpidString(0x800)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: big, Master: true, Generation: 1})
+	waitClosed(t, fs)
+	waitFor(t, "disconnect", func() bool { return !rc.status(dpid).Connected })
+	if rc.status(dpid).AppliedRevision != 0 {
+		t.Fatalf("applied after aborted dump")
+	}
+	rc.stop()
+	waitFor(t, "goroutines to settle", func() bool {
+		runtime.GC()
+		return runtime.NumGoroutine() <= before+1
+	})
+}
+
+// A full 100k dump through the fake switch decodes and diffs to nothing.
+func TestFakeLargeDumpNoop(t *testing.T) {
+	rc := startController(t, Config{})
+	big := dropFlows(100_000, netip.MustParseAddr("10.0.0.0"))
+	fs := connectFake(t, rc, 0x900, func(fs *fakeSwitch) { fs.dump = encodeDump(big) })
+	dpid := dpidString(0x900)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: big, Master: true, Generation: 1})
+	st := rc.waitApplied(t, dpid, 1)
+	if st.FlowMods != 0 {
+		t.Fatalf("no-op reconcile sent %d flow-mods", st.FlowMods)
+	}
+	if n := len(rc.DropCounters(dpid)); n != 100_000 {
+		t.Fatalf("drop counters %d", n)
+	}
+	_ = fs
+	_ = flows.Flow{}
+}
