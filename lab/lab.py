@@ -45,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -334,73 +335,181 @@ def wait_http(url, timeout):
         time.sleep(0.5)
 
 
-def start_etcd(tmp, cleanup):
-    client, peer = free_port(), free_port()
-    data = os.path.join(tmp, "etcd")
-    logf = open(os.path.join(tmp, "etcd.log"), "w")
-    p = subprocess.Popen(["/usr/bin/etcd", "--name", "lab", "--data-dir", data,
-                          "--listen-client-urls", "http://127.0.0.1:%d" % client,
-                          "--advertise-client-urls", "http://127.0.0.1:%d" % client,
-                          "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
-                          "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
-                          "--initial-cluster", "lab=http://127.0.0.1:%d" % peer],
-                         stdout=logf, stderr=subprocess.STDOUT)
-    cleanup.add("etcd", lambda: stop_process(p, "etcd"))
-    wait_http("http://127.0.0.1:%d/health" % client, 30)
-    return "http://127.0.0.1:%d" % client
+class EtcdCluster:
+    """Debian's etcd, `members` members on loopback ports chosen at run time.
+    Members can be stopped and restarted (same data dir) by the etcd tests."""
+
+    def __init__(self, tmp, cleanup, members):
+        self.tmp, self.procs, self.args = tmp, {}, {}
+        ports = [(free_port(), free_port()) for _ in range(members)]
+        cluster = ",".join("lab%d=http://127.0.0.1:%d" % (i, peer) for i, (_c, peer) in enumerate(ports))
+        self.endpoints = ",".join("http://127.0.0.1:%d" % c for c, _p in ports)
+        for i, (client, peer) in enumerate(ports):
+            self.args[i] = ["/usr/bin/etcd", "--name", "lab%d" % i,
+                            "--data-dir", os.path.join(tmp, "etcd-%d" % i),
+                            "--listen-client-urls", "http://127.0.0.1:%d" % client,
+                            "--advertise-client-urls", "http://127.0.0.1:%d" % client,
+                            "--listen-peer-urls", "http://127.0.0.1:%d" % peer,
+                            "--initial-advertise-peer-urls", "http://127.0.0.1:%d" % peer,
+                            "--initial-cluster", cluster, "--initial-cluster-state", "new",
+                            "--initial-cluster-token", "op25b-lab"]
+            self.start(i)
+            cleanup.add("etcd member %d" % i, lambda i=i: self.stop(i))
+        for ep in self.endpoints.split(","):
+            wait_http(ep + "/health", 60)
+
+    def start(self, i):
+        logf = open(os.path.join(self.tmp, "etcd-%d.log" % i), "a")
+        self.procs[i] = subprocess.Popen(self.args[i], stdout=logf, stderr=subprocess.STDOUT)
+
+    def stop(self, i):
+        stop_process(self.procs[i], "etcd member %d" % i)
 
 
-def ctl(server, *args, check=True):
-    cmd = [os.path.join(REPO, "bin", "op25bctl"), "--server", server] + list(args)
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise RuntimeError("%s: exit %d: %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
-    return r
+class Replica:
+    def __init__(self, node_id, proc, api, target):
+        self.node_id, self.proc, self.api, self.target = node_id, proc, api, target
 
 
-def attach(bridge, targets, server):
-    """`op25bctl ovs attach` as an operator runs it; plain ovs-vsctl until the
-    CLI has the subcommand (it is wired in by the lead)."""
-    r = ctl(server, "ovs", "attach", bridge, "--controllers", ",".join(targets), check=False)
-    if r.returncode == 0:
-        return "op25bctl ovs attach"
-    subprocess.run(["ovs-vsctl", "--timeout=10", "--", "set-fail-mode", bridge, "secure",
-                    "--", "set", "bridge", bridge, "protocols=OpenFlow13",
-                    "--", "set-controller", bridge] + targets, check=True)
-    return "ovs-vsctl (op25bctl ovs attach unavailable: %s)" % (r.stderr.strip() or r.stdout.strip())
+class ControlPlane:
+    """The op25bd replicas of the lab and the ways to talk to them: the
+    operator's CLI (bin/op25bctl) when it exists, the REST API otherwise."""
+
+    def __init__(self, bin_dir):
+        self.bin_dir = bin_dir
+        self.replicas = []
+        self.etcd = None
+
+    def alive(self):
+        return [r for r in self.replicas if r.proc.poll() is None]
+
+    @property
+    def server(self):
+        return self.alive()[0].api
+
+    def has_ctl(self):
+        return os.access(os.path.join(self.bin_dir, "op25bctl"), os.X_OK)
+
+    def ctl(self, *args, check=True):
+        cmd = [os.path.join(self.bin_dir, "op25bctl"), "--server", self.server] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if check and r.returncode != 0:
+            raise RuntimeError("%s: exit %d: %s%s" % (" ".join(cmd), r.returncode, r.stdout, r.stderr))
+        return r
+
+    def get(self, path):
+        with urllib.request.urlopen(self.server + path, timeout=10) as resp:
+            return resp.read().decode()
+
+    def revision(self):
+        return int(json.loads(self.get("/v1/config"))["revision"])
+
+    def status(self):
+        return json.loads(self.get("/v1/status"))
+
+    def apply(self, path):
+        """Returns (accepted, revision or None, message)."""
+        if self.has_ctl():
+            r = self.ctl("apply", "-f", path, check=False)
+            msg = (r.stdout + r.stderr).strip()
+            if r.returncode != 0:
+                return False, None, msg
+            m = re.search(r"revision\D*(\d+)", msg)
+            return True, int(m.group(1)) if m else self.revision(), msg
+        with open(path, "rb") as f:
+            req = urllib.request.Request(self.server + "/v1/config", data=f.read(), method="PUT",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                body = json.load(resp)
+                return True, int(body["revision"]), "PUT /v1/config: revision %s" % body["revision"]
+        except urllib.error.HTTPError as e:
+            return False, None, "PUT /v1/config: %d %s" % (e.code, e.read().decode(errors="replace").strip())
+
+    def wait_revision(self, revision, timeout=90):
+        """Every lab bridge connected and applied_revision >= revision."""
+        if self.has_ctl():
+            self.ctl("status", "--wait-revision", str(revision), "--timeout", "%ds" % timeout)
+            return
+        dpids = {dpid for dpid, _pop in BRIDGES.values()}
+        last = None
+
+        def done():
+            nonlocal last
+            try:
+                last = self.status()
+            except Exception as e:
+                last = str(e)
+                return False
+            ok = {b.get("dpid") for b in last.get("bridges", [])
+                  if b.get("connected") and (b.get("applied_revision") or 0) >= revision}
+            return dpids <= ok
+
+        if not wait_until(done, timeout):
+            raise RuntimeError("bridges did not reach revision %d within %ds: %s" % (revision, timeout, last))
+
+    def apply_and_wait(self, path):
+        ok, revision, msg = self.apply(path)
+        if not ok:
+            raise RuntimeError("apply %s: %s" % (path, msg))
+        self.wait_revision(revision)
+        return revision
+
+    def master_of(self, dpid):
+        for b in self.status().get("bridges", []):
+            if b.get("dpid") == dpid:
+                return b.get("master") or ""
+        return ""
+
+    def attach(self, bridge):
+        """`op25bctl ovs attach` as an operator runs it; plain ovs-vsctl until
+        the CLI has the subcommand (the lead wires internal/ovsattach in)."""
+        targets = [r.target for r in self.replicas]
+        why = "bin/op25bctl missing"
+        if self.has_ctl():
+            r = self.ctl("ovs", "attach", bridge, "--controllers", ",".join(targets), check=False)
+            if r.returncode == 0:
+                return "op25bctl ovs attach"
+            why = (r.stderr.strip() or r.stdout.strip())[:100]
+        subprocess.run(["ovs-vsctl", "--timeout=10", "--", "set-fail-mode", bridge, "secure",
+                        "--", "set", "bridge", bridge, "protocols=OpenFlow13",
+                        "--", "set-controller", bridge] + targets, check=True)
+        return "ovs-vsctl (op25bctl ovs attach unavailable: %s)" % why
 
 
-def start_op25bd(policy, tmp, cleanup, replicas, audit_interval):
-    for b in ("op25bd", "op25bctl"):
-        if not os.access(os.path.join(REPO, "bin", b), os.X_OK):
-            raise RuntimeError("bin/%s missing: run `make build` first" % b)
-    etcd = start_etcd(tmp, cleanup) if replicas > 1 else ""
-    apis, targets = [], []
-    for i in range(replicas):
+def start_op25bd(policy, tmp, cleanup, args):
+    bin_dir = args.bin_dir
+    if not os.access(os.path.join(bin_dir, "op25bd"), os.X_OK):
+        raise RuntimeError("%s/op25bd missing: run `make build` first" % bin_dir)
+    cp = ControlPlane(bin_dir)
+    if args.replicas > 1:
+        cp.etcd = EtcdCluster(tmp, cleanup, args.etcd_members)
+        log("etcd: %d members at %s" % (args.etcd_members, cp.etcd.endpoints))
+    for i in range(args.replicas):
         of, api = free_port(), free_port()
-        args = [os.path.join(REPO, "bin", "op25bd"),
-                "--openflow-listen", "127.0.0.1:%d" % of,
-                "--api-listen", "127.0.0.1:%d" % api,
-                "--data-dir", os.path.join(tmp, "op25bd-%d" % i),
-                "--node-id", "lab-r%d" % i,
-                "--audit-interval", audit_interval]
-        if etcd:
-            args += ["--etcd-endpoints", etcd]
+        cmd = [os.path.join(bin_dir, "op25bd"),
+               "--openflow-listen", "127.0.0.1:%d" % of,
+               "--api-listen", "127.0.0.1:%d" % api,
+               "--data-dir", os.path.join(tmp, "op25bd-%d" % i),
+               "--node-id", "lab-r%d" % i,
+               "--audit-interval", args.audit_interval]
+        if args.lease_ttl:
+            cmd += ["--lease-ttl", args.lease_ttl]
+        if cp.etcd:
+            cmd += ["--etcd-endpoints", cp.etcd.endpoints]
         logf = open(os.path.join(tmp, "op25bd-%d.log" % i), "w")
-        p = subprocess.Popen(args, stdout=logf, stderr=subprocess.STDOUT)
+        p = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT)
         cleanup.add("op25bd-%d" % i, lambda p=p, i=i: stop_process(p, "op25bd-%d" % i))
-        apis.append("http://127.0.0.1:%d" % api)
-        targets.append("tcp:127.0.0.1:%d" % of)
-    for api in apis:
-        wait_http(api + "/readyz", 60)
-    server = apis[0]
+        cp.replicas.append(Replica("lab-r%d" % i, p, "http://127.0.0.1:%d" % api, "tcp:127.0.0.1:%d" % of))
+    for r in cp.replicas:
+        wait_http(r.api + "/readyz", 60)
+    log("op25bd: %d replica(s) ready (%s)" % (len(cp.replicas), ", ".join(r.api for r in cp.replicas)))
     for br in BRIDGES:
-        how = attach(br, targets, server)
-        log("attached %s to %s with %s" % (br, ",".join(targets), how))
-    revision = apply_policy(server, policy)
-    log("applied %s at revision %d; every connected bridge reports applied_revision >= %d" %
-        (policy, revision, revision))
-    return server
+        log("attached %s with %s" % (br, cp.attach(br)))
+    revision = cp.apply_and_wait(policy)
+    log("applied %s at revision %d; every lab bridge reports applied_revision >= %d (%s)" %
+        (os.path.basename(policy), revision, revision, "op25bctl" if cp.has_ctl() else "REST"))
+    return cp
 
 
 # --------------------------------------------------------------------------
@@ -509,6 +618,7 @@ class Suite:
 
     def check(self, name, expected, observed, detail=""):
         ok = expected == observed
+        detail = " ".join(str(detail).split())[:120]
         if ok:
             self.passed += 1
         else:
@@ -564,19 +674,6 @@ def probe_rows(net, records, doc, wanted, suite, label):
         suite.check("%s: %s -> %s:%d %s" % (label, src, server, port, fam), exp, obs, detail)
 
 
-def current_revision(server):
-    with urllib.request.urlopen(server + "/v1/config", timeout=5) as resp:
-        return int(json.load(resp)["revision"])
-
-
-def apply_policy(server, path):
-    r = ctl(server, "apply", "-f", path)
-    m = re.search(r"revision\D*(\d+)", r.stdout + r.stderr)
-    revision = int(m.group(1)) if m else current_revision(server)
-    ctl(server, "status", "--wait-revision", str(revision), "--timeout", "60s")
-    return revision
-
-
 def wait_until(pred, timeout, step=0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -596,35 +693,43 @@ def test_drift(net, records, doc, suite, audit_seconds):
     probe_rows(net, records, doc, [("dyn1", "extmx", 25, "v4"), ("dyn1", "extmx", 587, "v4")], suite, "after drift")
 
 
-def test_bad_input(net, records, doc, suite, server, tmp):
+def test_bad_input(net, records, doc, suite, cp, tmp):
     """A document that fails validation changes nothing (contract §2)."""
     bad = json.loads(json.dumps(doc))
     bad["pools"][0]["prefix"] = "10.1.0.1/16"  # host bits set
     path = os.path.join(tmp, "bad-policy.json")
     with open(path, "w") as f:
         json.dump(bad, f)
-    rev = current_revision(server)
-    r = ctl(server, "apply", "-f", path, check=False)
-    suite.check("bad input: apply of 10.1.0.1/16 rejected", "rejected",
-                "rejected" if r.returncode != 0 else "accepted", (r.stderr or r.stdout).strip()[:80])
-    suite.check("bad input: revision unchanged", str(rev), str(current_revision(server)))
+    rev = cp.revision()
+    ok, _rev, msg = cp.apply(path)
+    suite.check("bad input: apply of 10.1.0.1/16 rejected", "rejected", "accepted" if ok else "rejected",
+                msg.splitlines()[-1][:90] if msg else "")
+    suite.check("bad input: revision unchanged", str(rev), str(cp.revision()))
     probe_rows(net, records, doc, [("dyn1", "extmx", 25, "v4"), ("lite1", "extmx", 25, "v4"),
                                    ("fixed", "extmx", 25, "v4")], suite, "after bad input")
 
 
-def test_phase_boundary(net, records, doc, suite, server, tmp, lead=30):
+def write_variant(doc, tmp, name, change):
+    """A copy of the lab policy with change(doc) applied, written to tmp."""
+    variant = json.loads(json.dumps(doc))
+    change(variant)
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        json.dump(variant, f, indent=1)
+    return variant, path
+
+
+def service(doc, name):
+    return next(s for s in doc["services"] if s["name"] == name)
+
+
+def test_phase_boundary(net, records, doc, suite, cp, tmp, lead=30):
     """A per-PoP phase `lead` seconds ahead flips osaka-1 by itself (no API
     call at the boundary) and leaves tokyo-1 alone (contract §3)."""
     boundary = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=lead)
-    phased = json.loads(json.dumps(doc))
-    for svc in phased["services"]:
-        if svc["name"] == "lite":
-            svc["phases"].append({"from": boundary.isoformat().replace("+00:00", "Z"),
-                                  "block": "all", "relays": True, "pops": ["osaka-1"]})
-    path = os.path.join(tmp, "phased-policy.json")
-    with open(path, "w") as f:
-        json.dump(phased, f, indent=1)
-    apply_policy(server, path)
+    phased, path = write_variant(doc, tmp, "phased-policy.json", lambda d: service(d, "lite")["phases"].append(
+        {"from": boundary.isoformat().replace("+00:00", "Z"), "block": "all", "relays": True, "pops": ["osaka-1"]}))
+    cp.apply_and_wait(path)
     rows = [("lite2", "extmx", 25, "v4"), ("lite1", "extmx", 25, "v4"), ("lite2", "relay", 25, "v4")]
     probe_rows(net, records, phased, rows, suite, "before boundary")
     if datetime.datetime.now(datetime.timezone.utc) >= boundary:
@@ -634,18 +739,123 @@ def test_phase_boundary(net, records, doc, suite, server, tmp, lead=30):
     if wait_s > 0:
         time.sleep(wait_s)
     probe_rows(net, records, phased, rows + [("lite2", "extmx", 587, "v4")], suite, "after boundary")
-    apply_policy(server, os.path.join(LAB_DIR, "policy.json"))
+    cp.apply_and_wait(os.path.join(LAB_DIR, "policy.json"))
 
 
-def test_metrics(suite, server):
+def test_metrics(suite, cp):
     """Blocked attempts of the dynamic pool show up in /metrics."""
-    with urllib.request.urlopen(server + "/metrics", timeout=5) as resp:
-        text = resp.read().decode()
+    text = cp.get("/metrics")
     lines = [l for l in text.splitlines() if not l.startswith("#") and 'lab-dyn' in l
              and re.search(r"drop|block", l.split("{")[0])]
     positive = [l for l in lines if float(l.rsplit(" ", 1)[-1]) > 0]
     suite.check("metrics: blocked counter for pool lab-dyn > 0", "positive",
                 "positive" if positive else "absent/zero", (positive or lines or ["no matching series"])[0][:90])
+
+
+class ProbeLoop:
+    """Keeps sending SMTP from one subscriber to one destination, each try
+    with its own probe id, until stopped; counts tries and arrivals."""
+
+    def __init__(self, net, records, src, server, port, fam):
+        self.args = (net, records, src, server, port)
+        sw, v4, v6 = SUBSCRIBERS[src]
+        self.dst = SERVERS[server][0 if fam == "v4" else 1]
+        self.tries = self.arrived = 0
+        self.stop = False
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.future = self.pool.submit(self.run)
+
+    def run(self):
+        net, records, src, server, port = self.args
+        while not self.stop:
+            obs, _ = probe(net, records, src, server, port, "smtp", self.dst, timeout=2)
+            self.tries += 1
+            if obs == "forward":
+                self.arrived += 1
+
+    def finish(self):
+        self.stop = True
+        self.future.result(timeout=60)
+        self.pool.shutdown()
+        return self.tries, self.arrived
+
+
+def test_failover(net, records, doc, suite, cp, tmp, lease_seconds):
+    """kill -9 the master of labsa while dyn1 keeps trying SMTP to the
+    external MX: nothing leaks (fail-mode secure keeps the flows), another
+    replica takes the bridge over, and a policy change made right after is
+    applied by the new master."""
+    dpid = BRIDGES["labsa"][0]
+    old = cp.master_of(dpid)
+    victim = next((r for r in cp.replicas if r.node_id == old), None)
+    if victim is None:
+        suite.check("failover: labsa has a master", "a replica", old or "none")
+        return
+    loop = ProbeLoop(net, records, "dyn1", "extmx", 25, "v4")
+    time.sleep(2)
+    victim.proc.kill()  # SIGKILL: no graceful hand-over
+    victim.proc.wait()
+    taken = wait_until(lambda: cp.master_of(dpid) not in ("", old), lease_seconds * 3 + 20)
+    new = cp.master_of(dpid)
+    time.sleep(2)
+    tries, arrived = loop.finish()
+    suite.check("failover: labsa master moved off killed %s" % old, "moved",
+                "moved" if taken else "stuck", "new master %s" % (new or "none"))
+    suite.check("failover: dyn1->extmx:25 leaked transactions", "0", str(arrived), "%d tries" % tries)
+    changed, path = write_variant(doc, tmp, "failover-policy.json",
+                                  lambda d: service(d, "lite")["phases"].__setitem__(
+                                      0, {"block": "all", "relays": True}))
+    cp.apply_and_wait(path)
+    probe_rows(net, records, changed, [("lite1", "extmx", 25, "v4"), ("lite1", "relay", 25, "v4")],
+               suite, "change after failover")
+    cp.apply_and_wait(os.path.join(LAB_DIR, "policy.json"))
+
+
+def test_etcd(net, records, doc, suite, cp, tmp):
+    """One etcd member down: no effect. Quorum lost: enforcement unchanged
+    and writes refused. Members back: writes work again."""
+    etcd = cp.etcd
+    rows = [("dyn1", "extmx", 25, "v4"), ("dyn1", "extmx", 587, "v4"), ("lite2", "mobmx", 25, "v4")]
+    etcd.stop(2)
+    changed, path = write_variant(doc, tmp, "etcd-policy.json",
+                                  lambda d: service(d, "lite")["phases"].__setitem__(
+                                      0, {"block": "all", "relays": True}))
+    ok, _rev, msg = cp.apply(path)
+    suite.check("etcd one member down: apply accepted", "accepted", "accepted" if ok else "rejected", msg[:80])
+    if ok:
+        cp.apply_and_wait(os.path.join(LAB_DIR, "policy.json"))
+    probe_rows(net, records, doc, rows, suite, "etcd one member down")
+    etcd.stop(1)
+    time.sleep(3)
+    ok, _rev, msg = cp.apply(path)
+    suite.check("etcd quorum lost: apply refused", "refused", "accepted" if ok else "refused",
+                msg.splitlines()[-1][:80] if msg else "")
+    probe_rows(net, records, doc, rows, suite, "etcd quorum lost")
+    etcd.start(1)
+    etcd.start(2)
+    recovered = wait_until(lambda: cp.apply(path)[0], 90, step=3)
+    suite.check("etcd recovered: apply accepted again", "accepted", "accepted" if recovered else "refused")
+    if recovered:
+        cp.wait_revision(cp.revision())
+        probe_rows(net, records, changed, [("lite2", "extmx", 25, "v4")], suite, "etcd recovered")
+        cp.apply_and_wait(os.path.join(LAB_DIR, "policy.json"))
+
+
+def test_vswitchd_restart(net, records, doc, suite, cp):
+    """ovs-vswitchd killed and restarted (flows are not persistent; the bridge
+    comes back fail-mode secure and empty) → op25b reinstalls its flows.
+    Disturbs every OVS user on the host: only with --disruptive."""
+    before = len(op25b_flows("labsa"))
+    pidfile = "/var/run/openvswitch/ovs-vswitchd.pid"
+    with open(pidfile) as f:
+        os.kill(int(f.read().strip()), signal.SIGKILL)
+    time.sleep(1)
+    subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "--no-ovsdb-server", "start",
+                    "--system-id=random"], capture_output=True)
+    restored = wait_until(lambda: len(op25b_flows("labsa")) >= before and len(op25b_flows("labsb")) > 0, 90)
+    suite.check("vswitchd restart: op25b flows back on labsa", "restored", "restored" if restored else "missing")
+    probe_rows(net, records, doc, [("dyn1", "extmx", 25, "v4"), ("dyn1", "extmx", 587, "v4"),
+                                   ("dyn2", "mobmx", 25, "v6")], suite, "after vswitchd restart")
 
 
 # --------------------------------------------------------------------------
@@ -657,7 +867,13 @@ def main():
     ap.add_argument("--flows-from", metavar="FILE",
                     help="static mode: compile the flows from FILE while expecting lab policy verdicts "
                          "(a self-test: with a different policy the lab must report failures)")
-    ap.add_argument("--replicas", type=int, default=1)
+    ap.add_argument("--replicas", type=int, default=1,
+                    help="op25bd replicas; 1 uses the embedded etcd, more a Debian etcd cluster")
+    ap.add_argument("--etcd-members", type=int, default=3)
+    ap.add_argument("--lease-ttl", default="5s", help="op25bd --lease-ttl (failover speed); empty to omit")
+    ap.add_argument("--bin-dir", default=os.path.join(REPO, "bin"), help="where op25bd and op25bctl are")
+    ap.add_argument("--disruptive", action="store_true",
+                    help="also kill and restart ovs-vswitchd (affects every bridge on the host)")
     ap.add_argument("--audit-interval", default="5s")
     ap.add_argument("--suite", choices=["matrix", "full"], default="full",
                     help="full adds, with --controller=op25bd, metrics, drift, bad input and phase-boundary tests")
@@ -704,7 +920,7 @@ def main():
         cleanup.add("temp dir", lambda: shutil.rmtree(tmp, ignore_errors=True))
 
     suite = Suite()
-    server = None
+    cp = None
     try:
         remove_stale_lab_switches()
         start = time.time()
@@ -722,18 +938,23 @@ def main():
         if args.controller == "static":
             load_static_flows(args.flows_from or args.policy, tmp)
         else:
-            server = start_op25bd(args.policy, tmp, cleanup, args.replicas, args.audit_interval)
+            cp = start_op25bd(args.policy, tmp, cleanup, args)
         rows = run_matrix(net, records, doc)
         print_matrix(rows)
         suite.matrix(rows)
         log("matrix of %d probes in %.0fs" % (len(rows), time.time() - start))
         check_drop_counters(suite, rows)
-        if server and args.suite == "full":
-            audit_seconds = parse_duration(args.audit_interval)
-            test_metrics(suite, server)
-            test_drift(net, records, doc, suite, audit_seconds)
-            test_bad_input(net, records, doc, suite, server, tmp)
-            test_phase_boundary(net, records, doc, suite, server, tmp)
+        if cp and args.suite == "full":
+            test_metrics(suite, cp)
+            test_drift(net, records, doc, suite, parse_duration(args.audit_interval))
+            test_bad_input(net, records, doc, suite, cp, tmp)
+            test_phase_boundary(net, records, doc, suite, cp, tmp)
+            if len(cp.replicas) > 1:
+                test_failover(net, records, doc, suite, cp, tmp, parse_duration(args.lease_ttl or "10s"))
+            if cp.etcd and args.etcd_members >= 3:
+                test_etcd(net, records, doc, suite, cp, tmp)
+            if args.disruptive:
+                test_vswitchd_restart(net, records, doc, suite, cp)
         if args.show_flows:
             print_flows("labsa")
     except Exception as e:
