@@ -283,3 +283,34 @@ func TestConflictingWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestReplaceDeletesOrphanGenerations: a replace that died after writing
+// part of its generation (never flipped) leaves keys that the next
+// new-generation write removes; a generation read at or after that write's
+// flip (a writer still in progress) is left alone.
+func TestReplaceDeletesOrphanGenerations(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	if _, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	orphan := s.GenerationKey("0000000000000001.deadbeef") + "pools/half-written"
+	inProgress := s.GenerationKey("7fffffffffffffff.cafecafe") + "pools/being-written"
+	for _, k := range []string{orphan, inProgress} {
+		if _, err := e.Client.Put(ctx, k, `{}`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Replace(ctx, bigDoc(200, "n"), store.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := e.Client.Get(ctx, orphan); err != nil || len(resp.Kvs) != 0 {
+		t.Errorf("orphan generation still there (%v)", err)
+	}
+	if resp, err := e.Client.Get(ctx, inProgress); err != nil || len(resp.Kvs) != 1 {
+		t.Errorf("generation of a writer in progress was deleted (%v)", err)
+	}
+	if doc, _, err := s.Load(ctx); err != nil || !equalJSON(t, doc, bigDoc(200, "n")) {
+		t.Fatalf("Load after replace: %v", err)
+	}
+}
