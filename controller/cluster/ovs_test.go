@@ -30,7 +30,7 @@ type node struct {
 	replica *Replica
 
 	mu     sync.Mutex
-	events []controller.Event
+	events []timedEvent
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -51,7 +51,7 @@ func startNode(t testing.TB, id string, endpoints []string, ttl time.Duration) *
 		AuditInterval: time.Hour, // audits are the controller's business; keep them out of the way
 		Events: func(e controller.Event) {
 			n.mu.Lock()
-			n.events = append(n.events, e)
+			n.events = append(n.events, timedEvent{e, time.Now()})
 			n.mu.Unlock()
 			if n.replica != nil {
 				n.replica.ControllerEvent(e)
@@ -89,6 +89,24 @@ func (n *node) stop() {
 		n.wg.Wait()
 		_ = n.client.Close()
 	})
+}
+
+type timedEvent struct {
+	controller.Event
+	at time.Time
+}
+
+// firstEventAfter returns when the first event of kind for dpid happened
+// after t.
+func (n *node) firstEventAfter(kind controller.EventKind, dpid string, t time.Time) (time.Time, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, e := range n.events {
+		if e.Kind == kind && e.DPID == dpid && e.at.After(t) {
+			return e.at, true
+		}
+	}
+	return time.Time{}, false
 }
 
 // crash loses the node without any goodbye: its etcd client dies first, so
