@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+)
+
+const defaultServer = "http://127.0.0.1:8080"
+
+var errHelp = flag.ErrHelp
+
+// globals are the flags every command accepts, before or after its name.
+type globals struct {
+	server string
+	token  string
+	output string
+	stdin  io.Reader
+	stdout io.Writer
+	http   *http.Client
+}
+
+func newGlobals(stdin io.Reader, stdout io.Writer, getenv func(string) string) *globals {
+	g := &globals{server: getenv("OP25B_SERVER"), token: getenv("OP25B_TOKEN"), output: "table",
+		stdin: stdin, stdout: stdout,
+		// A 100k-pool document takes a few seconds to store and compile.
+		http: &http.Client{Timeout: 2 * time.Minute}}
+	if g.server == "" {
+		g.server = defaultServer
+	}
+	return g
+}
+
+func (g *globals) flagSet(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&g.server, "server", g.server, "op25bd API base URL")
+	fs.StringVar(&g.token, "token", g.token, "bearer token (default $OP25B_TOKEN)")
+	fs.StringVar(&g.output, "o", g.output, "output: table or json")
+	fs.StringVar(&g.output, "output", g.output, "output: table or json")
+	return fs
+}
+
+// parseInterleaved parses flags wherever they appear among positional
+// arguments ("flows BRIDGE -o json" as well as "flows -o json BRIDGE").
+func (g *globals) parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, errHelp
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+	if g.output != "table" && g.output != "json" {
+		return nil, usagef("-o must be table or json, got %q", g.output)
+	}
+	return positional, nil
+}
+
+func (g *globals) jsonOutput() bool { return g.output == "json" }
+
+// apiError is the API's error body (contract §5).
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field"`
+}
+
+func (e *apiError) Error() string {
+	msg := e.Message
+	if e.Field != "" && !strings.Contains(msg, e.Field) {
+		msg = e.Field + ": " + msg
+	}
+	return fmt.Sprintf("%s (HTTP %d %s)", msg, e.Status, e.Code)
+}
+
+// call sends one request and decodes a 2xx JSON answer into out (raw
+// receives the body verbatim for -o json). Non-2xx answers become
+// *apiError with the server's code, field and message.
+func (g *globals) call(method, path string, body []byte, headers map[string]string, out any) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	url := strings.TrimSuffix(g.server, "/") + path
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return nil, fmt.Errorf("bad --server %q: %w", g.server, err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if g.token != "" {
+		req.Header.Set("Authorization", "Bearer "+g.token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach %s: %w", g.server, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb struct {
+			Error *apiError `json:"error"`
+		}
+		if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
+			eb.Error.Status = resp.StatusCode
+			return nil, eb.Error
+		}
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return nil, fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
+		}
+	}
+	return raw, nil
+}
+
+// printRaw writes the API's JSON answer (for -o json).
+func (g *globals) printRaw(raw []byte) {
+	g.stdout.Write(raw)
+	if !bytes.HasSuffix(raw, []byte("\n")) {
+		fmt.Fprintln(g.stdout)
+	}
+}
+
+// oneLine keeps error output to a single line whatever the server sent.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
