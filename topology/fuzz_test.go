@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"net/netip"
@@ -31,6 +32,13 @@ func FuzzParseValidate(f *testing.F) {
 	f.Add([]byte(`{"pools":[{"name":"a","prefix":"10.0.0.0/8","kind":"dynamic","service":"s"}],"services":[{"name":"s","phases":[{"from":"2030-01-01T00:00:00Z","block":"all","pops":["x"]}]}]}`))
 	f.Add([]byte("services:\n- name: s\n  phases:\n  - {block: [], relays: false}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// ParseJSON's fast path must agree with the slow token walk.
+		fast, fastErr := ParseJSON(data)
+		slow, slowErr := parseJSONWalk(bytes.TrimPrefix(data, utf8BOM))
+		if (fastErr == nil) != (slowErr == nil) || !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast and slow JSON parsing disagree:\nfast %+v %v\nslow %+v %v", fast, fastErr, slow, slowErr)
+		}
+
 		doc, err := Parse(data)
 		if err != nil {
 			return

@@ -3,6 +3,7 @@ package topology
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -205,5 +206,69 @@ func TestJSONRoundTripOfContractExample(t *testing.T) {
 	}
 	if !reflect.DeepEqual(doc, again) {
 		t.Errorf("round trip changed the document:\n%+v\n%+v", doc, again)
+	}
+}
+
+func BenchmarkParseJSON100kPools(b *testing.B) {
+	doc := validDoc()
+	doc.Pools = doc.Pools[:0]
+	for i := 0; i < 100_000; i++ {
+		doc.Pools = append(doc.Pools, Pool{Name: fmt.Sprintf("pool-%d", i), Prefix: fmt.Sprintf("10.%d.%d.%d/30", i>>14, i>>6&0xff, i&0x3f<<2), Kind: KindDynamic, Service: "ftth"})
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJSON(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkUnmarshal100kPools is the baseline for BenchmarkParseJSON100kPools:
+// plain, non-strict encoding/json.
+func BenchmarkUnmarshal100kPools(b *testing.B) {
+	doc := validDoc()
+	doc.Pools = doc.Pools[:0]
+	for i := 0; i < 100_000; i++ {
+		doc.Pools = append(doc.Pools, Pool{Name: fmt.Sprintf("pool-%d", i), Prefix: fmt.Sprintf("10.%d.%d.%d/30", i>>14, i>>6&0xff, i&0x3f<<2), Kind: KindDynamic, Service: "ftth"})
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var d Document
+		if err := json.Unmarshal(data, &d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestParseJSONFastPathFallsBack(t *testing.T) {
+	// Inputs the fast path must hand to the walker, which rejects them.
+	for _, input := range []string{
+		`{"pools": [{"NAME": "a"}]}`,
+		`{"pools": [{"name": "a", "name": "b"}]}`,
+		`{"pools": [{"name": null}]}`,
+		`{"ports": [null]}`,
+	} {
+		if doc, err := ParseJSON([]byte(input)); err == nil {
+			t.Errorf("ParseJSON(%s) accepted: %+v", input, doc)
+		}
+	}
+	// An escaped key is the same key (RFC 8259 §7): the walker accepts it.
+	if doc, err := ParseJSON([]byte(`{"pools": [{"n\u0061me": "a"}]}`)); err != nil || doc.Pools[0].Name != "a" {
+		t.Errorf("escaped key: %+v %v", doc, err)
+	}
+	// And inputs with nulls where they are allowed still parse.
+	doc, err := ParseJSON([]byte(`{"pools": null, "services": [{"name": "s", "phases": [{"block": "all", "relays": null, "pops": null}]}]}`))
+	if err != nil || doc.Services[0].Phases[0].Relays != nil {
+		t.Errorf("nulls: %+v %v", doc, err)
 	}
 }
