@@ -384,9 +384,9 @@ func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
 
 	// Order: each phase starts no earlier than the previous valid one, so
 	// the document reads as a timeline. Phases with an equal start form a
-	// run; within a run no pop may be covered twice (see samePopOverlap).
+	// run; within a run no pop may be covered twice (see conflict).
 	prev := -1
-	runStart := -1
+	var run phaseRun
 	for j := range phases {
 		if !valid[j] {
 			continue
@@ -396,60 +396,75 @@ func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
 			continue
 		}
 		if prev < 0 || !starts[j].equal(starts[prev]) {
-			runStart = j
-		} else {
-			v.overlap(base, phases, valid, starts, runStart, j)
+			run = phaseRun{first: j, global: -1}
 		}
 		prev = j
+		if k, shared, ok := run.conflict(j, phases[j].Pops); ok {
+			v.overlap(base, phases, k, j, shared)
+			continue
+		}
+		run.add(j, phases[j].Pops)
 	}
 }
 
-// overlap reports phase j if an earlier phase of its equal-start run covers
-// one of its pops. Contract §3 picks the phase with the latest "from"; with
-// two at the same instant for the same bridge there is no answer, so they are
-// rejected. A phase without pops covers every pop. Runs are tiny (phases are
-// bounded per service), so the scan is not quadratic in the document size.
-func (v *validator) overlap(base string, phases []Phase, valid []bool, starts []phaseStart, runStart, j int) {
-	for k := runStart; k < j; k++ {
-		if !valid[k] || !starts[k].equal(starts[j]) {
-			continue
+// phaseRun indexes the pops covered by phases that start at the same
+// instant, so that overlaps are found in time linear in the number of pops.
+type phaseRun struct {
+	first  int            // first phase of the run
+	global int            // a phase of the run without pops, or -1
+	pops   map[string]int // pop → phase of the run covering it
+}
+
+// conflict returns an earlier phase of the run that also covers one of
+// pops (all pops when empty), and the pop they share ("" when one of the two
+// covers every pop). Contract §3 picks the phase with the latest "from";
+// with two at the same instant for one bridge there is no answer.
+func (r *phaseRun) conflict(j int, pops []string) (int, string, bool) {
+	switch {
+	case r.global >= 0:
+		return r.global, "", true
+	case len(pops) == 0:
+		if r.first != j {
+			return r.first, "", true
 		}
-		shared, ok := sharedPop(phases[k].Pops, phases[j].Pops)
-		if !ok {
-			continue
+		return 0, "", false
+	}
+	for _, p := range pops {
+		if k, ok := r.pops[p]; ok {
+			return k, p, true
 		}
-		field := fmt.Sprintf("%s.phases[%d].from", base, j)
-		when := describeFrom(phases[j].From)
-		switch {
-		case len(phases[k].Pops) == 0 && len(phases[j].Pops) == 0:
-			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for every pop; a bridge would have two active phases", base, k, when)
-		case slices.Equal(sortedCopy(phases[k].Pops), sortedCopy(phases[j].Pops)):
-			v.add(field, "%s.phases[%d] already starts at the same instant (%s) for the same pops; a bridge would have two active phases", base, k, when)
-		case shared == "":
-			v.add(field, "%s.phases[%d] starts at the same instant (%s) and one of the two applies to every pop, so a bridge would have two active phases; give one of them a different \"from\" or disjoint pops", base, k, when)
-		default:
-			v.add(field, "%s.phases[%d] starts at the same instant (%s) and also applies to pop %q, so that pop would have two active phases", base, k, when, shared)
-		}
+	}
+	return 0, "", false
+}
+
+func (r *phaseRun) add(j int, pops []string) {
+	if len(pops) == 0 {
+		r.global = j
 		return
 	}
+	if r.pops == nil {
+		r.pops = make(map[string]int, len(pops))
+	}
+	for _, p := range pops {
+		r.pops[p] = j
+	}
 }
 
-// sharedPop reports whether two pop scopes overlap, and one pop they share
-// ("" when either scope is global).
-func sharedPop(a, b []string) (string, bool) {
-	if len(a) == 0 || len(b) == 0 {
-		return "", true
+// overlap reports that phases k and j start at the same instant and both
+// cover a pop.
+func (v *validator) overlap(base string, phases []Phase, k, j int, shared string) {
+	field := fmt.Sprintf("%s.phases[%d].from", base, j)
+	when := describeFrom(phases[j].From)
+	switch {
+	case len(phases[k].Pops) == 0 && len(phases[j].Pops) == 0:
+		v.add(field, "%s.phases[%d] already starts at the same instant (%s) for every pop; a bridge would have two active phases", base, k, when)
+	case slices.Equal(sortedCopy(phases[k].Pops), sortedCopy(phases[j].Pops)):
+		v.add(field, "%s.phases[%d] already starts at the same instant (%s) for the same pops; a bridge would have two active phases", base, k, when)
+	case shared == "":
+		v.add(field, "%s.phases[%d] starts at the same instant (%s) and one of the two applies to every pop, so a bridge would have two active phases; give one of them a different \"from\" or disjoint pops", base, k, when)
+	default:
+		v.add(field, "%s.phases[%d] starts at the same instant (%s) and also applies to pop %q, so that pop would have two active phases", base, k, when, shared)
 	}
-	in := make(map[string]bool, len(a))
-	for _, p := range a {
-		in[p] = true
-	}
-	for _, p := range b {
-		if in[p] {
-			return p, true
-		}
-	}
-	return "", false
 }
 
 func sortedCopy(s []string) []string {

@@ -242,6 +242,19 @@ func TestValidateServicesAndPhases(t *testing.T) {
 		{"pop empty string", func(d *Document) { ftth(d)[1].Pops = []string{"osaka-1", ""} }, []string{"services[0].phases[1].pops[1]"}, "may not be empty"},
 		{"pop bad name", func(d *Document) { ftth(d)[1].Pops = []string{"Osaka"} }, []string{"services[0].phases[1].pops[0]"}, "must start"},
 		{"pop listed twice", func(d *Document) { ftth(d)[1].Pops = []string{"osaka-1", "osaka-1"} }, []string{"services[0].phases[1].pops[1]"}, `pop "osaka-1" is listed twice`},
+		{"many phases at one instant, disjoint pops", func(d *Document) {
+			d.Services[1].Phases = nil
+			for i := 0; i < MaxPhasesPerService; i++ {
+				d.Services[1].Phases = append(d.Services[1].Phases, Phase{From: "2030-01-01T00:00:00Z", Block: Block{All: true}, Pops: []string{fmt.Sprintf("pop-%d", i), fmt.Sprintf("pop-%d-b", i)}})
+			}
+		}, nil, ""},
+		{"many phases at one instant, last overlaps", func(d *Document) {
+			d.Services[1].Phases = nil
+			for i := 0; i < MaxPhasesPerService; i++ {
+				d.Services[1].Phases = append(d.Services[1].Phases, Phase{From: "2030-01-01T00:00:00Z", Block: Block{All: true}, Pops: []string{fmt.Sprintf("pop-%d", i)}})
+			}
+			d.Services[1].Phases[MaxPhasesPerService-1].Pops = []string{"pop-x", "pop-7"}
+		}, []string{fmt.Sprintf("services[1].phases[%d].from", MaxPhasesPerService-1)}, `services[1].phases[7] starts at the same instant (2030-01-01T00:00:00Z) and also applies to pop "pop-7"`},
 		{"too many phases", func(d *Document) {
 			d.Services[1].Phases = nil
 			for i := 0; i <= MaxPhasesPerService; i++ {
