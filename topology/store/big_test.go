@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
@@ -19,7 +20,9 @@ func TestReplace100kAtomic(t *testing.T) {
 		t.Skip("100k-pool replace skipped in -short mode")
 	}
 	s, _ := newStore(t)
-	ctx := ctxT(t)
+	// Generous: under -race on a busy 2-core machine this takes minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
 	const n = topology.MaxPools - 3 // sampleDoc's other pools are dropped; keep within the limit
 	docA, docB := bigDoc(n, "a"), bigDoc(n, "b")
 	revA, err := s.Replace(ctx, docA, store.WriteOptions{Who: "bulk"})

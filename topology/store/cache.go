@@ -159,6 +159,18 @@ func (c *Cache) reload(ctx context.Context) error {
 		c.gen = st.gen // follow edits of the bad generation too: a fix must be noticed
 		return nil
 	}
+	if st.rev == 0 && c.snap.Loaded && c.snap.Revision != 0 {
+		// The commit record vanished (deleted by hand?). An empty document
+		// would make every master remove its flows: keep the last good one.
+		err := fmt.Errorf("%w: commit record %s is missing", ErrInvalidStored, c.store.currentKey())
+		if c.snap.Err == nil || c.snap.Err.Error() != err.Error() {
+			c.log.Error("stored document rejected, keeping the last good one", "kept_revision", c.snap.Revision, "error", err)
+			c.snap.Err = err
+			c.notifyLocked()
+		}
+		c.gen = ""
+		return nil
+	}
 	c.gen = st.gen
 	if c.snap.Loaded && c.snap.Err == nil && c.snap.Revision == st.rev && st.rev != 0 {
 		return nil // same document (a re-read after a watch restart)
@@ -201,6 +213,9 @@ func (c *Cache) follow(ctx context.Context) error {
 			}
 			if err := resp.Err(); err != nil {
 				return fmt.Errorf("watch: %w", err)
+			}
+			if c.applyCommits(resp.Events) {
+				continue
 			}
 			if c.relevant(resp.Events) {
 				if err := c.reload(ctx); err != nil {
@@ -249,4 +264,77 @@ func (c *Cache) probe(ctx context.Context) error {
 		return c.store.etcdError("probe", err)
 	}
 	return nil
+}
+
+// applyCommits handles the common case of a watch response made only of
+// in-place commits on the current generation (per-item writes) by applying
+// their item events to the snapshot. It returns false, having changed
+// nothing, for anything else — a new generation, a hand edit, a value that
+// does not decode, a result that does not validate — and the caller then
+// re-reads the whole document, which also reports errors properly.
+func (c *Cache) applyCommits(events []*clientv3.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.snap.Loaded || c.snap.Err != nil || c.gen == "" {
+		return false
+	}
+	cur := c.store.currentKey()
+	genPrefix := c.store.generationKey(c.gen)
+	doc, rev, seen := c.snap.Doc, c.snap.Revision, c.seen
+	// Events of one transaction share a revision and arrive in one
+	// response (no WithFragment); walk them revision by revision.
+	for start := 0; start < len(events); {
+		end := start
+		for end < len(events) && events[end].Kv.ModRevision == events[start].Kv.ModRevision {
+			end++
+		}
+		group := events[start:end]
+		start = end
+		r := group[0].Kv.ModRevision
+		if r <= seen {
+			continue
+		}
+		seen = r
+		var items []*clientv3.Event
+		committed := false
+		for _, ev := range group {
+			k := string(ev.Kv.Key)
+			switch {
+			case k == cur:
+				var rec commitRecord
+				if ev.Type != clientv3.EventTypePut || decodeStrict(ev.Kv.Value, &rec) != nil || rec.Generation != c.gen {
+					return false
+				}
+				committed = true
+			case strings.HasPrefix(k, genPrefix):
+				items = append(items, ev)
+			}
+			// Other keys under config/ belong to other generations (a
+			// replace in progress, or a deletion of old ones): not ours.
+		}
+		if len(items) > 0 && !committed {
+			return false // the current generation edited by hand
+		}
+		if !committed {
+			continue
+		}
+		next, err := applyDelta(doc, genPrefix, items)
+		if err != nil {
+			c.log.Debug("cannot apply commit incrementally, re-reading", "revision", r, "error", err)
+			return false
+		}
+		doc, rev = next, r
+	}
+	if rev == c.snap.Revision {
+		c.seen = seen
+		return true // only other generations' keys
+	}
+	if err := topology.Validate(doc); err != nil {
+		return false
+	}
+	c.seen = seen
+	c.snap = Snapshot{Doc: doc, Revision: rev, Loaded: true}
+	c.log.Info("document updated", "revision", rev, "generation", c.gen, "pools", len(doc.Pools))
+	c.notifyLocked()
+	return true
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +52,8 @@ func waitSnapshot(t *testing.T, c *store.Cache, what string, cond func(store.Sna
 func TestCacheFollowsWrites(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := ctxT(t)
-	c := store.NewCache(s, testLogger(t))
+	var logs lockedBuffer
+	c := store.NewCache(s, slog.New(slog.NewTextHandler(&logs, nil)))
 	if c.Healthy() == nil {
 		t.Fatal("Healthy before Run should report not loaded")
 	}
@@ -86,6 +89,61 @@ func TestCacheFollowsWrites(t *testing.T) {
 	snap = waitSnapshot(t, c, "replace", func(s store.Snapshot) bool { return s.Revision == r3 })
 	if !equalJSON(t, snap.Doc, bigDoc(300, "x")) {
 		t.Fatal("cache does not hold the replaced document")
+	}
+
+	// Per-item writes are applied from the watch events; after each one the
+	// cache must hold exactly what a full Load returns.
+	yes := true
+	steps := []func(d *topology.Document){
+		func(d *topology.Document) { // insert in the middle of the sorted list
+			d.Pools = append(d.Pools, topology.Pool{Name: "px-000150a", Prefix: "10.9.0.0/16", Kind: topology.KindStatic})
+		},
+		func(d *topology.Document) { d.Pools[7].Kind, d.Pools[7].Service = topology.KindStatic, "" },
+		func(d *topology.Document) { d.Pools = append(d.Pools[:3], d.Pools[4:]...) },
+		func(d *topology.Document) { d.Ports = []int{25, 2525} },
+		func(d *topology.Document) { d.Ports = nil },
+		func(d *topology.Document) {
+			d.Bridges = append(d.Bridges, topology.Bridge{DPID: "00000000000000aa", Name: "osaka-1-sub-a", Pop: "osaka-1"})
+			d.Services = append(d.Services, topology.Service{Name: "biz", Phases: []topology.Phase{{Block: topology.Block{All: true}, Relays: &yes}}})
+		},
+		func(d *topology.Document) { d.Bridges = d.Bridges[:1]; d.Relays = nil },
+	}
+	before := strings.Count(logs.String(), "document updated")
+	for i, step := range steps {
+		rev, err := s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error { step(d); return nil })
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		snap := waitSnapshot(t, c, fmt.Sprintf("step %d", i), func(s store.Snapshot) bool { return s.Revision == rev })
+		want, _, err := s.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !equalJSON(t, snap.Doc, want) || snap.Err != nil {
+			t.Fatalf("step %d: cache differs from Load:\n cache %s\n load  %s", i, mustJSON(t, snap.Doc), mustJSON(t, want))
+		}
+	}
+	if n := strings.Count(logs.String(), "document updated") - before; n != len(steps) {
+		t.Errorf("%d incremental updates for %d per-item writes; logs:\n%s", n, len(steps), logs.String())
+	}
+}
+
+func TestCacheKeepsDocumentWhenCommitRecordDeleted(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	rev, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := store.NewCache(s, testLogger(t))
+	runCache(t, c)
+	waitSnapshot(t, c, "document", func(s store.Snapshot) bool { return s.Revision == rev })
+	if _, err := e.Client.Delete(ctx, s.CurrentKey()); err != nil {
+		t.Fatal(err)
+	}
+	snap := waitSnapshot(t, c, "error report", func(s store.Snapshot) bool { return s.Err != nil })
+	if snap.Revision != rev || !equalJSON(t, snap.Doc, sampleDoc()) {
+		t.Fatalf("cache dropped its document: %+v", snap)
 	}
 }
 

@@ -60,10 +60,15 @@ const (
 // status records under one prefix. It is safe for concurrent use; it holds
 // no state besides its configuration.
 type Store struct {
-	cli       *clientv3.Client
-	prefix    string
-	log       *slog.Logger
-	opTimeout time.Duration
+	cli    *clientv3.Client
+	prefix string
+	log    *slog.Logger
+	// opTimeout bounds each etcd request (when the caller's context allows
+	// longer) so that an unreachable etcd turns into ErrUnavailable rather
+	// than a hang; batchTimeout is the same for the big transactions of a
+	// new generation, which a loaded etcd may take seconds to apply.
+	opTimeout    time.Duration
+	batchTimeout time.Duration
 }
 
 // New returns a Store using cli under prefix (DefaultPrefix if empty; a
@@ -78,7 +83,7 @@ func New(cli *clientv3.Client, prefix string, logger *slog.Logger) *Store {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 5 * time.Second}
+	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 10 * time.Second, batchTimeout: 30 * time.Second}
 }
 
 // Client returns the etcd client the store uses.
@@ -397,7 +402,7 @@ func (s *Store) writeBatches(ctx context.Context, genPrefix string, items []enco
 		go func() {
 			defer wg.Done()
 			for ops := range work {
-				cctx, ccancel := context.WithTimeout(ctx, s.opTimeout)
+				cctx, ccancel := context.WithTimeout(ctx, s.batchTimeout)
 				_, err := s.cli.Txn(cctx).Then(ops...).Commit()
 				ccancel()
 				if err != nil {
