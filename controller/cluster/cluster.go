@@ -160,6 +160,7 @@ type bridgeState struct {
 // loop is the state owned by Run's goroutine.
 type loop struct {
 	lease      clientv3.LeaseID
+	lostLease  clientv3.LeaseID // previous lease, revoked once etcd answers
 	keepalive  <-chan *clientv3.LeaseKeepAliveResponse
 	stopLease  context.CancelFunc
 	bridges    map[string]*bridgeState
@@ -346,6 +347,14 @@ func (r *Replica) grant(ctx context.Context, st *loop) error {
 	}
 	st.lease, st.keepalive, st.stopLease = lease.ID, ka, stop
 	r.log.Info("joined cluster", "lease", fmt.Sprintf("%x", lease.ID), "ttl", r.cfg.LeaseTTL)
+	if st.lostLease != 0 {
+		// etcd may have kept the old lease alive across a leader change;
+		// revoking it drops our stale locks and records at once.
+		if _, err := r.cfg.Client.Revoke(cctx, st.lostLease); err == nil {
+			r.log.Info("revoked previous lease", "lease", fmt.Sprintf("%x", st.lostLease))
+		}
+		st.lostLease = 0
+	}
 	if r.cfg.Records != nil {
 		if err := r.cfg.Records.RegisterReplica(cctx, lease.ID); err != nil {
 			return fmt.Errorf("register replica: %w", err)
@@ -368,6 +377,7 @@ func (r *Replica) loseLease(ctx context.Context, st *loop) {
 		}
 	}
 	st.stopLease()
+	st.lostLease = st.lease
 	st.lease, st.keepalive, st.stopLease = 0, nil, nil
 	r.setReady(errors.New("etcd lease lost"), st)
 }
@@ -403,7 +413,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 	cctx, cancel := r.etcdCtx(ctx)
 	defer cancel()
 	resp, err := r.cfg.Client.Txn(cctx).Then(
-		clientv3.OpGet(connPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(connPrefix, clientv3.WithPrefix()),
 		clientv3.OpGet(lockPrefix, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
@@ -413,6 +423,11 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		dpid, replica, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), connPrefix), "/")
 		if !ok {
+			continue
+		}
+		if replica == me && clientv3.LeaseID(kv.Lease) != st.lease {
+			// Left over from our previous lease (etcd was away): rewrite it
+			// under the current one, or it would vanish with the old lease.
 			continue
 		}
 		if connected[dpid] == nil {
