@@ -17,7 +17,7 @@ func (s *session) dump(ctx context.Context) ([]InstalledEntry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dump flows: %w", err)
 	}
-	var entries []InstalledEntry
+	entries := make([]InstalledEntry, 0, reply.size/88) // op25b entries are ≥ 88 bytes
 	for _, part := range reply.parts {
 		if entries, err = decodeFlowStats(part, entries); err != nil {
 			return nil, fmt.Errorf("dump flows: %w", err)
@@ -46,7 +46,7 @@ func planChanges(desired []flows.Flow, entries []InstalledEntry) Plan {
 	}
 	installed := make([]flows.Flow, 0, len(entries))
 	cookieOf := make(map[flows.Key]uint64, len(entries))
-	var p Plan
+	p := Plan{Mods: make([]flowMod, 0, len(desired)/8)}
 	for _, e := range entries {
 		if e.Foreign {
 			if e.RawMatch == nil || !flows.Owned(e.Flow.Cookie) {
@@ -103,6 +103,7 @@ func (e *errRejected) Unwrap() error { return e.first }
 func (s *switchSession) reconcile(ctx context.Context, d Desired, isAudit bool) {
 	start := time.Now()
 	entries, err := s.dump(ctx)
+	s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
 	var plan Plan
 	if err == nil {
 		plan = planChanges(d.Flows, entries)
@@ -181,25 +182,39 @@ func (s *switchSession) apply(ctx context.Context, mods []flowMod) error {
 func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
 	s.bundleID++
 	id := s.bundleID
-	xid := s.nextXID()
-	reply, err := s.request(ctx, xid, encodeBundleControl(nil, xid, id, bundleOpenRequest))
-	if err != nil {
-		return fmt.Errorf("bundle open: %w", err)
-	}
-	if _, typ, err := parseBundleControl(reply.body); err != nil || typ != bundleOpenReply {
-		return fmt.Errorf("bundle open: unexpected reply type %d: %v", typ, err)
-	}
+	t0 := time.Now()
+	// OPEN is pipelined with the adds: its reply (or error) arrives before
+	// the barrier's, so waiting for it separately would only add a round trip.
+	ox := s.nextXID()
+	open := s.expect(ox)
+	defer s.forget(ox)
 	lo := s.reserveXIDs(len(mods))
 	b := s.addBatch(lo, len(mods))
-	err = s.writeMany(lo, len(mods), func(buf []byte, xid uint32, i int) []byte {
-		return appendBundleAdd(buf, xid, id, mods[i])
+	err := s.writeMany(lo-1, len(mods)+1, func(buf []byte, xid uint32, i int) []byte {
+		if i == 0 {
+			return encodeBundleControl(buf, ox, id, bundleOpenRequest)
+		}
+		return appendBundleAdd(buf, xid, id, mods[i-1])
 	})
+	t1 := time.Now()
 	if err == nil {
 		err = s.barrier(ctx)
 	}
+	t2 := time.Now()
 	errs := s.endBatch(b)
 	if err != nil {
 		return fmt.Errorf("bundle add: %w", err)
+	}
+	select {
+	case <-open.done:
+	default:
+		return fmt.Errorf("bundle open: no reply before the barrier")
+	}
+	if open.err != nil {
+		return fmt.Errorf("bundle open: %w", open.err)
+	}
+	if _, typ, err := parseBundleControl(open.body); err != nil || typ != bundleOpenReply {
+		return fmt.Errorf("bundle open: unexpected reply type %d: %v", typ, err)
 	}
 	if len(errs) > 0 {
 		for _, e := range errs[:min(len(errs), 5)] {
@@ -212,13 +227,14 @@ func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
 		return &errRejected{first: errs[0], count: len(errs), mode: "bundle discarded"}
 	}
 	cx := s.nextXID()
-	reply, err = s.request(ctx, cx, encodeBundleControl(nil, cx, id, bundleCommitRequest))
+	reply, err := s.request(ctx, cx, encodeBundleControl(nil, cx, id, bundleCommitRequest))
 	if err != nil {
 		return fmt.Errorf("bundle commit: %w", err)
 	}
 	if _, typ, err := parseBundleControl(reply.body); err != nil || typ != bundleCommitReply {
 		return fmt.Errorf("bundle commit: unexpected reply type %d: %v", typ, err)
 	}
+	s.logger().Debug("bundle committed", "flow_mods", len(mods), "open_and_send", t1.Sub(t0), "barrier", t2.Sub(t1), "commit", time.Since(t2))
 	return nil
 }
 

@@ -49,6 +49,12 @@ type session struct {
 	closeErr    error
 
 	ofErrors atomic.Uint64
+
+	// busy counts requests and batches in flight. A switch answers our
+	// echo only after everything sent before it (messages are processed in
+	// order), so while a 100k-message batch is being worked through its
+	// silence is expected; the request's own timeout bounds that wait.
+	busy atomic.Int32
 }
 
 // call is one request waiting for its reply.
@@ -173,18 +179,35 @@ func (s *session) writeMany(first uint32, n int, encode func(b []byte, xid uint3
 // request sends msg (whose xid is xid) and waits for the reply routed to xid.
 // An OFPT_ERROR for that xid is returned as *OFError.
 func (s *session) request(ctx context.Context, xid uint32, msg []byte) (*call, error) {
+	c := s.expect(xid)
+	defer s.forget(xid)
+	if err := s.write(msg); err != nil {
+		return nil, err
+	}
+	return s.wait(ctx, xid, c)
+}
+
+// expect registers a pending reply for xid before its request is written,
+// so a fast reply cannot arrive unrouted. Pair with forget.
+func (s *session) expect(xid uint32) *call {
+	s.busy.Add(1)
 	c := &call{done: make(chan struct{})}
 	s.mu.Lock()
 	s.pending[xid] = c
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, xid)
-		s.mu.Unlock()
-	}()
-	if err := s.write(msg); err != nil {
-		return nil, err
-	}
+	return c
+}
+
+func (s *session) forget(xid uint32) {
+	s.mu.Lock()
+	delete(s.pending, xid)
+	s.mu.Unlock()
+	s.busy.Add(-1)
+}
+
+// wait blocks until c completes, the session dies, ctx ends or the
+// request timeout passes.
+func (s *session) wait(ctx context.Context, xid uint32, c *call) (*call, error) {
 	timer := time.NewTimer(s.timeout)
 	defer timer.Stop()
 	select {
@@ -201,6 +224,7 @@ func (s *session) request(ctx context.Context, xid uint32, msg []byte) (*call, e
 
 func (s *session) addBatch(lo uint32, n int) *batch {
 	b := &batch{lo: lo, hi: lo + uint32(n) - 1}
+	s.busy.Add(1)
 	s.mu.Lock()
 	s.batches = append(s.batches, b)
 	s.mu.Unlock()
@@ -211,6 +235,7 @@ func (s *session) addBatch(lo uint32, n int) *batch {
 // only after a barrier behind the batch has returned: OVS processes messages
 // in order and sends their errors before the barrier reply (§6.2).
 func (s *session) endBatch(b *batch) []*OFError {
+	s.busy.Add(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, x := range s.batches {
@@ -372,7 +397,7 @@ func (s *session) keepalive(ctx context.Context, echoInterval, deadTimeout time.
 			}
 		case <-tick.C:
 			idle := time.Since(time.Unix(0, s.lastSeen.Load()))
-			if idle > deadTimeout {
+			if idle > deadTimeout && s.busy.Load() == 0 {
 				s.logger().Warn("switch silent, closing session", "idle", idle.Round(time.Millisecond))
 				s.close(fmt.Errorf("no message for %s", idle.Round(time.Millisecond)))
 				return

@@ -537,7 +537,8 @@ func decodeFlowStatsEntry(e []byte) InstalledEntry {
 		// Without a parseable match the entry cannot even be addressed.
 		return ie
 	}
-	ie.RawMatch = append([]byte(nil), rest[:padded]...)
+	// A sub-slice, not a copy: the reply buffer lives as long as the plan.
+	ie.RawMatch = rest[:padded:padded]
 	m, reason := decodeMatch(rest[4:mlen])
 	a, areason := decodeInstructions(rest[padded:])
 	if reason == "" {
