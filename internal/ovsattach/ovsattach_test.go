@@ -11,6 +11,15 @@ import (
 	"github.com/op25b/op25b/internal/testenv"
 )
 
+// Targets in these tests point at loopback ports where nothing listens
+// (never op25bd's default 6653): a controller answering there would take the
+// test bridge over and could delete its op25b-cookie flows.
+const (
+	target1 = "tcp:127.0.0.1:1"
+	target2 = "tcp:127.0.0.1:2"
+	target3 = "tcp:127.0.0.1:3"
+)
+
 func testContext(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -48,7 +57,7 @@ func looseBridge(t *testing.T) testenv.Bridge {
 func TestAttachSetsAndVerifies(t *testing.T) {
 	br := looseBridge(t)
 	ctx := testContext(t)
-	targets := []string{"tcp:127.0.0.1:6653", "tcp:[::1]:6654,ssl:127.0.0.2:6655"}
+	targets := []string{target1, "tcp:[::1]:2,ssl:127.0.0.2:3"}
 	if err := Attach(ctx, br.Name, targets); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
@@ -59,7 +68,7 @@ func TestAttachSetsAndVerifies(t *testing.T) {
 	if failMode != "secure" {
 		t.Errorf("fail-mode = %q, want secure", failMode)
 	}
-	want := []string{"ssl:127.0.0.2:6655", "tcp:127.0.0.1:6653", "tcp:[::1]:6654"}
+	want := []string{"ssl:127.0.0.2:3", target1, "tcp:[::1]:2"}
 	if !slices.Equal(controllers, want) {
 		t.Errorf("controllers = %v, want %v", controllers, want)
 	}
@@ -68,13 +77,13 @@ func TestAttachSetsAndVerifies(t *testing.T) {
 func TestAttachIsIdempotent(t *testing.T) {
 	br := looseBridge(t)
 	ctx := testContext(t)
-	targets := []string{"tcp:127.0.0.1:6653", "tcp:127.0.0.1:6654"}
+	targets := []string{target1, target2}
 	if err := Attach(ctx, br.Name, targets); err != nil {
 		t.Fatalf("first Attach: %v", err)
 	}
 	before := controllerUUIDs(t, br.Name)
 	// Same set in another order: still nothing to change.
-	if err := Attach(ctx, br.Name, []string{"tcp:127.0.0.1:6654", "tcp:127.0.0.1:6653"}); err != nil {
+	if err := Attach(ctx, br.Name, []string{target2, target1}); err != nil {
 		t.Fatalf("second Attach: %v", err)
 	}
 	if after := controllerUUIDs(t, br.Name); after != before {
@@ -82,18 +91,18 @@ func TestAttachIsIdempotent(t *testing.T) {
 	}
 
 	// A different set replaces the targets, not appends to them.
-	if err := Attach(ctx, br.Name, []string{"tcp:127.0.0.1:7000"}); err != nil {
+	if err := Attach(ctx, br.Name, []string{target3}); err != nil {
 		t.Fatalf("Attach with new targets: %v", err)
 	}
-	if _, _, controllers := bridgeState(t, br.Name); !slices.Equal(controllers, []string{"tcp:127.0.0.1:7000"}) {
-		t.Errorf("controllers = %v, want only tcp:127.0.0.1:7000", controllers)
+	if _, _, controllers := bridgeState(t, br.Name); !slices.Equal(controllers, []string{target3}) {
+		t.Errorf("controllers = %v, want only %s", controllers, target3)
 	}
 }
 
 func TestDetachKeepsFailModeSecureAndFlows(t *testing.T) {
 	br := looseBridge(t)
 	ctx := testContext(t)
-	if err := Attach(ctx, br.Name, []string{"tcp:127.0.0.1:6653"}); err != nil {
+	if err := Attach(ctx, br.Name, []string{target1}); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	// A flow standing in for op25b's enforcement: it must survive detach.
@@ -124,7 +133,7 @@ func TestAttachKeepsExistingFlows(t *testing.T) {
 	testenv.Run(t, "ovs-ofctl", "-O", "OpenFlow13", "add-flow", br.Name, "table=0,priority=5,arp,actions=NORMAL")
 	testenv.Run(t, "ovs-ofctl", "-O", "OpenFlow13", "add-flow", br.Name,
 		"cookie=0x25b0000000000002,table=1,priority=1016,ip,nw_src=10.1.0.0/16,actions=write_metadata:0x5/0xff,goto_table:2")
-	if err := Attach(testContext(t), br.Name, []string{"tcp:127.0.0.1:6653"}); err != nil {
+	if err := Attach(testContext(t), br.Name, []string{target1}); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	dump := br.Ofctl(t, "dump-flows", br.Name)
@@ -149,7 +158,7 @@ func TestMissingBridge(t *testing.T) {
 	testenv.RequireOVS(t)
 	ctx := testContext(t)
 	name := testenv.UniqueName("nobr")
-	err := Attach(ctx, name, []string{"tcp:127.0.0.1:6653"})
+	err := Attach(ctx, name, []string{target1})
 	if !errors.Is(err, ErrBridgeNotFound) || !strings.Contains(err.Error(), name) {
 		t.Errorf("Attach to missing bridge: err = %v, want ErrBridgeNotFound naming %s", err, name)
 	}
@@ -165,7 +174,7 @@ func TestMissingBridge(t *testing.T) {
 func TestInvalidTargetChangesNothing(t *testing.T) {
 	br := looseBridge(t)
 	ctx := testContext(t)
-	if err := Attach(ctx, br.Name, []string{"tcp:127.0.0.1:6653"}); err != nil {
+	if err := Attach(ctx, br.Name, []string{target1}); err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
 	for _, bad := range [][]string{
@@ -185,7 +194,7 @@ func TestInvalidTargetChangesNothing(t *testing.T) {
 			t.Errorf("Attach(%q): err = %v, want ErrInvalidTarget", bad, err)
 		}
 	}
-	if _, _, controllers := bridgeState(t, br.Name); !slices.Equal(controllers, []string{"tcp:127.0.0.1:6653"}) {
+	if _, _, controllers := bridgeState(t, br.Name); !slices.Equal(controllers, []string{target1}) {
 		t.Errorf("a rejected attach changed the controllers to %v", controllers)
 	}
 }
