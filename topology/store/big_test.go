@@ -39,6 +39,8 @@ func TestReplace100kAtomic(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Read until the new document shows up, so that some reads
+			// overlap the flip and the deletion of the old generation.
 			for readCtx.Err() == nil {
 				doc, rev, err := s.Load(readCtx)
 				if err != nil {
@@ -56,12 +58,18 @@ func TestReplace100kAtomic(t *testing.T) {
 					readErr = errMix(rev)
 				}
 				mu.Unlock()
+				if kind != "a" {
+					return
+				}
 			}
 		}()
 	}
 	revB, err := s.Replace(ctx, docB, store.WriteOptions{Who: "bulk"})
-	stopReaders()
+	if err != nil {
+		stopReaders()
+	}
 	wg.Wait()
+	stopReaders()
 	if err != nil {
 		t.Fatal(err)
 	}
