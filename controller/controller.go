@@ -159,6 +159,7 @@ type Controller struct {
 type bridgeState struct {
 	status  BridgeStatus
 	desired *Desired
+	index   *desiredIndex  // desired.Flows canonicalised and indexed once
 	sess    *switchSession // current session, nil when disconnected
 	drops   []FlowCounter
 }
@@ -189,9 +190,10 @@ func (c *Controller) bridge(dpid string) *bridgeState {
 // session is woken to apply it (role request first, then reconcile).
 func (c *Controller) SetDesired(d Desired) {
 	d.Flows = append([]flows.Flow(nil), d.Flows...)
+	idx := newDesiredIndex(d.Flows)
 	c.mu.Lock()
 	b := c.bridge(d.DPID)
-	b.desired = &d
+	b.desired, b.index = &d, idx
 	s := b.sess
 	c.mu.Unlock()
 	if s != nil {
@@ -204,7 +206,7 @@ func (c *Controller) SetDesired(d Desired) {
 func (c *Controller) Forget(dpid string) {
 	c.mu.Lock()
 	if b := c.bridges[dpid]; b != nil {
-		b.desired = nil
+		b.desired, b.index = nil, nil
 	}
 	c.mu.Unlock()
 }
@@ -476,10 +478,11 @@ func (s *switchSession) step(ctx context.Context, isAudit bool) {
 	c := s.c
 	c.mu.Lock()
 	var d Desired
+	var idx *desiredIndex
 	b := c.bridges[s.dpid]
 	have := b != nil && b.desired != nil && b.sess == s
 	if have {
-		d = *b.desired
+		d, idx = *b.desired, b.index
 	}
 	c.mu.Unlock()
 	if !have {
@@ -497,7 +500,7 @@ func (s *switchSession) step(ctx context.Context, isAudit bool) {
 	if !s.roleMaster {
 		return
 	}
-	s.reconcile(ctx, d, isAudit)
+	s.reconcile(ctx, d, idx, isAudit)
 }
 
 func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {

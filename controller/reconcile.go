@@ -40,13 +40,52 @@ type Plan struct {
 // writes) are strictly deleted first by their raw match, then flows.Diff's
 // add restores the desired flow inside the same ordered bundle.
 func planChanges(desired []flows.Flow, entries []InstalledEntry) Plan {
-	want := make([]flows.Flow, len(desired))
+	return newDesiredIndex(desired).plan(entries)
+}
+
+// desiredIndex is a desired set in the form OVS reports it, indexed by
+// key, built once per SetDesired so that audits (which almost always find
+// nothing to do) cost one lookup per installed flow.
+type desiredIndex struct {
+	canon []flows.Flow
+	byKey map[flows.Key]flows.Flow
+}
+
+func newDesiredIndex(desired []flows.Flow) *desiredIndex {
+	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired))}
 	for i, f := range desired {
-		want[i] = canonicalFlow(f)
+		f = canonicalFlow(f)
+		idx.canon[i] = f
+		idx.byKey[f.Key()] = f
 	}
+	return idx
+}
+
+// unchanged reports whether the dump equals the desired set exactly.
+func (idx *desiredIndex) unchanged(entries []InstalledEntry) bool {
+	if len(entries) != len(idx.byKey) {
+		return false
+	}
+	for i := range entries {
+		e := &entries[i]
+		if e.Foreign {
+			return false
+		}
+		if f, ok := idx.byKey[e.Flow.Key()]; !ok || f != e.Flow {
+			return false
+		}
+	}
+	return true // same size, every installed flow desired, keys unique in a flow table
+}
+
+func (idx *desiredIndex) plan(entries []InstalledEntry) Plan {
+	if idx.unchanged(entries) {
+		return Plan{}
+	}
+	want := idx.canon
 	installed := make([]flows.Flow, 0, len(entries))
 	cookieOf := make(map[flows.Key]uint64, len(entries))
-	p := Plan{Mods: make([]flowMod, 0, len(desired)/8)}
+	p := Plan{Mods: make([]flowMod, 0, len(want)/8)}
 	for _, e := range entries {
 		if e.Foreign {
 			if e.RawMatch == nil || !flows.Owned(e.Flow.Cookie) {
@@ -100,13 +139,13 @@ func (e *errRejected) Error() string {
 func (e *errRejected) Unwrap() error { return e.first }
 
 // reconcile dumps, diffs and applies; it updates status and emits an event.
-func (s *switchSession) reconcile(ctx context.Context, d Desired, isAudit bool) {
+func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIndex, isAudit bool) {
 	start := time.Now()
 	entries, err := s.dump(ctx)
 	s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
 	var plan Plan
 	if err == nil {
-		plan = planChanges(d.Flows, entries)
+		plan = idx.plan(entries)
 		err = s.apply(ctx, plan.Mods)
 	}
 	elapsed := time.Since(start)
