@@ -49,6 +49,10 @@ func TestStatusRecordsFollowLease(t *testing.T) {
 	if _, err := e.Client.Revoke(ctx, lease.ID); err != nil {
 		t.Fatal(err)
 	}
+	err = s.PutBridgeStatus(ctx, st, lease.ID)
+	if err == nil || errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("PutBridgeStatus with a revoked lease = %v, want a lease error that is not ErrUnavailable", err)
+	}
 	sts, _ = s.BridgeStatuses(ctx)
 	reps, _ = s.Replicas(ctx)
 	if len(sts) != 1 || sts[0].DPID != "0000000000000002" || len(reps) != 0 {

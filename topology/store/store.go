@@ -460,12 +460,15 @@ func (s *Store) deleteOlderGenerations(gen string, flip int64) {
 }
 
 // etcdError wraps an etcd client error: request-shape errors are bugs and
-// stay as they are; everything else means etcd could not be reached or
+// an unknown lease means the caller's lease expired (a master that lost
+// its mastership must learn that, not retry as if etcd were down); they
+// stay as they are. Everything else means etcd could not be reached or
 // did not answer in time.
 func (s *Store) etcdError(op string, err error) error {
 	switch {
 	case errors.Is(err, rpctypes.ErrTooManyOps), errors.Is(err, rpctypes.ErrRequestTooLarge),
-		errors.Is(err, rpctypes.ErrGRPCTooManyOps), errors.Is(err, rpctypes.ErrGRPCRequestTooLarge):
+		errors.Is(err, rpctypes.ErrGRPCTooManyOps), errors.Is(err, rpctypes.ErrGRPCRequestTooLarge),
+		errors.Is(err, rpctypes.ErrLeaseNotFound), errors.Is(err, rpctypes.ErrGRPCLeaseNotFound):
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
