@@ -159,12 +159,15 @@ type bridgeState struct {
 
 // loop is the state owned by Run's goroutine.
 type loop struct {
-	lease      clientv3.LeaseID
-	lostLease  clientv3.LeaseID // previous lease, revoked once etcd answers
-	keepalive  <-chan *clientv3.LeaseKeepAliveResponse
-	stopLease  context.CancelFunc
-	bridges    map[string]*bridgeState
-	dirty      map[string]bool // status records to (re)write
+	lease     clientv3.LeaseID
+	lostLease clientv3.LeaseID // previous lease, revoked once etcd answers
+	keepalive <-chan *clientv3.LeaseKeepAliveResponse
+	stopLease context.CancelFunc
+	bridges   map[string]*bridgeState
+	dirty     map[string]bool // status records to (re)write
+	wrote     map[string]bool // bridges whose current status record we wrote as master
+	// connected is the last read of connected/: dpid → replica ids.
+	connected  map[string]map[string]bool
 	etcdOK     bool
 	lastDocRev int64
 }
@@ -186,7 +189,7 @@ func (r *Replica) Run(ctx context.Context) error {
 		}(r.cfg.Prefix + sub)
 	}
 
-	st := &loop{bridges: map[string]*bridgeState{}, dirty: map[string]bool{}}
+	st := &loop{bridges: map[string]*bridgeState{}, dirty: map[string]bool{}, wrote: map[string]bool{}}
 	defer r.release(st)
 
 	resync := time.NewTicker(r.cfg.Resync)
@@ -465,6 +468,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 		}
 		delete(reps, me)
 	}
+	st.connected = connected
 
 	// Every bridge we may have to decide about.
 	all := map[string]bool{}
@@ -513,6 +517,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 			}
 			b.master, b.generation = true, uint64(lk.createRev)
 		case held:
+			delete(st.wrote, dpid) // the holder writes the record now
 			if b.master {
 				r.log.Warn("lock held by another replica", "dpid", dpid, "holder", lk.holder)
 				r.demote(dpid, b)
@@ -605,7 +610,12 @@ func (r *Replica) writeStatuses(ctx context.Context, st *loop, doc *topology.Doc
 	}
 	for dpid := range st.dirty {
 		b := st.bridges[dpid]
-		if b == nil || !b.master {
+		master := b != nil && b.master
+		// A bridge we reported as master that is now connected to no
+		// replica: nobody else will write its record, so we record that it
+		// is disconnected (otherwise status would claim it is connected).
+		orphan := !master && st.wrote[dpid] && len(st.connected[dpid]) == 0
+		if !master && !orphan {
 			delete(st.dirty, dpid)
 			continue
 		}
@@ -616,6 +626,9 @@ func (r *Replica) writeStatuses(ctx context.Context, st *loop, doc *topology.Doc
 			AppliedRevision: rep.AppliedRevision, Flows: rep.Flows, LastError: rep.LastError,
 			LastReconcile: rep.LastReconcile, Registered: registered,
 		}
+		if orphan {
+			status.Connected, status.Master = false, ""
+		}
 		cctx, cancel := r.etcdCtx(ctx)
 		err := r.cfg.Records.PutBridgeStatus(cctx, status, st.lease)
 		cancel()
@@ -624,6 +637,11 @@ func (r *Replica) writeStatuses(ctx context.Context, st *loop, doc *topology.Doc
 			return // retried on the next pass
 		}
 		delete(st.dirty, dpid)
+		if master {
+			st.wrote[dpid] = true
+		} else {
+			delete(st.wrote, dpid)
+		}
 	}
 }
 

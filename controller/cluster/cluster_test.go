@@ -37,9 +37,14 @@ func (r *running) stop() {
 
 func startReplica(t *testing.T, id string, endpoints []string, policy Policy, sw *fakeSwitches, ttl time.Duration) *running {
 	t.Helper()
+	return startReplicaWith(t, id, endpoints, policy, sw, ttl, nil)
+}
+
+func startReplicaWith(t *testing.T, id string, endpoints []string, policy Policy, sw *fakeSwitches, ttl time.Duration, records Records) *running {
+	t.Helper()
 	cli := newClient(t, endpoints)
 	rep, err := New(Config{
-		NodeID: id, Client: cli, Prefix: "/op25b-test/", Switches: sw, Policy: policy,
+		NodeID: id, Client: cli, Prefix: "/op25b-test/", Switches: sw, Policy: policy, Records: records,
 		Compile: countingCompile, LeaseTTL: ttl, EtcdTimeout: time.Second, Resync: 500 * time.Millisecond,
 		Logger: testLogger(t),
 	})
@@ -158,9 +163,15 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	registered, stray := dpidN(1), dpidN(0x77)
 	policy := newFakePolicy(smallDoc(registered), 1)
 	b := newBeliefs(t)
-	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", b, registered, stray), 2*time.Second)
+	records := newFakeRecords()
+	r := startReplicaWith(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", b, registered, stray), 2*time.Second, records)
 	eventually(t, 20*time.Second, "both bridges mastered", func() bool {
 		return oneMasterEach([]*running{r}, []string{registered, stray})
+	})
+	eventually(t, 20*time.Second, "status records written by the master", func() bool {
+		reg, ok1 := records.get(registered)
+		str, ok2 := records.get(stray)
+		return ok1 && ok2 && reg.Master == "solo" && reg.Registered && reg.Connected && str.Master == "solo" && !str.Registered
 	})
 	doc := smallDoc(registered)
 	doc.Pools = append(doc.Pools, topology.Pool{Name: "dyn2", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
@@ -182,6 +193,10 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	eventually(t, 20*time.Second, "stray bridge forgotten", func() bool {
 		_, ok := r.sw.get(stray)
 		return !ok
+	})
+	eventually(t, 20*time.Second, "status of the stray bridge says disconnected, no master", func() bool {
+		st, _ := records.get(stray)
+		return !st.Connected && st.Master == ""
 	})
 }
 

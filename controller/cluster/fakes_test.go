@@ -263,3 +263,33 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 }
 
 func dpidN(i int) string { return fmt.Sprintf("00000000000000%02x", i) }
+
+// fakeRecords keeps the last status record per bridge.
+type fakeRecords struct {
+	mu       sync.Mutex
+	statuses map[string]BridgeStatus
+	replicas int
+}
+
+func newFakeRecords() *fakeRecords { return &fakeRecords{statuses: map[string]BridgeStatus{}} }
+
+func (f *fakeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.replicas++
+	return nil
+}
+
+func (f *fakeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.statuses[st.DPID] = st
+	return nil
+}
+
+func (f *fakeRecords) get(dpid string) (BridgeStatus, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st, ok := f.statuses[dpid]
+	return st, ok
+}
