@@ -91,7 +91,8 @@ func Attach(ctx context.Context, bridge string, controllers []string) error {
 		// seen with controllers but fail-mode standalone, or with
 		// OpenFlow10 targets. The library's SetController takes a single
 		// target and each of its setters is its own transaction, hence
-		// the raw transaction through the library's executor here.
+		// one plain ovs-vsctl transaction for the write; the reads and
+		// checks go through the library.
 		args := []string{
 			"--", "set-fail-mode", bridge, failModeSecure,
 			"--", "set", "bridge", bridge, "protocols=" + protocolOpenFlow13,
