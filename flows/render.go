@@ -38,7 +38,7 @@ func renderMatch(m Match) string {
 	case v6:
 		parts = append(parts, "ipv6")
 	case m.EthType != 0:
-		parts = append(parts, fmt.Sprintf("dl_type=%#06x", m.EthType))
+		parts = append(parts, fmt.Sprintf("dl_type=0x%04x", m.EthType))
 	}
 	if m.IPProto != 0 && m.IPProto != IPProtoTCP {
 		parts = append(parts, "nw_proto="+strconv.Itoa(int(m.IPProto)))
