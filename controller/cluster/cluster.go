@@ -230,8 +230,14 @@ func (r *Replica) phaseSleep(st *loop) time.Duration {
 		if b.validUntil.IsZero() {
 			continue
 		}
+		// Sub saturates at ~292 years for far boundaries; compare before
+		// adding the margin so the sum cannot overflow.
+		d := b.validUntil.Sub(now)
+		if d >= sleep {
+			continue
+		}
 		// A few ms late so that the compile sees from <= now.
-		if d := b.validUntil.Sub(now) + 5*time.Millisecond; d < sleep {
+		if d += 5 * time.Millisecond; d < sleep {
 			sleep = d
 		}
 	}
