@@ -589,6 +589,7 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, rev int64, local map
 			if err != nil {
 				// Keep whatever the controller has; never push a partial set.
 				r.log.Error("compile failed; keeping previous desired flows", "dpid", dpid, "revision", rev, "err", err)
+				b.validUntil = now.Add(5 * time.Second) // retry later, without spinning
 				continue
 			}
 			b.flows, b.compiledRev, b.compiled, recompiled = fl, rev, true, true
