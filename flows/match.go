@@ -29,27 +29,13 @@ func wordsOf(p netip.Prefix) prefixWords {
 	}
 }
 
+// comparePrefix orders wildcard first, then IPv4 before IPv6, then by
+// address and length.
 func comparePrefix(a, b netip.Prefix) int {
-	wa, wb := wordsOf(a), wordsOf(b)
-	if aw, bw := wa.bits == 0xff, wb.bits == 0xff; aw != bw {
-		if aw {
-			return -1 // wildcard first
-		}
-		return 1
+	if c := a.Addr().Compare(b.Addr()); c != 0 {
+		return c // the zero Addr of a wildcard sorts before every address
 	}
-	if wa.is4 != wb.is4 {
-		if wa.is4 {
-			return -1
-		}
-		return 1
-	}
-	if c := cmp.Compare(wa.hi, wb.hi); c != 0 {
-		return c
-	}
-	if c := cmp.Compare(wa.lo, wb.lo); c != 0 {
-		return c
-	}
-	return cmp.Compare(wa.bits, wb.bits)
+	return cmp.Compare(a.Bits(), b.Bits())
 }
 
 // compareMatch orders matches deterministically: by the fields in the order
