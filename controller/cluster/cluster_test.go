@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 )
 
@@ -261,4 +263,47 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	if len(r.sw.forgot) != 0 {
 		t.Errorf("bridges forgotten while etcd was away: %v", r.sw.forgot)
 	}
+}
+
+// A document that cannot be compiled for a bridge leaves the controller with
+// the previous desired flows (never an empty or partial set).
+func TestCompileFailureKeepsPreviousFlows(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	d := dpidN(1)
+	policy := newFakePolicy(smallDoc(d), 1)
+	sw := newFakeSwitches("solo", newBeliefs(t), d)
+	cli := newClient(t, etcd.Endpoints)
+	compile := func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+		for _, p := range doc.Pools {
+			if p.Name == "poison" {
+				return nil, errors.New("cannot compile")
+			}
+		}
+		return countingCompile(doc, dpid, at)
+	}
+	rep, err := New(Config{NodeID: "solo", Client: cli, Prefix: "/op25b-test/", Switches: sw, Policy: policy,
+		Compile: compile, LeaseTTL: 2 * time.Second, Resync: 200 * time.Millisecond, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = rep.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	eventually(t, 20*time.Second, "initial flows", func() bool {
+		des, ok := sw.get(d)
+		return ok && des.Master && len(des.Flows) == 2
+	})
+	bad := smallDoc(d)
+	bad.Pools = append(bad.Pools, topology.Pool{Name: "poison", Prefix: "10.9.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
+	policy.set(bad, 2)
+	time.Sleep(time.Second) // several passes
+	if des, _ := sw.get(d); des.Revision != 1 || len(des.Flows) != 2 {
+		t.Errorf("after a failed compile the controller was told %+v", des)
+	}
+	policy.set(smallDoc(d), 3)
+	eventually(t, 20*time.Second, "next good document applied", func() bool {
+		des, _ := sw.get(d)
+		return des.Revision == 3
+	})
 }
