@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"testing"
 
@@ -255,6 +257,67 @@ func decodeAny(t *testing.T, h header, body []byte) {
 		again, err := decodeFlowStats(encodeFlowStatsEntry(e.Flow, 0), nil)
 		if err != nil || len(again) != 1 || again[0].Foreign || again[0].Flow != canonicalFlow(e.Flow) {
 			t.Fatalf("re-encode of %+v: %+v %v", e.Flow, again, err)
+		}
+	}
+}
+
+// referencePlan is the obvious plan: flows.Diff over the complete sets.
+func referencePlan(desired []flows.Flow, entries []InstalledEntry) []flowMod {
+	p := planChanges(nil, nil)
+	var installed []flows.Flow
+	cookieOf := map[flows.Key]uint64{}
+	for _, e := range entries {
+		installed = append(installed, e.Flow)
+		cookieOf[e.Flow.Key()] = e.Flow.Cookie
+	}
+	for _, ch := range flows.Diff(canonicalAll(desired), installed) {
+		f := ch.Flow
+		switch {
+		case ch.Op == flows.OpAdd || (ch.Op == flows.OpModify && cookieOf[f.Key()] != f.Cookie):
+			p.Mods = append(p.Mods, flowMod{Command: fmcAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
+		case ch.Op == flows.OpModify:
+			p.Mods = append(p.Mods, flowMod{Command: fmcModifyStrict, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, CookieMask: ^uint64(0), Match: f.Match, Actions: f.Actions})
+		case ch.Op == flows.OpDelete:
+			p.Mods = append(p.Mods, flowMod{Command: fmcDeleteStrict, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, CookieMask: ^uint64(0), Match: f.Match})
+		}
+	}
+	return p.Mods
+}
+
+// The indexed plan (diffing only what differs) equals flows.Diff over the
+// complete sets, for random perturbations of a policy.
+func TestPlanEqualsFullDiff(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	extra := dropFlows(200, netip.MustParseAddr("10.9.0.0"))
+	base := append(pipelineFlows(), extra[:len(extra)-1]...) // without its catch-all: keys unique, as Compile guarantees
+	for iter := 0; iter < 300; iter++ {
+		var installed []flows.Flow
+		for _, f := range base {
+			switch rng.IntN(10) {
+			case 0: // missing
+			case 1:
+				f.Actions = flows.Actions{Output: flows.PortNormal}
+				installed = append(installed, f)
+			case 2:
+				f.Cookie ^= 0x10
+				installed = append(installed, f)
+			default:
+				installed = append(installed, f)
+			}
+		}
+		for i := 0; i < rng.IntN(5); i++ {
+			installed = append(installed, flows.Flow{Table: 7, Priority: uint16(i), Cookie: flows.CookieMarker | 77})
+		}
+		entries := entriesOf(installed)
+		got := planChanges(base, entries).Mods
+		want := referencePlan(base, entries)
+		if len(got) != len(want) {
+			t.Fatalf("iter %d: %d mods, reference %d", iter, len(got), len(want))
+		}
+		for i := range got {
+			if fmt.Sprint(got[i]) != fmt.Sprint(want[i]) {
+				t.Fatalf("iter %d mod %d:\n got %+v\nwant %+v", iter, i, got[i], want[i])
+			}
 		}
 	}
 }
