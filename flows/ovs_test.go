@@ -137,3 +137,29 @@ func TestOVSRandomPolicies(t *testing.T) {
 	}
 	t.Logf("verdicts compared with OVS: %d drop, %d forward", seen[Drop], seen[Forward])
 }
+
+// TestOVSGoldenDocuments loads every golden document's compiled flows (the
+// same sets the golden files show) and compares OVS with Evaluate.
+func TestOVSGoldenDocuments(t *testing.T) {
+	br := ovsBridge(t)
+	first := true
+	for i, gc := range goldenCases {
+		doc := loadDoc(t, filepath.Join("testdata", gc.doc+".json"))
+		r := rand.New(rand.NewPCG(uint64(i), 6))
+		packets := genPackets(r, doc, 25)
+		for _, s := range gc.sections {
+			at, err := time.Parse(time.RFC3339, s.at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loadFlows(t, br, mustCompile(t, doc, s.dpid, at, DefaultOptions()).Flows, first)
+			first = false
+			pop := dpidPop(doc, s.dpid)
+			for _, p := range packets {
+				if got, want := ovsVerdict(t, br, p), Evaluate(doc, pop, at, p); got != want {
+					t.Errorf("%s pop %q at %s: OVS %v, reference %v for %s", gc.doc, pop, s.at, got, want, tracePacket(p))
+				}
+			}
+		}
+	}
+}
