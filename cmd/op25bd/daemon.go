@@ -96,7 +96,10 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 
-	// Each part has its own context so shutdown can order them.
+	// Each part has its own context so shutdown can order them. A part
+	// that fails stops the daemon (exit 1) through the same ordered path.
+	ctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	var wg sync.WaitGroup
 	start := func(name string, f func(context.Context) error) context.CancelFunc {
 		c, cancel := context.WithCancel(context.Background())
@@ -104,7 +107,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		go func() {
 			defer wg.Done()
 			if err := f(c); err != nil {
-				logger.Error(name+" failed", "err", err)
+				fail(fmt.Errorf("%s: %w", name, err))
 			}
 		}()
 		return cancel
@@ -130,7 +133,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		"etcd", endpoints, "version", version)
 
 	<-ctx.Done()
-	logger.Info("shutting down: releasing mastership, flows stay on the switches")
+	logger.Info("shutting down: releasing mastership, flows stay on the switches", "cause", context.Cause(ctx))
 	// 1. Leave the cluster first: tell the controller SLAVE and revoke the
 	//    lease while etcd is still there, so others take over at once.
 	stopReplica()
@@ -143,6 +146,9 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	stopCtrl()
 	stopCache()
 	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	logger.Info("op25bd stopped")
 	return nil
 }
