@@ -35,6 +35,16 @@ const (
 	metadataPool    uint64 = 0xffffffff00000000
 )
 
+// MaxFlows bounds the flow set of one bridge. 100k pools compile to about
+// 175k flows; beyond a million, OVS's classifier and a full reconcile become
+// the bottleneck long before memory does.
+const MaxFlows = 1_000_000
+
+// ErrTooManyFlows is returned (wrapped) by Compile when a valid document
+// would need more than MaxFlows flows on one bridge. The controller keeps
+// the flows it has and reports the error.
+var ErrTooManyFlows = errors.New("too many flows")
+
 // Compiled is the desired flow set of one bridge plus what the controller and
 // the API need to attribute drop counters to pools.
 type Compiled struct {
@@ -70,8 +80,8 @@ type Compiled struct {
 //
 // doc must have passed topology.Validate. The flow count is
 // O(pools + used services × (relays + destination prefixes) + ports).
-// Compile returns an error only for bad Options (or a document that did not
-// pass validation); it never panics.
+// Compile returns an error only for bad Options, a document that did not
+// pass validation, or ErrTooManyFlows; it never panics.
 func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*Compiled, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("compile %s: %w", dpid, err)
@@ -178,12 +188,36 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 		}
 		relays = append(relays, p)
 	}
+	// The destination table is the one product in the design (used services
+	// × (relays + blocked prefixes)); a valid document at topology's limits
+	// could ask for ~10^8 flows. Count before allocating and refuse clearly.
+	total := len(flows) + 2
 	for _, name := range serviceNames {
 		svc := active[name]
 		if svc == nil || !svc.used {
 			continue
 		}
-		svc.used = false // a duplicate service name must not emit twice
+		total++
+		if svc.phase.PermitsRelays() {
+			total += len(relays)
+		}
+		if !svc.phase.Block.All {
+			for _, set := range svc.phase.Block.Sets {
+				total += len(sets[set])
+			}
+		}
+		if total > MaxFlows {
+			return nil, fmt.Errorf("compile %s: %w: this bridge would need more than %d flows, most of them in the destination table (used services × (relays + blocked destination prefixes)); share services between pools or shrink destination sets",
+				dpid, ErrTooManyFlows, MaxFlows)
+		}
+	}
+	emitted := map[string]bool{}
+	for _, name := range serviceNames {
+		svc := active[name]
+		if svc == nil || !svc.used || emitted[name] {
+			continue
+		}
+		emitted[name] = true // a duplicate service name must not emit twice
 		meta := Match{Metadata: uint64(svc.id), MetadataMask: metadataService}
 		dstMatch := func(p netip.Prefix) Match {
 			m := meta

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -236,4 +237,27 @@ func TestCompileDeterministic(t *testing.T) {
 	if b := RenderSet(mustCompile(t, doc, tokyo, at, DefaultOptions()).Flows); a != b {
 		t.Errorf("compile depends on document order:\n%s\nvs\n%s", a, b)
 	}
+}
+
+// TestCompileRefusesHugeProducts: a valid document can ask for services ×
+// (relays + destination prefixes) flows; Compile must refuse it with
+// ErrTooManyFlows instead of allocating gigabytes.
+func TestCompileRefusesHugeProducts(t *testing.T) {
+	doc := &topology.Document{}
+	for i := range 1100 {
+		doc.Relays = append(doc.Relays, topology.Relay{Name: fmt.Sprintf("r%d", i), Prefix: fmt.Sprintf("192.0.%d.%d/32", i/256, i%256)})
+	}
+	for i := range topology.MaxServices {
+		name := fmt.Sprintf("svc-%d", i)
+		doc.Services = append(doc.Services, topology.Service{Name: name, Phases: []topology.Phase{{Block: topology.Block{All: true}}}})
+		doc.Pools = append(doc.Pools, topology.Pool{Name: "p" + name, Prefix: fmt.Sprintf("10.%d.%d.0/24", i/256, i%256), Kind: topology.KindDynamic, Service: name})
+	}
+	if err := topology.Validate(doc); err != nil {
+		t.Fatalf("the document must be valid: %v", err)
+	}
+	_, err := Compile(doc, stray, genBase, DefaultOptions())
+	if !errors.Is(err, ErrTooManyFlows) {
+		t.Fatalf("Compile = %v, want ErrTooManyFlows", err)
+	}
+	t.Log(err)
 }
