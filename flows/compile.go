@@ -87,137 +87,210 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 		return nil, fmt.Errorf("compile %s: %w", dpid, err)
 	}
 	if doc == nil {
-		return nil, fmt.Errorf("compile %s: %w", dpid, errors.New("nil document"))
+		return nil, fmt.Errorf("compile %s: nil document", dpid)
+	}
+	in, err := parseDocument(doc)
+	if err != nil {
+		return nil, fmt.Errorf("compile %s: %w: document did not pass validation", dpid, err)
 	}
 	pop, _ := doc.BridgePop(dpid)
-	var (
-		classifier  = opts.table(RoleClassifier)
-		source      = opts.table(RoleSource)
-		destination = opts.table(RoleDestination)
-		dropCount   = opts.table(RoleDropCount)
-	)
-	c := &Compiled{DropPool: make(map[Key]string)}
-	flows := make([]Flow, 0, 2*len(doc.Pools)+8)
-	add := func(table uint8, role Role, prio uint16, m Match, a Actions) Flow {
-		f := Flow{Table: table, Priority: prio, Cookie: cookieFor(table, role, prio, m), Match: m, Actions: a}
-		flows = append(flows, f)
-		return f
+	b := &builder{
+		opts:  opts,
+		flows: make([]Flow, 0, 2*len(doc.Pools)+8),
+		c:     &Compiled{DropPool: make(map[Key]string)},
 	}
-	gotoTable := func(t uint8) Actions { return Actions{Goto: true, GotoTable: t} }
+	b.classifier(doc.EffectivePorts())
+	services := activeServices(doc, pop, at)
+	b.source(doc.Pools, in.pools, services)
+	if n := len(b.flows) + b.destinationSize(services, in); n > MaxFlows {
+		return nil, fmt.Errorf("compile %s: %w: this bridge would need %d flows (more than %d), most of them in the destination table (used services × (relays + blocked destination prefixes)); share services between pools or shrink destination sets",
+			dpid, ErrTooManyFlows, n, MaxFlows)
+	}
+	b.destination(services, in)
+	slices.SortFunc(b.flows, compareFlows)
+	b.c.Flows = b.flows
+	return b.c, nil
+}
 
-	// Classifier.
+// parsedDocument holds the prefixes of a validated document, parsed once.
+type parsedDocument struct {
+	pools  []netip.Prefix            // parallel to doc.Pools
+	relays []netip.Prefix            // deduplicated
+	sets   map[string][]netip.Prefix // destination set → its prefixes
+}
+
+// parseDocument re-checks what Compile relies on, so that a document that
+// skipped validation gets an error rather than a panic or a wrong flow.
+func parseDocument(doc *topology.Document) (*parsedDocument, error) {
+	parse := func(field, s string) (netip.Prefix, error) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p != p.Masked() {
+			return netip.Prefix{}, fmt.Errorf("%s %q is not a canonical prefix", field, s)
+		}
+		return p, nil
+	}
 	seenPort := map[int]bool{}
-	for _, p := range doc.EffectivePorts() {
+	for i, p := range doc.EffectivePorts() {
 		if p < 1 || p > 65535 || seenPort[p] {
-			return nil, fmt.Errorf("compile %s: port %d: document did not pass validation", dpid, p)
+			return nil, fmt.Errorf("ports[%d] = %d is out of range or repeated", i, p)
 		}
 		seenPort[p] = true
-		for _, eth := range []uint16{EthTypeIPv4, EthTypeIPv6} {
-			add(classifier, RoleClassifier, prioPort,
-				Match{EthType: eth, IPProto: IPProtoTCP, TCPDst: uint16(p)}, gotoTable(source))
-		}
 	}
-	add(classifier, RoleClassifier, prioCatchAll, Match{}, opts.Continue)
-
-	// Services active at this bridge, with stable ids.
-	type activeService struct {
-		id    uint32
-		phase topology.Phase
-		used  bool
-	}
-	serviceNames := make([]string, len(doc.Services))
-	for i, s := range doc.Services {
-		serviceNames[i] = s.Name
-	}
-	serviceIDs := stableIDs(serviceNames)
-	active := make(map[string]*activeService)
-	for _, s := range doc.Services {
-		if ph, ok := doc.ActivePhase(s.Name, pop, at); ok {
-			active[s.Name] = &activeService{id: serviceIDs[s.Name], phase: ph}
-		}
-	}
-
-	// Source.
-	poolNames := make([]string, len(doc.Pools))
-	for i, p := range doc.Pools {
-		poolNames[i] = p.Name
-	}
-	poolIDs := stableIDs(poolNames)
+	in := &parsedDocument{pools: make([]netip.Prefix, len(doc.Pools)), sets: make(map[string][]netip.Prefix)}
 	for i, pool := range doc.Pools {
-		prefix, err := netip.ParsePrefix(pool.Prefix)
-		if err != nil || prefix != prefix.Masked() {
-			return nil, fmt.Errorf("compile %s: pools[%d].prefix %q: document did not pass validation", dpid, i, pool.Prefix)
+		p, err := parse(fmt.Sprintf("pools[%d].prefix", i), pool.Prefix)
+		if err != nil {
+			return nil, err
 		}
+		in.pools[i] = p
+	}
+	seen := map[netip.Prefix]bool{}
+	for i, r := range doc.Relays {
+		p, err := parse(fmt.Sprintf("relays[%d].prefix", i), r.Prefix)
+		if err != nil {
+			return nil, err
+		}
+		if !seen[p] {
+			seen[p] = true
+			in.relays = append(in.relays, p)
+		}
+	}
+	for i, d := range doc.Destinations {
+		for j, s := range d.Prefixes {
+			p, err := parse(fmt.Sprintf("destinations[%d].prefixes[%d]", i, j), s)
+			if err != nil {
+				return nil, err
+			}
+			in.sets[d.Name] = append(in.sets[d.Name], p)
+		}
+	}
+	return in, nil
+}
+
+// activeService is a service with an active phase at the bridge.
+type activeService struct {
+	name  string
+	id    uint32
+	phase topology.Phase
+	used  bool // some dynamic pool points at it
+}
+
+// activeServices returns, in document order, the services with an active
+// phase at pop and instant at, with their stable ids.
+func activeServices(doc *topology.Document, pop string, at time.Time) []*activeService {
+	names := make([]string, len(doc.Services))
+	for i, s := range doc.Services {
+		names[i] = s.Name
+	}
+	ids := stableIDs(names)
+	var out []*activeService
+	seen := map[string]bool{}
+	for _, s := range doc.Services {
+		if seen[s.Name] {
+			continue // only in an unvalidated document
+		}
+		seen[s.Name] = true
+		if ph, ok := doc.ActivePhase(s.Name, pop, at); ok {
+			out = append(out, &activeService{name: s.Name, id: ids[s.Name], phase: ph})
+		}
+	}
+	return out
+}
+
+// builder accumulates one bridge's flows.
+type builder struct {
+	opts  Options
+	flows []Flow
+	c     *Compiled
+}
+
+func (b *builder) add(role Role, prio uint16, m Match, a Actions) Flow {
+	table := b.opts.table(role)
+	f := Flow{Table: table, Priority: prio, Cookie: cookieFor(table, role, prio, m), Match: m, Actions: a}
+	b.flows = append(b.flows, f)
+	return f
+}
+
+func (b *builder) gotoRole(r Role) Actions { return Actions{Goto: true, GotoTable: b.opts.table(r)} }
+
+// classifier: SMTP-bound TCP (v4 and v6) goes on to the source table,
+// everything else continues untouched.
+func (b *builder) classifier(ports []int) {
+	for _, p := range ports {
+		for _, eth := range []uint16{EthTypeIPv4, EthTypeIPv6} {
+			b.add(RoleClassifier, prioPort, Match{EthType: eth, IPProto: IPProtoTCP, TCPDst: uint16(p)}, b.gotoRole(RoleSource))
+		}
+	}
+	b.add(RoleClassifier, prioCatchAll, Match{}, b.opts.Continue)
+}
+
+// source: one flow per pool at priority base+prefix length; dynamic pools
+// with an active phase also get their drop-count flow.
+func (b *builder) source(pools []topology.Pool, prefixes []netip.Prefix, services []*activeService) {
+	byName := make(map[string]*activeService, len(services))
+	for _, s := range services {
+		byName[s.name] = s
+	}
+	names := make([]string, len(pools))
+	for i, p := range pools {
+		names[i] = p.Name
+	}
+	poolIDs := stableIDs(names)
+	for i, pool := range pools {
+		prefix := prefixes[i]
 		m := Match{EthType: ethTypeOf(prefix), Src: matchPrefix(prefix)}
 		prio := prioPoolBase + uint16(prefix.Bits())
-		svc := active[pool.Service]
+		svc := byName[pool.Service]
 		if pool.Kind != topology.KindDynamic || svc == nil {
-			add(source, RoleSource, prio, m, opts.Continue)
+			b.add(RoleSource, prio, m, b.opts.Continue)
 			continue
 		}
 		svc.used = true
 		poolID := poolIDs[pool.Name]
-		add(source, RoleSource, prio, m, Actions{
+		b.add(RoleSource, prio, m, Actions{
 			WriteMetadata:     uint64(poolID)<<32 | uint64(svc.id),
 			WriteMetadataMask: metadataAll,
 			Goto:              true,
-			GotoTable:         destination,
+			GotoTable:         b.opts.table(RoleDestination),
 		})
-		drop := add(dropCount, RoleDropCount, prioPoolDrop,
-			Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}, Actions{})
-		c.DropPool[drop.Key()] = pool.Name
+		drop := b.add(RoleDropCount, prioPoolDrop, Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}, Actions{})
+		b.c.DropPool[drop.Key()] = pool.Name
 	}
-	add(source, RoleSource, prioCatchAll, Match{}, opts.Continue)
+	b.add(RoleSource, prioCatchAll, Match{}, b.opts.Continue)
+}
 
-	// Destination, only for services some pool here actually uses.
-	sets := make(map[string][]netip.Prefix, len(doc.Destinations))
-	for i, d := range doc.Destinations {
-		for j, s := range d.Prefixes {
-			p, err := netip.ParsePrefix(s)
-			if err != nil || p != p.Masked() {
-				return nil, fmt.Errorf("compile %s: destinations[%d].prefixes[%d] %q: document did not pass validation", dpid, i, j, s)
-			}
-			sets[d.Name] = append(sets[d.Name], p)
-		}
-	}
-	var relays []netip.Prefix
-	for i, r := range doc.Relays {
-		p, err := netip.ParsePrefix(r.Prefix)
-		if err != nil || p != p.Masked() {
-			return nil, fmt.Errorf("compile %s: relays[%d].prefix %q: document did not pass validation", dpid, i, r.Prefix)
-		}
-		relays = append(relays, p)
-	}
-	// The destination table is the one product in the design (used services
-	// × (relays + blocked prefixes)); a valid document at topology's limits
-	// could ask for ~10^8 flows. Count before allocating and refuse clearly.
-	total := len(flows) + 2
-	for _, name := range serviceNames {
-		svc := active[name]
-		if svc == nil || !svc.used {
+// destinationSize is how many flows destination will add, plus the two
+// catch-alls still to come. The destination table is the one product in the
+// design (used services × (relays + blocked prefixes)); a valid document at
+// topology's limits could ask for ~10^8 flows, so Compile counts before it
+// allocates. It may overcount prefixes shared between blocked sets.
+func (b *builder) destinationSize(services []*activeService, in *parsedDocument) int {
+	n := 2
+	for _, svc := range services {
+		if !svc.used {
 			continue
 		}
-		total++
+		n++
 		if svc.phase.PermitsRelays() {
-			total += len(relays)
+			n += len(in.relays)
 		}
 		if !svc.phase.Block.All {
 			for _, set := range svc.phase.Block.Sets {
-				total += len(sets[set])
+				n += len(in.sets[set])
 			}
 		}
-		if total > MaxFlows {
-			return nil, fmt.Errorf("compile %s: %w: this bridge would need more than %d flows, most of them in the destination table (used services × (relays + blocked destination prefixes)); share services between pools or shrink destination sets",
-				dpid, ErrTooManyFlows, MaxFlows)
-		}
 	}
-	emitted := map[string]bool{}
-	for _, name := range serviceNames {
-		svc := active[name]
-		if svc == nil || !svc.used || emitted[name] {
+	return n
+}
+
+// destination: per service some pool here uses, relays (when permitted)
+// beat blocked destinations, which beat the service default.
+func (b *builder) destination(services []*activeService, in *parsedDocument) {
+	drop := b.gotoRole(RoleDropCount)
+	for _, svc := range services {
+		if !svc.used {
 			continue
 		}
-		emitted[name] = true // a duplicate service name must not emit twice
 		meta := Match{Metadata: uint64(svc.id), MetadataMask: metadataService}
 		dstMatch := func(p netip.Prefix) Match {
 			m := meta
@@ -225,35 +298,25 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 			return m
 		}
 		if svc.phase.PermitsRelays() {
-			seen := map[netip.Prefix]bool{}
-			for _, p := range relays {
-				if !seen[p] {
-					seen[p] = true
-					add(destination, RoleDestination, prioRelay, dstMatch(p), opts.Continue)
-				}
+			for _, p := range in.relays {
+				b.add(RoleDestination, prioRelay, dstMatch(p), b.opts.Continue)
 			}
 		}
+		def := drop
 		if !svc.phase.Block.All {
+			def = b.opts.Continue
 			seen := map[netip.Prefix]bool{}
 			for _, set := range svc.phase.Block.Sets {
-				for _, p := range sets[set] {
+				for _, p := range in.sets[set] {
 					if !seen[p] {
 						seen[p] = true
-						add(destination, RoleDestination, prioBlocked, dstMatch(p), gotoTable(dropCount))
+						b.add(RoleDestination, prioBlocked, dstMatch(p), drop)
 					}
 				}
 			}
 		}
-		def := opts.Continue
-		if svc.phase.Block.All {
-			def = gotoTable(dropCount)
-		}
-		add(destination, RoleDestination, prioServiceDefault, meta, def)
+		b.add(RoleDestination, prioServiceDefault, meta, def)
 	}
-	add(destination, RoleDestination, prioCatchAll, Match{}, opts.Continue)
-	add(dropCount, RoleDropCount, prioCatchAll, Match{}, Actions{})
-
-	slices.SortFunc(flows, compareFlows)
-	c.Flows = flows
-	return c, nil
+	b.add(RoleDestination, prioCatchAll, Match{}, b.opts.Continue)
+	b.add(RoleDropCount, prioCatchAll, Match{}, Actions{})
 }
