@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -22,41 +23,55 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// sharedEtcd is one embedded etcd for the whole package; every test gets
-// its own key prefix, so tests stay independent without paying ~1 s of
-// etcd start-up each.
+// sharedEtcd is one embedded etcd for the whole package, started on first
+// use (fuzz workers never need it); every test gets its own key prefix, so
+// tests stay independent without paying ~1 s of etcd start-up each.
 var sharedEtcd struct {
+	once   sync.Once
+	err    error
 	client *clientv3.Client
+	stop   func()
+	dir    string
 	seq    atomic.Int64
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(runWithEtcd(m))
+	code := m.Run()
+	if sharedEtcd.client != nil {
+		sharedEtcd.client.Close()
+	}
+	if sharedEtcd.stop != nil {
+		sharedEtcd.stop()
+	}
+	if sharedEtcd.dir != "" {
+		os.RemoveAll(sharedEtcd.dir)
+	}
+	os.Exit(code)
 }
 
-func runWithEtcd(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "op25b-api-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+func etcdClient(t *testing.T) *clientv3.Client {
+	t.Helper()
+	sharedEtcd.once.Do(func() {
+		dir, err := os.MkdirTemp("", "op25b-api-etcd-")
+		if err != nil {
+			sharedEtcd.err = err
+			return
+		}
+		sharedEtcd.dir = dir
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		endpoints, stop, err := store.StartEmbedded(ctx, dir, slog.New(slog.DiscardHandler))
+		if err != nil {
+			sharedEtcd.err = fmt.Errorf("embedded etcd: %w", err)
+			return
+		}
+		sharedEtcd.stop = stop
+		sharedEtcd.client, sharedEtcd.err = testenv.NewEtcdClient(endpoints)
+	})
+	if sharedEtcd.err != nil {
+		t.Fatal(sharedEtcd.err)
 	}
-	defer os.RemoveAll(dir)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	endpoints, stop, err := store.StartEmbedded(ctx, dir, slog.New(slog.DiscardHandler))
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "embedded etcd:", err)
-		return 1
-	}
-	defer stop()
-	cli, err := testenv.NewEtcdClient(endpoints)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "etcd client:", err)
-		return 1
-	}
-	defer cli.Close()
-	sharedEtcd.client = cli
-	return m.Run()
+	return sharedEtcd.client
 }
 
 // testClock is inside the contract example's last ftth phase ("block all").
@@ -72,7 +87,7 @@ type apiEnv struct {
 func newEnv(t *testing.T, configure func(*Config)) *apiEnv {
 	t.Helper()
 	prefix := fmt.Sprintf("/api-test-%d/", sharedEtcd.seq.Add(1))
-	st := store.New(sharedEtcd.client, prefix, slog.New(slog.DiscardHandler))
+	st := store.New(etcdClient(t), prefix, slog.New(slog.DiscardHandler))
 	cfg := Config{
 		Store:        st,
 		Cluster:      st,
