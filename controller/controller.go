@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,6 +190,7 @@ func (c *Controller) bridge(dpid string) *bridgeState {
 // SetDesired records what dpid should have; latest wins. A connected
 // session is woken to apply it (role request first, then reconcile).
 func (c *Controller) SetDesired(d Desired) {
+	d.DPID = strings.ToLower(d.DPID) // FEATURES_REPLY ids are rendered lowercase
 	d.Flows = append([]flows.Flow(nil), d.Flows...)
 	idx := newDesiredIndex(d.Flows)
 	c.mu.Lock()
@@ -204,6 +206,7 @@ func (c *Controller) SetDesired(d Desired) {
 // Forget drops the desired state of dpid: its session, if any, stops
 // writing (flows stay as they are).
 func (c *Controller) Forget(dpid string) {
+	dpid = strings.ToLower(dpid)
 	c.mu.Lock()
 	if b := c.bridges[dpid]; b != nil {
 		b.desired, b.index = nil, nil

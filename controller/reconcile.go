@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/op25b/op25b/flows"
@@ -99,9 +100,14 @@ func (idx *desiredIndex) plan(entries []InstalledEntry) Plan {
 				present[entries[i].Flow.Key()] = struct{}{}
 			}
 		}
+		dups := len(idx.canon) != len(idx.byKey) // Compile never repeats a key; be safe if a caller does
+		want = slices.Grow(want, len(idx.byKey)-matched)
 		for _, f := range idx.canon {
-			if _, ok := present[f.Key()]; !ok {
-				present[f.Key()] = struct{}{}
+			k := f.Key()
+			if _, ok := present[k]; !ok {
+				if dups {
+					present[k] = struct{}{}
+				}
 				want = append(want, f)
 			}
 		}
