@@ -91,7 +91,7 @@ func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*
 	}
 	in, err := parseDocument(doc)
 	if err != nil {
-		return nil, fmt.Errorf("compile %s: %w: document did not pass validation", dpid, err)
+		return nil, fmt.Errorf("compile %s: document did not pass validation: %w", dpid, err)
 	}
 	pop, _ := doc.BridgePop(dpid)
 	b := &builder{
@@ -122,10 +122,17 @@ type parsedDocument struct {
 // parseDocument re-checks what Compile relies on, so that a document that
 // skipped validation gets an error rather than a panic or a wrong flow.
 func parseDocument(doc *topology.Document) (*parsedDocument, error) {
-	parse := func(field, s string) (netip.Prefix, error) {
+	// The JSON path is only formatted on error: formatting it for 100k
+	// pools would double Compile's allocations.
+	parse := func(s, path string, i, j int) (netip.Prefix, error) {
 		p, err := netip.ParsePrefix(s)
 		if err != nil || p != p.Masked() {
-			return netip.Prefix{}, fmt.Errorf("%s %q is not a canonical prefix", field, s)
+			if j >= 0 {
+				path = fmt.Sprintf(path, i, j)
+			} else {
+				path = fmt.Sprintf(path, i)
+			}
+			return netip.Prefix{}, fmt.Errorf("%s %q is not a canonical prefix", path, s)
 		}
 		return p, nil
 	}
@@ -138,7 +145,7 @@ func parseDocument(doc *topology.Document) (*parsedDocument, error) {
 	}
 	in := &parsedDocument{pools: make([]netip.Prefix, len(doc.Pools)), sets: make(map[string][]netip.Prefix)}
 	for i, pool := range doc.Pools {
-		p, err := parse(fmt.Sprintf("pools[%d].prefix", i), pool.Prefix)
+		p, err := parse(pool.Prefix, "pools[%d].prefix", i, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -146,7 +153,7 @@ func parseDocument(doc *topology.Document) (*parsedDocument, error) {
 	}
 	seen := map[netip.Prefix]bool{}
 	for i, r := range doc.Relays {
-		p, err := parse(fmt.Sprintf("relays[%d].prefix", i), r.Prefix)
+		p, err := parse(r.Prefix, "relays[%d].prefix", i, -1)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +164,7 @@ func parseDocument(doc *topology.Document) (*parsedDocument, error) {
 	}
 	for i, d := range doc.Destinations {
 		for j, s := range d.Prefixes {
-			p, err := parse(fmt.Sprintf("destinations[%d].prefixes[%d]", i, j), s)
+			p, err := parse(s, "destinations[%d].prefixes[%d]", i, j)
 			if err != nil {
 				return nil, err
 			}

@@ -261,3 +261,20 @@ func TestCompileRefusesHugeProducts(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+func TestCompileRejectsUnvalidatedDocuments(t *testing.T) {
+	for name, doc := range map[string]*topology.Document{
+		"nil":          nil,
+		"host bits":    {Pools: []topology.Pool{{Name: "a", Prefix: "10.1.0.1/16", Kind: "static"}}},
+		"bad relay":    {Relays: []topology.Relay{{Name: "r", Prefix: "nonsense"}}},
+		"bad dest":     {Destinations: []topology.DestinationSet{{Name: "d", Prefixes: []string{"10.0.0.0/33"}}}},
+		"port range":   {Ports: []int{70000}},
+		"port repeats": {Ports: []int{25, 25}},
+	} {
+		if c, err := Compile(doc, tokyo, genBase, DefaultOptions()); err == nil || c != nil {
+			t.Errorf("%s: Compile = %v, %v; want an error", name, c, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
