@@ -1,7 +1,13 @@
 package flows
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
+
+	"github.com/op25b/op25b/internal/testenv"
 
 	"github.com/op25b/op25b/topology"
 )
@@ -64,4 +70,42 @@ func BenchmarkRenderSet100k(b *testing.B) {
 		_ = RenderSet(fs)
 	}
 	b.ReportMetric(float64(len(fs)), "flows")
+}
+
+// BenchmarkCompileVsOfctl100k puts Compile+RenderSet of 100k pools next to
+// loading the same flows with `ovs-ofctl -O OpenFlow13 --bundle add-flows`
+// into an empty netdev bridge, measured in the same run: compile must be a
+// small fraction of getting the flows into a switch.
+func BenchmarkCompileVsOfctl100k(b *testing.B) {
+	br := testenv.NewBridge(b, "")
+	doc := syntheticDoc(100_000, 8)
+	path := filepath.Join(b.TempDir(), "flows.txt")
+	var compiling, loading time.Duration
+	var n int
+	for b.Loop() {
+		start := time.Now()
+		c, err := Compile(doc, stray, genBase, DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		text := RenderSet(c.Flows)
+		compiling += time.Since(start)
+		n = len(c.Flows)
+
+		b.StopTimer()
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		br.Ofctl(b, "del-flows", br.Name) // the benchmark's own bridge
+		start = time.Now()
+		br.Ofctl(b, "--bundle", "add-flows", br.Name, path)
+		loading += time.Since(start)
+		b.StartTimer()
+	}
+	iterations := time.Duration(b.N)
+	msg := fmt.Sprintf("flows: %d flows; compile+render %v/op, ovs-ofctl --bundle add-flows %v/op; ratio ovs-ofctl/compile = %.1fx",
+		n, (compiling / iterations).Round(time.Millisecond), (loading / iterations).Round(time.Millisecond),
+		float64(loading)/float64(compiling))
+	b.Log(msg)
+	fmt.Println("ratio", msg)
 }

@@ -267,3 +267,29 @@ func TestStableIDs(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+// TestDiffPhaseBoundaryIsSmall: a scheduled phase change (block
+// mobile-carriers → block all) at 10k pools touches only the service's
+// destination-table flows, never the pools' source flows.
+func TestDiffPhaseBoundaryIsSmall(t *testing.T) {
+	doc := syntheticDoc(10_000, 4)
+	boundary := genBase.Add(time.Hour)
+	doc.Services[1].Phases = append(doc.Services[1].Phases, topology.Phase{
+		From: boundary.Format(time.RFC3339), Block: topology.Block{All: true},
+	})
+	if err := topology.Validate(doc); err != nil {
+		t.Fatal(err)
+	}
+	before := mustCompile(t, doc, stray, boundary.Add(-time.Nanosecond), DefaultOptions()).Flows
+	after := mustCompile(t, doc, stray, boundary, DefaultOptions()).Flows
+	changes := Diff(after, before)
+	// svc-1 blocked 8 mobile prefixes: 8 deletes and its default modified.
+	if len(changes) != 9 {
+		t.Fatalf("phase boundary: %d changes, want 9:\n%s", len(changes), renderChanges(changes))
+	}
+	for _, c := range changes {
+		if CookieRole(c.Flow.Cookie) != RoleDestination {
+			t.Errorf("phase boundary touched %s", RenderChange(c))
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 )
 
 // Render prints one flow in `ovs-ofctl -O OpenFlow13 add-flow` syntax, e.g.
@@ -13,73 +12,115 @@ import (
 //
 // The output is accepted by `ovs-ofctl add-flows`/`replace-flows` and is what
 // golden files, the API and op25bctl show.
-func Render(f Flow) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "table=%d, priority=%d, cookie=%#x", f.Table, f.Priority, f.Cookie)
-	if m := renderMatch(f.Match); m != "" {
-		b.WriteString(", ")
-		b.WriteString(m)
+func Render(f Flow) string { return string(appendFlow(nil, f)) }
+
+// appendFlow renders into buf without intermediate strings: RenderSet of
+// 175k flows is on the API's path (dry runs, GET flows).
+func appendFlow(buf []byte, f Flow) []byte {
+	buf = append(buf, "table="...)
+	buf = strconv.AppendUint(buf, uint64(f.Table), 10)
+	buf = append(buf, ", priority="...)
+	buf = strconv.AppendUint(buf, uint64(f.Priority), 10)
+	buf = append(buf, ", cookie="...)
+	buf = appendHex(buf, f.Cookie)
+	mark := len(buf)
+	buf = append(buf, ", "...)
+	n := len(buf)
+	if buf = appendMatch(buf, f.Match); len(buf) == n {
+		buf = buf[:mark] // empty match: no separator
 	}
-	b.WriteString(" actions=")
-	b.WriteString(renderActions(f.Actions))
-	return b.String()
+	buf = append(buf, " actions="...)
+	return appendActions(buf, f.Actions)
 }
 
-func renderMatch(m Match) string {
-	var parts []string
+func appendHex(buf []byte, v uint64) []byte {
+	buf = append(buf, "0x"...)
+	return strconv.AppendUint(buf, v, 16)
+}
+
+func appendMatch(buf []byte, m Match) []byte {
+	start := len(buf)
+	sep := func() {
+		if len(buf) > start {
+			buf = append(buf, ',')
+		}
+	}
 	v6 := m.EthType == EthTypeIPv6
 	switch {
 	case m.EthType == EthTypeIPv4 && m.IPProto == IPProtoTCP:
-		parts = append(parts, "tcp")
+		buf = append(buf, "tcp"...)
 	case v6 && m.IPProto == IPProtoTCP:
-		parts = append(parts, "tcp6")
+		buf = append(buf, "tcp6"...)
 	case m.EthType == EthTypeIPv4:
-		parts = append(parts, "ip")
+		buf = append(buf, "ip"...)
 	case v6:
-		parts = append(parts, "ipv6")
+		buf = append(buf, "ipv6"...)
 	case m.EthType != 0:
-		parts = append(parts, fmt.Sprintf("dl_type=0x%04x", m.EthType))
+		buf = fmt.Appendf(buf, "dl_type=0x%04x", m.EthType)
 	}
 	if m.IPProto != 0 && m.IPProto != IPProtoTCP {
-		parts = append(parts, "nw_proto="+strconv.Itoa(int(m.IPProto)))
+		sep()
+		buf = append(buf, "nw_proto="...)
+		buf = strconv.AppendUint(buf, uint64(m.IPProto), 10)
 	}
 	if m.MetadataMask != 0 {
-		parts = append(parts, fmt.Sprintf("metadata=%#x/%#x", m.Metadata, m.MetadataMask))
+		sep()
+		buf = append(buf, "metadata="...)
+		buf = appendHex(buf, m.Metadata)
+		buf = append(buf, '/')
+		buf = appendHex(buf, m.MetadataMask)
 	}
 	src, dst := "nw_src=", "nw_dst="
 	if v6 {
 		src, dst = "ipv6_src=", "ipv6_dst="
 	}
 	if m.Src.IsValid() {
-		parts = append(parts, src+m.Src.String())
+		sep()
+		buf = append(buf, src...)
+		buf = m.Src.AppendTo(buf)
 	}
 	if m.Dst.IsValid() {
-		parts = append(parts, dst+m.Dst.String())
+		sep()
+		buf = append(buf, dst...)
+		buf = m.Dst.AppendTo(buf)
 	}
 	if m.TCPDst != 0 {
-		parts = append(parts, "tp_dst="+strconv.Itoa(int(m.TCPDst)))
+		sep()
+		buf = append(buf, "tp_dst="...)
+		buf = strconv.AppendUint(buf, uint64(m.TCPDst), 10)
 	}
-	return strings.Join(parts, ",")
+	return buf
 }
 
-// renderActions prints instructions in the order OpenFlow 1.3 executes them
+// appendActions prints instructions in the order OpenFlow 1.3 executes them
 // (§5.9: apply-actions, write-metadata, goto-table), the order ovs-ofctl
 // requires.
-func renderActions(a Actions) string {
-	var parts []string
+func appendActions(buf []byte, a Actions) []byte {
+	start := len(buf)
+	sep := func() {
+		if len(buf) > start {
+			buf = append(buf, ',')
+		}
+	}
 	if a.Output != 0 {
-		parts = append(parts, renderPort(a.Output))
+		buf = append(buf, renderPort(a.Output)...)
 	}
 	if a.WriteMetadataMask != 0 {
-		parts = append(parts, fmt.Sprintf("write_metadata:%#x/%#x", a.WriteMetadata, a.WriteMetadataMask))
+		sep()
+		buf = append(buf, "write_metadata:"...)
+		buf = appendHex(buf, a.WriteMetadata)
+		buf = append(buf, '/')
+		buf = appendHex(buf, a.WriteMetadataMask)
 	}
 	if a.Goto {
-		parts = append(parts, "goto_table:"+strconv.Itoa(int(a.GotoTable)))
+		sep()
+		buf = append(buf, "goto_table:"...)
+		buf = strconv.AppendUint(buf, uint64(a.GotoTable), 10)
 	}
-	if len(parts) == 0 {
-		return "drop"
+	if len(buf) == start {
+		buf = append(buf, "drop"...)
 	}
-	return strings.Join(parts, ",")
+	return buf
 }
 
 func renderPort(p uint32) string {
@@ -107,12 +148,12 @@ func renderPort(p uint32) string {
 func RenderSet(fs []Flow) string {
 	sorted := slices.Clone(fs)
 	slices.SortFunc(sorted, compareFlows)
-	var b strings.Builder
+	buf := make([]byte, 0, 128*len(sorted))
 	for _, f := range sorted {
-		b.WriteString(Render(f))
-		b.WriteByte('\n')
+		buf = appendFlow(buf, f)
+		buf = append(buf, '\n')
 	}
-	return b.String()
+	return string(buf)
 }
 
 // RenderChange prints a change as "add ...", "modify ..." or "delete ...";
