@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func etcdClient(t *testing.T) *clientv3.Client {
+func etcdClient(t testing.TB) *clientv3.Client {
 	t.Helper()
 	sharedEtcd.once.Do(func() {
 		dir, err := os.MkdirTemp("", "op25b-api-etcd-")
@@ -78,13 +78,13 @@ func etcdClient(t *testing.T) *clientv3.Client {
 var testClock = time.Date(2007, 1, 10, 0, 0, 0, 0, time.UTC)
 
 type apiEnv struct {
-	t       *testing.T
+	t       testing.TB
 	handler http.Handler
 	store   *store.Store
 	cfg     Config
 }
 
-func newEnv(t *testing.T, configure func(*Config)) *apiEnv {
+func newEnv(t testing.TB, configure func(*Config)) *apiEnv {
 	t.Helper()
 	prefix := fmt.Sprintf("/api-test-%d/", sharedEtcd.seq.Add(1))
 	st := store.New(etcdClient(t), prefix, slog.New(slog.DiscardHandler))
