@@ -311,3 +311,39 @@ func TestOVSContractExample(t *testing.T) {
 		}
 	}
 }
+
+// A change set with one flow OVS rejects (goto_table backwards: OpenFlow
+// 1.3 §5.1 only allows going forward) is discarded as a whole: none of the
+// valid changes of that revision reach the switch.
+func TestOVSBundleIsAtomic(t *testing.T) {
+	rc := startController(t, Config{})
+	br := connectBridge(t, rc)
+	base := pipelineFlows()
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 1, Flows: base, Master: true, Generation: 1})
+	rc.waitApplied(t, br.DPID, 1)
+	before := strings.Join(ownedDump(t, br), "\n")
+
+	bad := append([]flows.Flow(nil), base...)
+	bad[8].Actions = flows.Actions{Output: flows.PortNormal} // valid change
+	bad = append(bad[:11], bad[12:]...)                      // valid delete
+	bad = append(bad, flows.Flow{Table: 2, Priority: 5, Cookie: flows.CookieMarker | 0xbad,
+		Match: flows.Match{EthType: flows.EthTypeIPv4}, Actions: flows.Actions{Goto: true, GotoTable: 1}}) // rejected
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 2, Flows: bad, Master: true, Generation: 1})
+	waitFor(t, "reconcile failure", func() bool { return rc.events.count(EventReconcileFailed) > 0 })
+	st := rc.status(br.DPID)
+	if st.AppliedRevision != 1 || !strings.Contains(st.LastError, "bundle discarded") {
+		t.Fatalf("status after rejected change = %+v", st)
+	}
+	after := ownedDump(t, br)
+	if len(after) != len(base) {
+		t.Fatalf("partial change applied: %d flows, want %d\nbefore:\n%s\nafter:\n%s", len(after), len(base), before, strings.Join(after, "\n"))
+	}
+	if got := br.Trace(t, "tcp,in_port=1,nw_src=10.1.2.3,nw_dst=198.51.100.9,tp_dst=25"); got != "drop" {
+		t.Fatalf("valid part of a discarded bundle applied: trace %q", got)
+	}
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 3, Flows: bad[:len(bad)-1], Master: true, Generation: 1})
+	rc.waitApplied(t, br.DPID, 3)
+	if got := len(ownedDump(t, br)); got != len(base)-1 {
+		t.Fatalf("after fix: %d flows", got)
+	}
+}
