@@ -183,8 +183,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	connected := 0
+	seen := map[string]bool{}
 	for _, st := range c.sw.Status() {
 		dpid := st.DPID
+		seen[dpid] = true
 		ch <- prometheus.MustNewConstMetric(descBridgeConnected, prometheus.GaugeValue, boolValue(st.Connected), dpid)
 		ch <- prometheus.MustNewConstMetric(descMaster, prometheus.GaugeValue, boolValue(st.Role == "master"), dpid)
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedRevision), dpid)
@@ -198,6 +200,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		c.collectDrops(ch, dpid)
 	}
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, float64(connected))
+	for dpid := range c.pools {
+		if !seen[dpid] {
+			delete(c.pools, dpid) // a forgotten bridge must not pin a 100k-entry map
+		}
+	}
 }
 
 func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid string) {
