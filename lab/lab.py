@@ -744,7 +744,7 @@ def service(doc, name):
     return next(s for s in doc["services"] if s["name"] == name)
 
 
-def test_phase_boundary(net, records, doc, suite, cp, tmp, lead=30):
+def test_phase_boundary(net, records, doc, suite, cp, tmp, lead=40):
     """A per-PoP phase `lead` seconds ahead flips osaka-1 by itself (no API
     call at the boundary) and leaves tokyo-1 alone (contract §3)."""
     boundary = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=lead)
