@@ -191,7 +191,18 @@ func (c *Controller) bridge(dpid string) *bridgeState {
 // session is woken to apply it (role request first, then reconcile).
 func (c *Controller) SetDesired(d Desired) {
 	d.DPID = strings.ToLower(d.DPID) // FEATURES_REPLY ids are rendered lowercase
-	d.Flows = append([]flows.Flow(nil), d.Flows...)
+	owned := make([]flows.Flow, 0, len(d.Flows))
+	for _, f := range d.Flows {
+		// A flow without op25b's cookie would be invisible to our dump and
+		// re-added at every audit; it is a caller bug, never installed.
+		if flows.Owned(f.Cookie) {
+			owned = append(owned, f)
+		}
+	}
+	if n := len(d.Flows) - len(owned); n > 0 {
+		c.log.Error("desired flows without op25b's cookie ignored", "dpid", d.DPID, "revision", d.Revision, "count", n)
+	}
+	d.Flows = owned
 	idx := newDesiredIndex(d.Flows)
 	c.mu.Lock()
 	b := c.bridge(d.DPID)

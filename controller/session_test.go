@@ -253,3 +253,22 @@ func TestFakeLargeDumpNoop(t *testing.T) {
 	_ = fs
 	_ = flows.Flow{}
 }
+
+// Desired flows without op25b's cookie are never installed.
+func TestFakeDesiredWithoutCookieIgnored(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0xa00, nil)
+	dpid := dpidString(0xa00)
+	want := pipelineFlows()
+	want = append(want, flows.Flow{Table: 9, Priority: 1, Cookie: 0x1234})
+	rc.SetDesired(Desired{DPID: strings.ToUpper(dpid), Revision: 1, Flows: want, Master: true, Generation: 1})
+	st := rc.waitApplied(t, dpid, 1)
+	if st.Flows != len(want)-1 {
+		t.Fatalf("status flows = %d, want %d", st.Flows, len(want)-1)
+	}
+	fs.get(func(fs *fakeSwitch) {
+		if fs.bundleAdds != len(want)-1 {
+			t.Fatalf("%d bundle adds, want %d", fs.bundleAdds, len(want)-1)
+		}
+	})
+}
