@@ -15,8 +15,8 @@ labsa and labsb are OpenFlow13, fail-mode secure: the only forwarding they do
 is what op25b's flows say (its catch-all sends everything else to NORMAL).
 labcore is a standalone learning switch, standing in for the PoP's uplink.
 
-Modes (--controller):
-  static  (default) flows compiled by `lab/compileflows` (flows.Compile, the
+Modes (--controller; the default "auto" picks op25bd when bin/ is built):
+  static  flows compiled by `lab/compileflows` (flows.Compile, the
           controller's own pure core) loaded with `ovs-ofctl --bundle
           replace-flows`; needs no control plane.
   op25bd  start bin/op25bd replica(s) (embedded etcd for one, Debian etcd for
@@ -904,12 +904,13 @@ def test_vswitchd_restart(net, records, doc, suite, cp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--controller", choices=["static", "op25bd"], default="static")
+    ap.add_argument("--controller", choices=["auto", "static", "op25bd"], default="auto",
+                    help="auto (default): op25bd when --bin-dir has op25bd and op25bctl, static otherwise")
     ap.add_argument("--policy", default=os.path.join(LAB_DIR, "policy.json"))
     ap.add_argument("--flows-from", metavar="FILE",
                     help="static mode: compile the flows from FILE while expecting lab policy verdicts "
                          "(a self-test: with a different policy the lab must report failures)")
-    ap.add_argument("--replicas", type=int, default=1,
+    ap.add_argument("--replicas", type=int, default=2,
                     help="op25bd replicas; 1 uses the embedded etcd, more a Debian etcd cluster")
     ap.add_argument("--etcd-members", type=int, default=3)
     ap.add_argument("--lease-ttl", default="5s", help="op25bd --lease-ttl (failover speed); empty to omit")
@@ -928,6 +929,9 @@ def main():
                          "needs no root (lab_test.go compares them with flows.Evaluate and flows.Simulate)")
     args = ap.parse_args()
 
+    if args.controller == "auto":
+        built = all(os.access(os.path.join(args.bin_dir, b), os.X_OK) for b in ("op25bd", "op25bctl"))
+        args.controller = "op25bd" if built else "static"
     with open(args.policy) as f:
         doc = json.load(f)
     if args.print_expected:

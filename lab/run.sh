@@ -22,12 +22,10 @@ fi
 args=()
 for a in "$@"; do
 	if [ "$a" = "--demo" ]; then
-		if [ -x bin/op25bd ] && [ -x bin/op25bctl ]; then
-			args+=(--controller=op25bd --replicas 1)
-		else
-			echo "lab/run.sh: bin/op25bd not built, demo uses static flows compiled by flows.Compile" >&2
+		if ! [ -x bin/op25bd ] || ! [ -x bin/op25bctl ]; then
+			echo "lab/run.sh: bin/ not built, the demo uses static flows compiled by flows.Compile" >&2
 		fi
-		args+=(--suite matrix --show-flows)
+		args+=(--replicas 1 --suite matrix --show-flows)
 	else
 		args+=("$a")
 	fi
