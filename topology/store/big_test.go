@@ -42,7 +42,9 @@ func TestReplace100kAtomic(t *testing.T) {
 			// Read until the new document shows up, so that some reads
 			// overlap the flip and the deletion of the old generation.
 			for readCtx.Err() == nil {
-				doc, rev, err := s.Load(readCtx)
+				// A fresh Store each time: a full read, as a replica that
+				// starts now would do (no reuse of a remembered state).
+				doc, rev, err := store.New(s.Client(), "", nil).Load(readCtx)
 				if err != nil {
 					if readCtx.Err() == nil {
 						mu.Lock()

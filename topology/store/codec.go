@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -245,3 +246,13 @@ func decodeStrict(data []byte, v any) error {
 }
 
 func sortStrings(l []string) { sort.Strings(l) }
+
+// sortDocument sorts every list by the name its items are keyed by, the
+// order in which a read from etcd returns them.
+func sortDocument(d *topology.Document) {
+	slices.SortFunc(d.Pools, func(a, b topology.Pool) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.Relays, func(a, b topology.Relay) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.Destinations, func(a, b topology.DestinationSet) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.Services, func(a, b topology.Service) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(d.Bridges, func(a, b topology.Bridge) int { return strings.Compare(a.DPID, b.DPID) })
+}

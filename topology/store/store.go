@@ -69,6 +69,13 @@ type Store struct {
 	// new generation, which a loaded etcd may take seconds to apply.
 	opTimeout    time.Duration
 	batchTimeout time.Duration
+
+	// last is the most recent state this Store read in full or wrote,
+	// known valid. A read whose commit record and generation are unchanged
+	// since then reuses it instead of reading ~10 MiB again (see read).
+	// It is never mutated, only replaced.
+	mu   sync.Mutex
+	last *state
 }
 
 // New returns a Store using cli under prefix (DefaultPrefix if empty; a
@@ -128,12 +135,103 @@ type state struct {
 	// decodeErr is set when the stored document does not decode; doc and
 	// items are then unusable.
 	decodeErr error
+	// valid: doc is known to pass topology.Validate.
+	valid bool
 }
 
 // read loads the whole document at one etcd revision. Only etcd failures
 // are returned as errors; a document that does not decode is reported in
 // state.decodeErr.
+//
+// The result may be shared with other callers: never modify it.
 func (s *Store) read(ctx context.Context) (*state, error) {
+	if st, err := s.readRemembered(ctx); err != nil || st != nil {
+		return st, err
+	}
+	st, err := s.readFull(ctx)
+	if err == nil && st.usable() == nil {
+		st.valid = true
+		s.remember(st)
+	}
+	return st, err
+}
+
+// readRemembered returns the remembered state if, at the current etcd
+// revision, the commit record is the one it was read or written at and its
+// generation holds the same number of keys, none modified since (which
+// would be an edit by hand). One read-only transaction, answered by etcd
+// from its in-memory index. It returns nil, nil when a full read is needed.
+func (s *Store) readRemembered(ctx context.Context) (*state, error) {
+	s.mu.Lock()
+	last := s.last
+	s.mu.Unlock()
+	if last == nil || last.gen == "" {
+		return nil, nil
+	}
+	genPrefix := s.generationKey(last.gen)
+	end := clientv3.GetPrefixRangeEnd(genPrefix)
+	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	resp, err := s.cli.Txn(cctx).Then(
+		clientv3.OpGet(s.currentKey()),
+		clientv3.OpGet(genPrefix, clientv3.WithRange(end), clientv3.WithCountOnly()),
+		clientv3.OpGet(genPrefix, clientv3.WithRange(end), clientv3.WithKeysOnly(), clientv3.WithMinModRev(last.readRev+1)),
+	).Commit()
+	if err != nil {
+		return nil, s.etcdError("read document", err)
+	}
+	cur := resp.Responses[0].GetResponseRange()
+	count := resp.Responses[1].GetResponseRange()
+	modified := resp.Responses[2].GetResponseRange()
+	if len(cur.Kvs) != 1 || cur.Kvs[0].ModRevision != last.rev ||
+		count.Count != int64(len(last.items)) || len(modified.Kvs) != 0 {
+		return nil, nil
+	}
+	st := *last
+	st.readRev = resp.Header.Revision
+	return &st, nil
+}
+
+// remember makes st the state later reads may reuse.
+func (s *Store) remember(st *state) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.last == nil || st.readRev >= s.last.readRev {
+		s.last = st
+	}
+}
+
+// rememberWritten records the state a successful write produced: doc (a
+// private copy, lists sorted by name as Load returns them) in generation
+// gen at revision rev.
+func (s *Store) rememberWritten(doc *topology.Document, items []encodedItem, gen string, rev int64) {
+	doc = doc.Clone()
+	sortDocument(doc)
+	// A read returns empty lists, never null ones (newEmptyDocument).
+	empty := newEmptyDocument()
+	if doc.Pools == nil {
+		doc.Pools = empty.Pools
+	}
+	if doc.Relays == nil {
+		doc.Relays = empty.Relays
+	}
+	if doc.Destinations == nil {
+		doc.Destinations = empty.Destinations
+	}
+	if doc.Services == nil {
+		doc.Services = empty.Services
+	}
+	if doc.Bridges == nil {
+		doc.Bridges = empty.Bridges
+	}
+	m := make(map[string][]byte, len(items))
+	for _, it := range items {
+		m[it.key] = it.value
+	}
+	s.remember(&state{rev: rev, readRev: rev, gen: gen, doc: doc, items: m, valid: true})
+}
+
+func (s *Store) readFull(ctx context.Context) (*state, error) {
 	var lastErr error
 	// A compaction between reading config/current and ranging its
 	// generation makes the second read fail; a fresh attempt succeeds.
@@ -214,7 +312,7 @@ func (s *Store) Load(ctx context.Context) (*topology.Document, int64, error) {
 	if err := st.usable(); err != nil {
 		return nil, st.rev, err
 	}
-	return st.doc, st.rev, nil
+	return st.doc.Clone(), st.rev, nil
 }
 
 // usable reports whether the stored document can be served and enforced.
@@ -222,8 +320,8 @@ func (st *state) usable() error {
 	if st.decodeErr != nil {
 		return fmt.Errorf("%w at revision %d: %v", ErrInvalidStored, st.rev, st.decodeErr)
 	}
-	if st.rev == 0 {
-		return nil // nothing stored yet: the empty document is the desired state
+	if st.rev == 0 || st.valid {
+		return nil // nothing stored yet (the empty document is the desired state), or known valid
 	}
 	if err := topology.Validate(st.doc); err != nil {
 		return fmt.Errorf("%w at revision %d: %v", ErrInvalidStored, st.rev, err)
@@ -305,14 +403,14 @@ func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, o
 		size += len(it.key) + len(it.value) + 64
 	}
 	if st.gen != "" && old != nil && len(puts)+len(dels)+2 <= maxTxnOps && size+len(audit) < maxTxnBytes-8192 {
-		return s.commitInPlace(ctx, st, puts, dels, auditKey, audit, opts.Who, now)
+		return s.commitInPlace(ctx, st, doc, items, puts, dels, auditKey, audit, opts.Who, now)
 	}
-	return s.commitNewGeneration(ctx, st, items, auditKey, audit, opts.Who, now)
+	return s.commitNewGeneration(ctx, st, doc, items, auditKey, audit, opts.Who, now)
 }
 
 // commitInPlace is one conditional transaction: the changed items of the
 // current generation, the commit record and the audit record.
-func (s *Store) commitInPlace(ctx context.Context, st *state, puts []encodedItem, dels []string,
+func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Document, items, puts []encodedItem, dels []string,
 	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
 	rec, _ := json.Marshal(commitRecord{Generation: st.gen, Time: now, Who: who})
 	genPrefix := s.generationKey(st.gen)
@@ -337,13 +435,14 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, puts []encodedItem
 	}
 	s.log.Info("document committed", "revision", resp.Header.Revision, "generation", st.gen,
 		"who", who, "puts", len(puts), "deletes", len(dels))
+	s.rememberWritten(doc, items, st.gen, resp.Header.Revision)
 	return resp.Header.Revision, nil
 }
 
 // commitNewGeneration writes every item under a fresh generation in
 // batches that respect etcd's limits, then flips config/current to it in
 // one conditional transaction, then deletes the generations it replaced.
-func (s *Store) commitNewGeneration(ctx context.Context, st *state, items []encodedItem,
+func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topology.Document, items []encodedItem,
 	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
 	gen := fmt.Sprintf("%016x.%s", st.readRev, randomHex(4))
 	genPrefix := s.generationKey(gen)
@@ -371,6 +470,7 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, items []enco
 	flip := resp.Header.Revision
 	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(items))
 	s.deleteOlderGenerations(gen, flip)
+	s.rememberWritten(doc, items, gen, flip)
 	return flip, nil
 }
 

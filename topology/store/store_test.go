@@ -314,3 +314,39 @@ func TestReplaceDeletesOrphanGenerations(t *testing.T) {
 		t.Fatalf("Load after replace: %v", err)
 	}
 }
+
+// TestLoadSeesHandEdits: reads may reuse what the Store last read or wrote,
+// but never across a change made behind its back.
+func TestLoadSeesHandEdits(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	// Written in a different order than Load returns it.
+	doc := sampleDoc()
+	doc.Pools[0], doc.Pools[2] = doc.Pools[2], doc.Pools[0]
+	if _, err := s.Replace(ctx, doc, store.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.Load(ctx)
+	if err != nil || !equalJSON(t, got, sampleDoc()) {
+		t.Fatalf("Load after Replace = %s, %v; want lists sorted by name", mustJSON(t, got), err)
+	}
+	got.Pools = nil // the caller owns what Load returns
+	gen := s.GenerationKey(currentGeneration(t, s))
+	if _, err := e.Client.Delete(ctx, gen+"pools/tokyo-fixed"); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err = s.Load(ctx)
+	if err != nil || len(got.Pools) != 2 {
+		t.Fatalf("Load after a hand delete: %d pools, %v", len(got.Pools), err)
+	}
+	fresh, _, err := store.New(s.Client(), "", nil).Load(ctx)
+	if err != nil || !equalJSON(t, got, fresh) {
+		t.Fatalf("remembered %s, fresh read %s (%v)", mustJSON(t, got), mustJSON(t, fresh), err)
+	}
+	if _, err := e.Client.Put(ctx, gen+"relays/msa", `{"name":"msa","prefix":"192.0.2.0/16"}`); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Load(ctx); !errors.Is(err, store.ErrInvalidStored) {
+		t.Fatalf("Load after a bad hand edit = %v, want ErrInvalidStored", err)
+	}
+}
