@@ -35,7 +35,7 @@ type Error struct {
 	Status  int          `json:"-"`
 	Code    string       `json:"code"`
 	Message string       `json:"message"`
-	Field   string       `json:"field,omitempty"`
+	Field   string       `json:"field"`
 	Details []FieldIssue `json:"details,omitempty"`
 }
 

@@ -64,6 +64,7 @@ type ctl struct {
 	t   *testing.T
 	bin string
 	env []string
+	dir string // working directory; "" = the test's
 }
 
 type result struct {
@@ -75,6 +76,7 @@ func (c ctl) run(args ...string) result {
 	c.t.Helper()
 	cmd := exec.Command(c.bin, args...)
 	cmd.Env = append(os.Environ(), c.env...)
+	cmd.Dir = c.dir
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
