@@ -272,3 +272,57 @@ func TestFakeDesiredWithoutCookieIgnored(t *testing.T) {
 		}
 	})
 }
+
+func TestFakeEchoAnswered(t *testing.T) {
+	rc := startController(t, Config{})
+	conn := dialFake(t, rc.addr, 0xb00, Version13)
+	// Serve by hand: read our HELLO, answer FEATURES, then ping.
+	if h, _, err := readMessage(conn.r); err != nil || h.Type != typeHello {
+		t.Fatalf("hello: %+v %v", h, err)
+	}
+	h, body, err := readMessage(conn.r)
+	if err != nil || h.Type != typeFeaturesReq {
+		t.Fatalf("features request: %+v %v", h, err)
+	}
+	conn.handle(h, body)
+	conn.send(encodeSimple(nil, typeEchoRequest, 4242, []byte("ping")))
+	for {
+		h, body, err := readMessage(conn.r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Type == typeEchoReply {
+			if h.XID != 4242 || string(body) != "ping" {
+				t.Fatalf("echo reply xid=%d body=%q", h.XID, body)
+			}
+			return
+		}
+	}
+}
+
+// Master → slave: the role request is sent and nothing is written any more;
+// Forget stops everything for that bridge.
+func TestFakeDemotionAndForget(t *testing.T) {
+	rc := startController(t, Config{AuditInterval: 20 * time.Millisecond})
+	fs := connectFake(t, rc, 0xc00, nil)
+	dpid := dpidString(0xc00)
+	want := pipelineFlows()
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: want, Master: true, Generation: 1})
+	rc.waitApplied(t, dpid, 1)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 2, Flows: want[:3], Master: false, Generation: 2})
+	waitFor(t, "slave role", func() bool { return rc.status(dpid).Role == "slave" })
+	var adds, commits int
+	fs.get(func(fs *fakeSwitch) { adds, commits = fs.bundleAdds, fs.commits })
+	time.Sleep(100 * time.Millisecond) // several audit intervals
+	rc.Forget(dpid)
+	time.Sleep(100 * time.Millisecond)
+	fs.get(func(fs *fakeSwitch) {
+		// The fake switch stores nothing, so a master would re-add at every audit.
+		if fs.bundleAdds != adds || fs.commits != commits {
+			t.Fatalf("slave/forgotten bridge written: adds %d→%d commits %d→%d", adds, fs.bundleAdds, commits, fs.commits)
+		}
+	})
+	if st := rc.status(dpid); st.AppliedRevision != 1 || !st.Connected {
+		t.Fatalf("status = %+v", st)
+	}
+}
