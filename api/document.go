@@ -89,7 +89,7 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	who := infoFrom(r.Context()).who
 	newRev, err := s.cfg.Store.Replace(ctx, doc, store.WriteOptions{IfRevision: rev, Who: who})
 	if err != nil {
-		return fmt.Errorf("replace document: %w", err)
+		return err // the store's errors carry their context ("replace: ...")
 	}
 	s.cfg.Logger.Info("document replaced", "revision", newRev, "who", who, "pools", len(doc.Pools))
 	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})

@@ -172,7 +172,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 		return topology.Validate(doc)
 	})
 	if err != nil {
-		return fmt.Errorf("put %s/%s: %w", a.kind, key, err)
+		return err // mutate's own errors, or the store's with their context
 	}
 	s.cfg.Logger.Info("item written", "item", a.kind+"/"+key, "created", created, "revision", newRev, "who", who)
 	status := http.StatusOK
@@ -214,7 +214,7 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 		return topology.Validate(doc)
 	})
 	if err != nil {
-		return fmt.Errorf("delete %s/%s: %w", a.kind, key, err)
+		return err
 	}
 	s.cfg.Logger.Info("item deleted", "item", a.kind+"/"+key, "revision", newRev, "who", who)
 	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})

@@ -106,6 +106,7 @@ func (c ctl) ok(args ...string) string {
 func (c ctl) fails(code int, want string, args ...string) {
 	c.t.Helper()
 	r := c.run(args...)
+	c.t.Logf("op25bctl %s → exit %d: %s", strings.Join(args, " "), r.code, strings.TrimSpace(r.stderr))
 	if r.code != code || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 || !strings.Contains(r.stderr, want) {
 		c.t.Fatalf("op25bctl %s: exit %d (want %d), stderr %q (want one line with %q)", strings.Join(args, " "), r.code, code, r.stderr, want)
 	}
