@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,10 +20,11 @@ var runningRE = regexp.MustCompile(`msg="op25bd running".* openflow=(\S+) api=(\
 
 // startOp25bd runs the daemon on its embedded etcd with loopback listeners
 // on free ports and returns its OpenFlow and API addresses.
-func startOp25bd(t *testing.T, dir string) (openflow, apiAddr string) {
+func startOp25bd(t *testing.T, dir string, extra ...string) (openflow, apiAddr string, cmd *exec.Cmd) {
 	t.Helper()
-	cmd := exec.Command(filepath.Join(dir, "op25bd"), "--node-id", "e2e", "--data-dir", t.TempDir(),
-		"--openflow-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0")
+	args := append([]string{"--node-id", "e2e", "--data-dir", t.TempDir(),
+		"--openflow-listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"}, extra...)
+	cmd = exec.Command(filepath.Join(dir, "op25bd"), args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -61,11 +64,11 @@ func startOp25bd(t *testing.T, dir string) (openflow, apiAddr string) {
 	})
 	select {
 	case addrs := <-found:
-		return addrs[0], addrs[1]
+		return addrs[0], addrs[1], cmd
 	case <-time.After(90 * time.Second):
 		t.Fatal("op25bd did not start within 90s")
 	}
-	return "", ""
+	return "", "", nil
 }
 
 // TestEndToEndWithDaemon: op25bctl → op25bd (embedded etcd) → a real OVS
@@ -77,7 +80,7 @@ func TestEndToEndWithDaemon(t *testing.T) {
 	br := testenv.NewBridge(t, "")
 	br.AddPort(t, 1)
 	br.AddPort(t, 2)
-	openflow, apiAddr := startOp25bd(t, dir)
+	openflow, apiAddr, _ := startOp25bd(t, dir)
 	c := ctl{t: t, bin: filepath.Join(dir, "op25bctl"), env: []string{"OP25B_SERVER=http://" + apiAddr}}
 
 	policy := strings.Replace(exampleYAML, "0000000000000001", br.DPID, 1)
@@ -137,5 +140,39 @@ func TestEndToEndWithDaemon(t *testing.T) {
 	aud := c.ok("audit")
 	if strings.Count(strings.TrimSpace(aud), "\n") != 2 {
 		t.Fatalf("audit:\n%s", aud)
+	}
+}
+
+// TestDaemonTokensReloadOnHUP: with --api-token-file every /v1 request
+// needs a token, writes need the write role, and SIGHUP swaps the tokens.
+func TestDaemonTokensReloadOnHUP(t *testing.T) {
+	dir := buildBinaries(t)
+	tokenFile := writeFile(t, "tokens", "ops first-t0ken-abcdefgh write\nnoc r3ad-t0ken-abcdefgh read\n")
+	_, apiAddr, cmd := startOp25bd(t, dir, "--api-token-file", tokenFile)
+	server := "--server=http://" + apiAddr
+	policy := writeFile(t, "policy.yaml", exampleYAML)
+	c := ctl{t: t, bin: filepath.Join(dir, "op25bctl")}
+
+	c.fails(1, "unauthorized", server, "status")
+	c.fails(1, "forbidden", server, "--token", "r3ad-t0ken-abcdefgh", "apply", "-f", policy)
+	c.ok(server, "--token", "first-t0ken-abcdefgh", "apply", "-f", policy)
+
+	if err := os.WriteFile(tokenFile, []byte("ops second-t0ken-abcdefgh write\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.run(server, "--token", "second-t0ken-abcdefgh", "audit").code != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("new token not accepted 30s after SIGHUP")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	c.fails(1, "unknown token", server, "--token", "first-t0ken-abcdefgh", "audit")
+	aud := c.ok(server, "--token", "second-t0ken-abcdefgh", "audit")
+	if !strings.Contains(aud, " ops ") {
+		t.Fatalf("audit does not name the token: %s", aud)
 	}
 }
