@@ -302,7 +302,7 @@ func waitUnhealthy(t *testing.T, c *store.Cache) {
 	deadline := time.Now().Add(60 * time.Second)
 	for c.Healthy() == nil {
 		if time.Now().After(deadline) {
-			t.Fatal("cache still healthy with its only etcd member down")
+			t.Fatalf("cache still healthy with its only etcd member down; snapshot %+v", c.Current())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -15,11 +15,19 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
+// testLogger logs to stderr with STORE_TEST_LOG set; otherwise it keeps
+// the logs and prints them only if the test fails.
 func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("STORE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	return slog.New(slog.DiscardHandler)
+	buf := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("store logs:\n%s", buf.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func ctxT(t testing.TB) context.Context {
