@@ -27,9 +27,9 @@ func (s *session) dump(ctx context.Context) ([]InstalledEntry, error) {
 	return entries, nil
 }
 
-// Plan is the list of flow-mods that turns a dump into the desired set.
+// changePlan is the list of flow-mods that turns a dump into the desired set.
 // It is pure: computed from values, tested without a switch.
-type Plan struct {
+type changePlan struct {
 	Mods []flowMod
 	// Foreign counts op25b-cookie entries of a shape op25b never writes;
 	// each becomes a strict delete (and, if the key is desired, a re-add).
@@ -40,7 +40,7 @@ type Plan struct {
 // cookie but a foreign shape (altered by hand with actions op25b never
 // writes) are strictly deleted first by their raw match, then flows.Diff's
 // add restores the desired flow inside the same ordered bundle.
-func planChanges(desired []flows.Flow, entries []InstalledEntry) Plan {
+func planChanges(desired []flows.Flow, entries []InstalledEntry) changePlan {
 	return newDesiredIndex(desired).plan(entries)
 }
 
@@ -66,8 +66,8 @@ func newDesiredIndex(desired []flows.Flow) *desiredIndex {
 // go through flows.Diff (which orders changes make-before-break and is
 // per-key, so unchanged flows cannot affect its result): a one-pool change
 // on a 100k-flow bridge costs one lookup per installed flow plus a tiny diff.
-func (idx *desiredIndex) plan(entries []InstalledEntry) Plan {
-	var p Plan
+func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
+	var p changePlan
 	var want, installed []flows.Flow
 	matched := 0
 	for i := range entries {
@@ -163,7 +163,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 	start := time.Now()
 	entries, err := s.dump(ctx)
 	s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
-	var plan Plan
+	var plan changePlan
 	if err == nil {
 		plan = idx.plan(entries)
 		err = s.apply(ctx, plan.Mods)
