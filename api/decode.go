@@ -83,23 +83,6 @@ func splitRevision(data []byte) ([]byte, int64, error) {
 	return rest, rev, nil
 }
 
-// decodeStrict decodes one JSON object into v: unknown fields and trailing
-// data are errors, as for whole documents.
-func decodeStrict(data []byte, v any) error {
-	if err := requireObject(data); err != nil {
-		return err
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return newError(http.StatusBadRequest, CodeInvalidJSON, "", "trailing data after the JSON object")
-	}
-	return nil
-}
-
 // jsonError classifies a decode error as the client's (400), naming the
 // field where encoding/json tells us.
 func jsonError(err error) *Error {

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -26,19 +27,19 @@ type itemAccess[T any] struct {
 func identity(s string) string { return s }
 
 var (
-	poolItems = itemAccess[topology.Pool]{kind: "pools", param: "name", canon: identity,
+	poolItems = itemAccess[topology.Pool]{kind: topology.ItemPools, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Pool { return &d.Pools },
 		key:  func(p *topology.Pool) *string { return &p.Name }}
-	relayItems = itemAccess[topology.Relay]{kind: "relays", param: "name", canon: identity,
+	relayItems = itemAccess[topology.Relay]{kind: topology.ItemRelays, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Relay { return &d.Relays },
 		key:  func(p *topology.Relay) *string { return &p.Name }}
-	destinationItems = itemAccess[topology.DestinationSet]{kind: "destinations", param: "name", canon: identity,
+	destinationItems = itemAccess[topology.DestinationSet]{kind: topology.ItemDestinations, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.DestinationSet { return &d.Destinations },
 		key:  func(p *topology.DestinationSet) *string { return &p.Name }}
-	serviceItems = itemAccess[topology.Service]{kind: "services", param: "name", canon: identity,
+	serviceItems = itemAccess[topology.Service]{kind: topology.ItemServices, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Service { return &d.Services },
 		key:  func(p *topology.Service) *string { return &p.Name }}
-	bridgeItems = itemAccess[topology.Bridge]{kind: "bridges", param: "dpid", canon: topology.CanonicalDPID,
+	bridgeItems = itemAccess[topology.Bridge]{kind: topology.ItemBridges, param: "dpid", canon: topology.CanonicalDPID,
 		list: func(d *topology.Document) *[]topology.Bridge { return &d.Bridges },
 		key:  func(p *topology.Bridge) *string { return &p.DPID }}
 )
@@ -76,6 +77,38 @@ func (a itemAccess[T]) find(d *topology.Document, key string) int {
 		}
 	}
 	return -1
+}
+
+// decode parses one item with topology.ParseJSON's strict rules (unknown
+// or case-variant fields, duplicate keys, wrong types, trailing data), the
+// same as a whole document, by wrapping it in a one-item document. Field
+// paths are made relative to the item ("prefx", not "pools[0].prefx").
+func (a itemAccess[T]) decode(data []byte) (T, error) {
+	var zero T
+	if err := requireObject(data); err != nil {
+		return zero, err
+	}
+	if !json.Valid(data) {
+		return zero, jsonError(json.Unmarshal(data, new(any)))
+	}
+	wrapped := make([]byte, 0, len(data)+len(a.kind)+8)
+	wrapped = append(wrapped, `{"`+a.kind+`":[`...)
+	wrapped = append(wrapped, data...)
+	wrapped = append(wrapped, "]}"...)
+	one, err := topology.ParseJSON(wrapped)
+	if err != nil {
+		var perr *topology.ParseError
+		if errors.As(err, &perr) {
+			field := strings.TrimPrefix(strings.TrimPrefix(perr.Field, a.kind+"[0]"), ".")
+			return zero, newError(http.StatusBadRequest, CodeInvalidJSON, field, perr.Message)
+		}
+		return zero, jsonError(err)
+	}
+	items := *a.list(one)
+	if len(items) != 1 {
+		return zero, newError(http.StatusBadRequest, CodeInvalidJSON, "", "want exactly one item")
+	}
+	return items[0], nil
 }
 
 func (a itemAccess[T]) notFound(key string) error {
@@ -141,8 +174,8 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err
 	}
-	var item T
-	if err := decodeStrict(data, &item); err != nil {
+	item, err := a.decode(data)
+	if err != nil {
 		return err
 	}
 	switch k := a.key(&item); {
