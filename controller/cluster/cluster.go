@@ -41,6 +41,8 @@ type Config struct {
 	// Resync re-reads the cluster state even without watch events (a missed
 	// event or a failed request is retried). Default 2s.
 	Resync time.Duration
+	// Logger should already carry replica=<NodeID>, as the daemon's logger
+	// (shared with the controller) does.
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -98,7 +100,7 @@ func New(cfg Config) (*Replica, error) {
 	}
 	return &Replica{
 		cfg:     cfg,
-		log:     cfg.Logger.With("replica", cfg.NodeID),
+		log:     cfg.Logger,
 		kick:    make(chan struct{}, 1),
 		ready:   errors.New("cluster: not started"),
 		masters: map[string]uint64{},
@@ -212,10 +214,8 @@ func (r *Replica) Run(ctx context.Context) error {
 		case <-phase.C:
 			r.log.Info("phase boundary reached, recompiling")
 		case resp, ok := <-st.keepalive:
-			if !ok {
-				r.loseLease(runCtx, st)
-			} else if resp != nil && resp.TTL <= 0 {
-				r.loseLease(runCtx, st)
+			if !ok || (resp != nil && resp.TTL <= 0) {
+				r.checkLease(runCtx, st)
 			}
 		}
 	}
@@ -370,6 +370,33 @@ func (r *Replica) grant(ctx context.Context, st *loop) error {
 		}
 	}
 	return nil
+}
+
+// checkLease runs when the client stopped renewing the lease: the
+// keepalive stream broke for longer than the TTL (e.g. an etcd leader
+// election after a member died) or etcd said it expired. The client's
+// deadline passing does not mean etcd expired it — a new leader extends every
+// lease — so ask etcd. While the lease exists nobody else can hold our locks,
+// so keeping mastership is safe; if it is gone or etcd cannot say, step down.
+func (r *Replica) checkLease(ctx context.Context, st *loop) {
+	if st.lease == 0 {
+		return
+	}
+	cctx, cancel := r.etcdCtx(ctx)
+	ttl, err := r.cfg.Client.TimeToLive(cctx, st.lease)
+	cancel()
+	if err == nil && ttl.TTL > 0 {
+		st.stopLease()
+		kctx, stop := context.WithCancel(ctx)
+		ka, err := r.cfg.Client.KeepAlive(kctx, st.lease)
+		if err == nil {
+			st.keepalive, st.stopLease = ka, stop
+			r.log.Warn("lease keepalive interrupted but the lease is alive; resumed", "lease", fmt.Sprintf("%x", st.lease), "ttl_left", ttl.TTL)
+			return
+		}
+		stop()
+	}
+	r.loseLease(ctx, st)
 }
 
 // loseLease is called when the lease could not be renewed within its TTL:

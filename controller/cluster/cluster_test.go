@@ -48,7 +48,7 @@ func startReplicaWith(t *testing.T, id string, endpoints []string, policy Policy
 	rep, err := New(Config{
 		NodeID: id, Client: cli, Prefix: "/op25b-test/", Switches: sw, Policy: policy, Records: records,
 		Compile: countingCompile, LeaseTTL: ttl, EtcdTimeout: time.Second, Resync: 500 * time.Millisecond,
-		Logger: testLogger(t),
+		Logger: testLogger(t).With("replica", id),
 	})
 	if err != nil {
 		t.Fatal(err)
