@@ -23,12 +23,13 @@ type globals struct {
 	output string
 	stdin  io.Reader
 	stdout io.Writer
+	stderr io.Writer
 	http   *http.Client
 }
 
-func newGlobals(stdin io.Reader, stdout io.Writer, getenv func(string) string) *globals {
+func newGlobals(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *globals {
 	g := &globals{server: getenv("OP25B_SERVER"), token: getenv("OP25B_TOKEN"), output: "table",
-		stdin: stdin, stdout: stdout,
+		stdin: stdin, stdout: stdout, stderr: stderr,
 		// A 100k-pool document takes a few seconds to store and compile.
 		http: &http.Client{Timeout: 2 * time.Minute}}
 	if g.server == "" {

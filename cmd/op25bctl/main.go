@@ -44,7 +44,7 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	g := newGlobals(stdin, stdout, getenv)
+	g := newGlobals(stdin, stdout, stderr, getenv)
 	fs := g.flagSet("op25bctl")
 	fs.Usage = func() { printUsage(stderr) }
 	if err := fs.Parse(args); err != nil {

@@ -38,6 +38,11 @@ func runStatus(g *globals, args []string) error {
 		if err == nil {
 			if lagging := laggingBridges(st, *wait); len(lagging) == 0 && st.Revision >= *wait {
 				printStatus(g, st, raw)
+				if !anyConnected(st) {
+					// Contract §5 asks only connected bridges; say so
+					// rather than let a script believe a switch confirmed it.
+					fmt.Fprintf(g.stderr, "note: no bridge is connected; revision %d is stored but no switch confirmed it\n", *wait)
+				}
 				return nil
 			} else if time.Now().After(deadline) {
 				printStatus(g, st, raw)
@@ -78,6 +83,15 @@ func laggingBridges(st *api.StatusResponse, rev int64) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func anyConnected(st *api.StatusResponse) bool {
+	for _, b := range st.Bridges {
+		if b.Connected {
+			return true
+		}
+	}
+	return false
 }
 
 func printStatus(g *globals, st *api.StatusResponse, raw []byte) {
