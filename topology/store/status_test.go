@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +88,7 @@ func TestUnavailable(t *testing.T) {
 	runCache(t, c)
 	waitSnapshot(t, c, "document", func(s store.Snapshot) bool { return s.Revision == rev })
 	stop()
+	holdPort(t, endpoints[0])
 
 	short := func() context.Context {
 		c, cancel := context.WithTimeout(ctx, time.Second)
@@ -152,4 +155,25 @@ func TestEmbeddedRestartKeepsDocument(t *testing.T) {
 			t.Fatalf("round %d: %v", round, err)
 		}
 	}
+}
+
+// holdPort keeps the stopped etcd's client port bound, refusing every
+// connection, so that no other test's etcd (tests of other packages start
+// some all the time) can take the port and answer this test's client.
+func holdPort(t *testing.T, endpoint string) {
+	t.Helper()
+	l, err := net.Listen("tcp", strings.TrimPrefix(endpoint, "http://"))
+	if err != nil {
+		t.Skipf("port of the stopped etcd was taken at once by another process: %v", err)
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { l.Close() })
 }
