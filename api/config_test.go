@@ -161,6 +161,11 @@ func TestDryRunStoresNothing(t *testing.T) {
 			t.Fatalf("identical document yields changes on %s: %+v", b.DPID, b)
 		}
 	}
+	// A misspelt dry_run is refused, never taken as a real write.
+	e.expectError(e.do(http.MethodPut, "/v1/config?dry_run=yes", changed), 400, CodeBadRequest, "dry_run")
+	if e.revision() != rev {
+		t.Fatal("dry_run=yes stored the document")
+	}
 	// A stale If-Match is a conflict for a dry run too.
 	e.expectError(e.do(http.MethodPut, "/v1/config?dry_run=true", changed, fmt.Sprintf("If-Match: %d", rev-1)), 409, CodeConflict, "")
 }

@@ -62,6 +62,10 @@ func withEmptyLists(doc *topology.Document) *topology.Document {
 }
 
 func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
+	dryRun, err := dryRunParam(r)
+	if err != nil {
+		return err
+	}
 	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
@@ -76,7 +80,7 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	if isDryRun(r) {
+	if dryRun {
 		// The same validation as Replace, so a dry run rejects exactly
 		// what a real PUT rejects.
 		if err := topology.Validate(doc); err != nil {

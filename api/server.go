@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -95,8 +96,21 @@ func roleNeeded(r *http.Request) Role {
 }
 
 func isDryRun(r *http.Request) bool {
-	v := r.URL.Query().Get("dry_run")
-	return v == "true" || v == "1"
+	dry, err := dryRunParam(r)
+	return dry && err == nil
+}
+
+// dryRunParam is strict: a typo such as dry_run=yes must not fall through
+// to a real write.
+func dryRunParam(r *http.Request) (bool, error) {
+	switch v := r.URL.Query().Get("dry_run"); v {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	default:
+		return false, newError(http.StatusBadRequest, CodeBadRequest, "dry_run", fmt.Sprintf("dry_run must be true or false, got %q", v))
+	}
 }
 
 type requestInfoKey struct{}
