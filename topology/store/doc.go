@@ -49,6 +49,16 @@
 // Items are keyed by name, so Load returns every list sorted by name
 // (bridges by dpid); list order carries no meaning in the contract.
 //
+// # Reading a 100k-pool document cheaply
+//
+// A Store remembers the last state it read in full or wrote. Before
+// reusing it, one read-only transaction (answered from etcd's in-memory
+// index) checks that config/current still has the same ModRevision and
+// that its generation has the same number of keys, none modified since;
+// anything else — another writer, an edit by hand — means a full read.
+// A Cache applies in-place commits straight from the watch events and
+// only re-reads for a new generation, a hand edit or a compaction.
+//
 // # Failure
 //
 // Any etcd error other than a lost race is returned wrapped with
