@@ -464,20 +464,14 @@ class ControlPlane:
         return ""
 
     def ovs(self, verb, bridge, *extra):
-        """`op25bctl ovs attach|detach` as an operator runs it on the OVS
-        host; the lab's attachbridge (the same internal/ovsattach code) while
-        the CLI lacks the subcommand. Returns which one did it."""
-        why = "bin/op25bctl missing"
-        if self.has_ctl():
-            r = self.ctl("ovs", verb, bridge, *extra, check=False)
-            if r.returncode == 0:
-                return "op25bctl ovs " + verb
-            why = " ".join((r.stderr or r.stdout).split())[:100]
-        r = subprocess.run([go_build(self.tmp, "attachbridge"), verb, bridge] + list(extra),
-                           capture_output=True, text=True)
+        """`op25bctl ovs attach|detach`, exactly as an operator runs it on
+        the OVS host. Returns the command that did it."""
+        if not self.has_ctl():
+            raise RuntimeError("op25bctl ovs %s %s: bin/op25bctl missing (make build)" % (verb, bridge))
+        r = self.ctl("ovs", verb, bridge, *extra, check=False)
         if r.returncode != 0:
-            raise RuntimeError("attachbridge %s %s: %s" % (verb, bridge, r.stderr.strip()))
-        return "lab/attachbridge (op25bctl ovs %s unavailable: %s)" % (verb, why)
+            raise RuntimeError("op25bctl ovs %s %s: %s" % (verb, bridge, (r.stderr or r.stdout).strip()))
+        return "op25bctl ovs " + verb
 
     def attach(self, bridge):
         return self.ovs("attach", bridge, "--controllers", ",".join(r.target for r in self.replicas))
