@@ -38,11 +38,12 @@ const (
 // MaxFlows bounds the flow set of one bridge. 100k pools compile to about
 // 175k flows; beyond a million, OVS's classifier and a full reconcile become
 // the bottleneck long before memory does.
-const MaxFlows = 1_000_000
+const MaxFlows = topology.MaxFlowsPerBridge
 
-// ErrTooManyFlows is returned (wrapped) by Compile when a valid document
-// would need more than MaxFlows flows on one bridge. The controller keeps
-// the flows it has and reports the error.
+// ErrTooManyFlows is returned (wrapped) by Compile when a document would
+// need more than MaxFlows flows on one bridge. topology.Validate rejects such
+// documents up front; this is the defence for callers that skipped it. The
+// controller keeps the flows it has and reports the error.
 var ErrTooManyFlows = errors.New("too many flows")
 
 // Compiled is the desired flow set of one bridge plus what the controller and

@@ -86,6 +86,7 @@ func Validate(doc *Document) error {
 	v.destinations(doc.Destinations)
 	v.services(doc.Services, sets)
 	v.bridges(doc.Bridges)
+	v.flowBudget(doc)
 	return v.result()
 }
 
