@@ -291,5 +291,5 @@ func TestCLIAgainstAPI(t *testing.T) {
 	ctl{t: t, bin: bin}.fails(1, "cannot reach", "--server", "http://127.0.0.1:1", "status")
 	writer.fails(2, "unknown command", "frobnicate")
 	writer.fails(2, "-o must be table or json", "status", "-o", "xml")
-	writer.fails(1, "not implemented yet", "ovs", "attach", "br0", "--controllers", "tcp:127.0.0.1:6653")
+	writer.fails(1, "bridge not found", "ovs", "attach", "op25b-nosuch", "--controllers", "tcp:127.0.0.1:6653")
 }
