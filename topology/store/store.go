@@ -50,7 +50,7 @@ const (
 	readPageSize = 5000
 	// writeParallelism: concurrent batch transactions while writing a new
 	// generation; etcd batches concurrent proposals into one fsync.
-	writeParallelism = 8
+	writeParallelism = 4
 	// summaryLimit caps each list of an audit summary so that the audit
 	// record of a 100k-pool replace still fits in one request.
 	summaryLimit = 100
@@ -502,9 +502,7 @@ func (s *Store) writeBatches(ctx context.Context, genPrefix string, items []enco
 		go func() {
 			defer wg.Done()
 			for ops := range work {
-				cctx, ccancel := context.WithTimeout(ctx, s.batchTimeout)
-				_, err := s.cli.Txn(cctx).Then(ops...).Commit()
-				ccancel()
+				err := s.writeBatch(ctx, ops)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -530,6 +528,36 @@ feed:
 		firstErr = s.etcdError("write generation", ctx.Err())
 	}
 	return firstErr
+}
+
+// writeBatch puts one batch of a new generation. Puts into a generation
+// nobody reads yet are idempotent, so a batch that etcd itself gave up on
+// (its internal request timeout, a leader change: an overloaded or
+// electing cluster, not an unreachable one) is simply sent again.
+func (s *Store) writeBatch(ctx context.Context, ops []clientv3.Op) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, s.batchTimeout)
+		_, err = s.cli.Txn(cctx).Then(ops...).Commit()
+		cancel()
+		if err == nil || !retryableEtcdError(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Debug("retrying generation batch", "attempt", attempt+1, "error", err)
+	}
+	return err
+}
+
+func retryableEtcdError(err error) bool {
+	for _, target := range []error{
+		rpctypes.ErrTimeout, rpctypes.ErrTimeoutDueToLeaderFail, rpctypes.ErrTimeoutDueToConnectionLost,
+		rpctypes.ErrLeaderChanged, rpctypes.ErrTooManyRequests, rpctypes.ErrNoLeader,
+	} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
 }
 
 // deleteGeneration removes an unflipped generation, best effort: if etcd
