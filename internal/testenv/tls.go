@@ -1,0 +1,132 @@
+package testenv
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// PKI is a certificate authority made in a test with crypto/x509: a CA
+// certificate in CA (PEM file) and Issue for leaf certificates signed by
+// it. Files live in the test's temporary directory; keys are mode 0600.
+type PKI struct {
+	Name string
+	Dir  string
+	CA   string // path of the CA certificate (PEM)
+
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+// CertFiles are the PEM files of one issued certificate.
+type CertFiles struct {
+	Cert, Key string
+}
+
+var serial atomic.Int64
+
+// NewPKI creates a CA named name (its subject CN) in a new temporary
+// directory.
+func NewPKI(t testing.TB, name string) *PKI {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano() + serial.Add(1)),
+		Subject:               pkix.Name{CommonName: name, Organization: []string{"op25b test"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &PKI{Name: name, Dir: t.TempDir(), cert: cert, key: key}
+	p.CA = filepath.Join(p.Dir, name+"-ca.pem")
+	writePEM(t, p.CA, "CERTIFICATE", der, 0o644)
+	return p
+}
+
+// Issue signs a certificate with common name cn, usable both as a server
+// (SANs 127.0.0.1, ::1 and localhost) and as a client, and writes it with
+// its key under the PKI's directory.
+func (p *PKI) Issue(t testing.TB, cn string) CertFiles {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano() + serial.Add(1)),
+		Subject:      pkix.Name{CommonName: cn, Organization: []string{"op25b test"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := CertFiles{Cert: filepath.Join(p.Dir, cn+"-cert.pem"), Key: filepath.Join(p.Dir, cn+"-key.pem")}
+	writePEM(t, f.Cert, "CERTIFICATE", der, 0o644)
+	writePEM(t, f.Key, "PRIVATE KEY", kder, 0o600)
+	return f
+}
+
+// TLSCert loads f as a tls.Certificate (for a Go client in a test).
+func (f CertFiles) TLSCert(t testing.TB) tls.Certificate {
+	t.Helper()
+	c, err := tls.LoadX509KeyPair(f.Cert, f.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Pool returns a pool holding only this CA.
+func (p *PKI) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(p.cert)
+	return pool
+}
+
+func writePEM(t testing.TB, path, typ string, der []byte, mode os.FileMode) {
+	t.Helper()
+	data := pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})
+	// Write to a temporary name and rename so a concurrent reader (a
+	// reload) never sees half a file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil { // umask may have narrowed it
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
