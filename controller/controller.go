@@ -24,6 +24,7 @@ package controller
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,8 +45,19 @@ type Config struct {
 	EchoInterval   time.Duration // our keepalive, default 5s
 	DeadTimeout    time.Duration // no traffic from switch for this long → disconnect, default 15s
 	RequestTimeout time.Duration // barrier/reply wait, default 30s
-	Logger         *slog.Logger  // every switch line carries dpid=…
-	Events         func(Event)   // optional; called from session goroutines, must not block long
+	// HandshakeTimeout bounds a new connection's TLS handshake (when the
+	// listener is a tls.NewListener) plus the OpenFlow HELLO and FEATURES
+	// exchange, default 10s: a peer that connects and stays silent holds a
+	// slot for at most this long.
+	HandshakeTimeout time.Duration
+	// MaxConnections caps the connections being served at once (handshaking
+	// or established), default DefaultMaxConnections. When it is reached
+	// Serve stops accepting (new peers wait in the kernel's backlog) until
+	// one ends, so a flood of idle connections costs bounded memory and, with
+	// HandshakeTimeout, delays a real switch by at most that timeout.
+	MaxConnections int
+	Logger         *slog.Logger // every switch line carries dpid=…
+	Events         func(Event)  // optional; called from session goroutines, must not block long
 }
 
 func (c Config) withDefaults() Config {
@@ -61,11 +73,21 @@ func (c Config) withDefaults() Config {
 	if c.RequestTimeout <= 0 {
 		c.RequestTimeout = 30 * time.Second
 	}
+	if c.HandshakeTimeout <= 0 {
+		c.HandshakeTimeout = 10 * time.Second
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
 }
+
+// DefaultMaxConnections is Config.MaxConnections' default: far above the
+// bridges one replica masters in a PoP, far below what exhausts it.
+const DefaultMaxConnections = 1024
 
 // EventKind says what happened to a bridge.
 type EventKind int
@@ -309,9 +331,22 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 		<-ctx.Done()
 		_ = ln.Close()
 	}()
+	slots := make(chan struct{}, c.cfg.MaxConnections)
 	for {
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.log.Warn("openflow connection limit reached; accepting again when a connection ends",
+				"max_connections", c.cfg.MaxConnections)
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return nil
+			}
+		}
 		conn, err := ln.Accept()
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -324,6 +359,7 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			c.serveConn(ctx, conn)
 		}()
 	}
@@ -379,7 +415,24 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		}
 	}()
 
-	if err := c.hello(base, r); err != nil {
+	// Everything before the session is established must finish within
+	// HandshakeTimeout; the TLS handshake runs here, in the connection's
+	// own goroutine, never in Accept, so a silent peer cannot stall others.
+	handshakeEnd := time.Now().Add(c.cfg.HandshakeTimeout)
+	if tc, ok := conn.(*tls.Conn); ok {
+		hctx, hcancel := context.WithDeadline(sctx, handshakeEnd)
+		err := tc.HandshakeContext(hctx)
+		hcancel()
+		if err != nil {
+			log.Warn("openflow TLS handshake failed", "err", err)
+			return
+		}
+		if peer := tc.ConnectionState().PeerCertificates; len(peer) > 0 {
+			log = log.With("peer_cn", peer[0].Subject.CommonName)
+			base.setLogger(log)
+		}
+	}
+	if err := c.hello(base, r, handshakeEnd); err != nil {
 		log.Warn("openflow handshake failed", "err", err)
 		return
 	}
@@ -391,7 +444,9 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	go func() { defer wg.Done(); base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout) }()
 
 	xid := base.nextXID()
-	reply, err := base.request(sctx, xid, encodeSimple(nil, typeFeaturesReq, xid, nil))
+	fctx, fcancel := context.WithDeadline(sctx, handshakeEnd)
+	reply, err := base.request(fctx, xid, encodeSimple(nil, typeFeaturesReq, xid, nil))
+	fcancel()
 	if err != nil {
 		log.Warn("features request failed", "err", err)
 		return
@@ -440,11 +495,11 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 
 // hello exchanges HELLO messages (OpenFlow 1.3 §6.3.1) before the reader
 // goroutine starts. A peer without 1.3 gets HELLO_FAILED/INCOMPATIBLE.
-func (c *Controller) hello(s *session, r *bufio.Reader) error {
+func (c *Controller) hello(s *session, r *bufio.Reader, deadline time.Time) error {
 	if err := s.write(encodeHello(nil, s.nextXID())); err != nil {
 		return err
 	}
-	_ = s.conn.SetReadDeadline(time.Now().Add(s.timeout))
+	_ = s.conn.SetReadDeadline(deadline)
 	h, body, err := readMessage(r)
 	_ = s.conn.SetReadDeadline(time.Time{})
 	if err != nil {
