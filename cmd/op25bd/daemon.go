@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,12 @@ import (
 // run is the daemon's life: start every part, wait for ctx, stop them in
 // the order that never opens a hole.
 func run(ctx context.Context, o options, logger *slog.Logger) error {
+	// Certificates first: a bad key or CA stops the daemon before it
+	// touches etcd or a switch.
+	certs, err := loadCertificates(o)
+	if err != nil {
+		return err
+	}
 	endpoints := o.EtcdEndpoints
 	if len(endpoints) == 0 {
 		eps, stopEtcd, err := store.StartEmbedded(ctx, o.DataDir, logger)
@@ -35,11 +42,15 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		endpoints = eps
 		logger.Info("embedded etcd started", "data_dir", o.DataDir, "endpoints", eps)
 	}
-	cli, err := clientv3.New(clientv3.Config{
+	etcdCfg := clientv3.Config{
 		Endpoints: endpoints, DialTimeout: 5 * time.Second,
 		DialKeepAliveTime: 5 * time.Second, DialKeepAliveTimeout: 5 * time.Second,
 		Logger: zap.NewNop(), // its failures surface through our own logs
-	})
+	}
+	if certs.etcd != nil {
+		etcdCfg.TLS = certs.etcd.ClientConfig()
+	}
+	cli, err := clientv3.New(etcdCfg)
 	if err != nil {
 		return fmt.Errorf("etcd client for %v: %w", endpoints, err)
 	}
@@ -51,8 +62,10 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 
 	var replica *cluster.Replica // set before any switch can connect
 	ctrl := controller.New(controller.Config{
-		AuditInterval: o.AuditInterval,
-		Logger:        logger,
+		AuditInterval:    o.AuditInterval,
+		HandshakeTimeout: o.HandshakeTimeout,
+		MaxConnections:   o.OpenFlowMaxConns,
+		Logger:           logger,
 		Events: func(e controller.Event) {
 			metrics.ObserveEvent(e)
 			replica.ControllerEvent(e)
@@ -64,6 +77,16 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return fmt.Errorf("openflow listen %s: %w", o.OpenFlowListen, err)
 	}
 	defer ofLn.Close()
+	// The TLS listener only wraps accepted connections; the controller
+	// runs each handshake in the connection's goroutine under
+	// --handshake-timeout. A plain-TCP switch fails that handshake.
+	ofServe := ofLn
+	if certs.openflow != nil {
+		ofServe = tls.NewListener(ofLn, certs.openflow.ServerConfig())
+	} else {
+		logger.Warn("OpenFlow over plain TCP: switches are not authenticated and flows travel in clear; " +
+			"set --openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca outside a lab")
+	}
 
 	tokens, apiAddr, err := apiAuth(o, logger)
 	if err != nil {
@@ -74,6 +97,12 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return fmt.Errorf("api listen %s: %w", apiAddr, err)
 	}
 	defer apiLn.Close()
+	apiServe := limitListener(apiLn, o.APIMaxConns)
+	if certs.api != nil {
+		// net/http runs the handshake in the connection's goroutine,
+		// bounded by the server's read timeouts.
+		apiServe = tls.NewListener(apiServe, certs.api.ServerConfig())
+	}
 
 	replica, err = cluster.New(cluster.Config{
 		NodeID: o.NodeID, Client: cli, Prefix: store.DefaultPrefix,
@@ -94,7 +123,18 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	httpSrv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	httpSrv := &http.Server{
+		Handler: handler,
+		// Slow-loris bounds: headers (and the TLS handshake, which
+		// net/http bounds by the smallest of these) within
+		// --handshake-timeout, a whole request (PUT bodies up to tens of
+		// MiB) within a minute, an idle keep-alive connection two.
+		ReadHeaderTimeout: o.HandshakeTimeout,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
 
 	// Each part has its own context so shutdown can order them. A part
 	// that fails stops the daemon (exit 1) through the same ordered path.
@@ -113,24 +153,25 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return cancel
 	}
 	stopCache := start("watch cache", cache.Run)
-	stopCtrl := start("openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofLn) })
+	stopCtrl := start("openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
 	replicaDone := make(chan struct{})
 	stopReplica := start("cluster", func(c context.Context) error {
 		defer close(replicaDone)
 		return replica.Run(c)
 	})
 	start("api", func(context.Context) error {
-		if err := httpSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := httpSrv.Serve(apiServe); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
 		return nil
 	})
-	if tokens != nil {
-		stopHUP := start("token reload", func(c context.Context) error { return reloadOnHUP(c, tokens, logger) })
+	if reload := certs.reloaders(tokens); len(reload) > 0 {
+		stopHUP := start("reload", func(c context.Context) error { return reloadOnHUP(c, reload, logger) })
 		defer stopHUP()
 	}
 	logger.Info("op25bd running", "openflow", ofLn.Addr().String(), "api", apiLn.Addr().String(),
-		"etcd", endpoints, "version", version)
+		"etcd", endpoints, "openflow_tls", certs.openflow != nil, "api_tls", certs.api != nil,
+		"api_client_certs", o.APITLS.CA != "", "etcd_tls", certs.etcd != nil, "version", version)
 
 	<-ctx.Done()
 	logger.Info("shutting down: releasing mastership, flows stay on the switches", "cause", context.Cause(ctx))
@@ -174,9 +215,15 @@ func apiAuth(o options, logger *slog.Logger) (*api.TokenFile, string, error) {
 	return nil, addr, nil
 }
 
-// reloadOnHUP re-reads the token file on SIGHUP; a bad file keeps the old
-// tokens.
-func reloadOnHUP(ctx context.Context, tokens *api.TokenFile, logger *slog.Logger) error {
+// reloadable is something SIGHUP re-reads.
+type reloadable struct {
+	name   string // for logs: "token file", "openflow certificates", ...
+	reload func() error
+}
+
+// reloadOnHUP re-reads every part on SIGHUP; a part that fails to load
+// keeps its previous contents (and says so), the others still reload.
+func reloadOnHUP(ctx context.Context, parts []reloadable, logger *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -185,10 +232,12 @@ func reloadOnHUP(ctx context.Context, tokens *api.TokenFile, logger *slog.Logger
 		case <-ctx.Done():
 			return nil
 		case <-hup:
-			if err := tokens.Reload(); err != nil {
-				logger.Error("token file reload failed; keeping the previous tokens", "err", err)
-			} else {
-				logger.Info("token file reloaded", "tokens", tokens.Len())
+			for _, p := range parts {
+				if err := p.reload(); err != nil {
+					logger.Error(p.name+" reload failed; keeping the previous one", "err", err)
+				} else {
+					logger.Info(p.name+" reloaded", "part", p.name)
+				}
 			}
 		}
 	}

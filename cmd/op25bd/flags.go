@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
+	"github.com/op25b/op25b/internal/tlsconfig"
 )
 
 // options are op25bd's settings (contract §4).
@@ -25,6 +27,16 @@ type options struct {
 	LogLevel       slog.Level
 	AuditInterval  time.Duration
 	LeaseTTL       time.Duration
+
+	// TLS of each channel (issue 7). Empty: plain TCP.
+	OpenFlowTLS tlsconfig.Files // Cert, Key and CA all required: mutual TLS
+	APITLS      tlsconfig.Files // CA optional: client certificates in addition to tokens
+	EtcdTLS     tlsconfig.Files // client side; the embedded etcd serves with them
+
+	// Abuse resistance on the OpenFlow and API ports.
+	HandshakeTimeout time.Duration
+	OpenFlowMaxConns int
+	APIMaxConns      int
 }
 
 // envName is the environment variable that also sets a flag:
@@ -56,6 +68,18 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.StringVar(&logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
+	fs.StringVar(&o.OpenFlowTLS.Cert, "openflow-tls-cert", "", "PEM `file` of the controller's certificate for OpenFlow over TLS (switch targets ssl:HOST:PORT); with --openflow-tls-key and --openflow-tls-ca. Plain TCP is then refused. Re-read on SIGHUP")
+	fs.StringVar(&o.OpenFlowTLS.Key, "openflow-tls-key", "", "PEM `file` of the private key of --openflow-tls-cert (mode 0600 or stricter)")
+	fs.StringVar(&o.OpenFlowTLS.CA, "openflow-tls-ca", "", "PEM `file` of the CA certificate(s) that sign the switches' certificates (ovs-vsctl set-ssl); a switch without one is refused")
+	fs.StringVar(&o.APITLS.Cert, "api-tls-cert", "", "PEM `file` of the REST API's certificate (HTTPS); with --api-tls-key. Re-read on SIGHUP")
+	fs.StringVar(&o.APITLS.Key, "api-tls-key", "", "PEM `file` of the private key of --api-tls-cert (mode 0600 or stricter)")
+	fs.StringVar(&o.APITLS.CA, "api-tls-client-ca", "", "PEM `file` of the CA that signs API client certificates; when set every client must present one, in addition to its bearer token")
+	fs.StringVar(&o.EtcdTLS.Cert, "etcd-cert", "", "PEM `file` of op25bd's client certificate for etcd (https:// endpoints); the embedded etcd serves with it. Re-read on SIGHUP")
+	fs.StringVar(&o.EtcdTLS.Key, "etcd-key", "", "PEM `file` of the private key of --etcd-cert (mode 0600 or stricter)")
+	fs.StringVar(&o.EtcdTLS.CA, "etcd-ca", "", "PEM `file` of the CA that signs the etcd servers' certificates (and, embedded, the clients')")
+	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "a new connection must finish its TLS handshake and OpenFlow HELLO/FEATURES (switches) or send its request headers (API) within this `duration`, else it is closed")
+	fs.IntVar(&o.OpenFlowMaxConns, "openflow-max-connections", controller.DefaultMaxConnections, "`n` OpenFlow connections served at once (handshaking or established); more wait in the listen backlog")
+	fs.IntVar(&o.APIMaxConns, "api-max-connections", 256, "`n` API connections served at once; more wait in the listen backlog")
 	usage := func() {
 		fs.SetOutput(output)
 		fmt.Fprintf(output, "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
@@ -113,6 +137,35 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, fmt.Errorf("--lease-ttl %s: must be at least 1s (etcd leases count whole seconds)", o.LeaseTTL)
 	case len(o.EtcdEndpoints) == 0 && o.DataDir == "":
 		return o, errors.New("--data-dir is empty and no --etcd-endpoints: nowhere to keep the embedded etcd")
+	case o.HandshakeTimeout <= 0:
+		return o, fmt.Errorf("--handshake-timeout %s: must be positive", o.HandshakeTimeout)
+	case o.OpenFlowMaxConns < 1:
+		return o, fmt.Errorf("--openflow-max-connections %d: must be at least 1", o.OpenFlowMaxConns)
+	case o.APIMaxConns < 1:
+		return o, fmt.Errorf("--api-max-connections %d: must be at least 1", o.APIMaxConns)
 	}
-	return o, nil
+	return o, checkTLSFlags(o)
+}
+
+// checkTLSFlags refuses incomplete TLS settings: a half-configured channel
+// must not silently fall back to plain TCP.
+func checkTLSFlags(o options) error {
+	if f := o.OpenFlowTLS; f.Set() && (f.Cert == "" || f.Key == "" || f.CA == "") {
+		return errors.New("--openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca go together (switches must present a certificate signed by the CA)")
+	}
+	if f := o.APITLS; f.Set() && (f.Cert == "" || f.Key == "") {
+		return errors.New("--api-tls-cert and --api-tls-key go together (and --api-tls-client-ca needs them)")
+	}
+	if f := o.EtcdTLS; (f.Cert == "") != (f.Key == "") {
+		return errors.New("--etcd-cert and --etcd-key go together")
+	}
+	if f := o.EtcdTLS; f.Set() && len(o.EtcdEndpoints) == 0 && (f.Cert == "" || f.CA == "") {
+		return errors.New("the embedded etcd serves TLS with --etcd-cert, --etcd-key and --etcd-ca together (the CA signs its clients)")
+	}
+	for _, e := range o.EtcdEndpoints {
+		if o.EtcdTLS.Set() && !strings.HasPrefix(e, "https://") {
+			return fmt.Errorf("--etcd-endpoints %q: with --etcd-cert/--etcd-ca every endpoint must be https://", e)
+		}
+	}
+	return nil
 }
