@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
@@ -126,4 +127,44 @@ func classify(doc *topology.Document, n int) string {
 		}
 	}
 	return tag
+}
+
+// TestReplace100kDebianEtcd runs the large-document path against Debian's
+// etcd 3.4 server (a separate process, default limits, fsync to disk),
+// which op25b supports as an external cluster: replace, per-item update,
+// full and remembered reads.
+func TestReplace100kDebianEtcd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100k-pool replace skipped in -short mode")
+	}
+	cl := testenv.NewEtcdCluster(t, 1)
+	s := store.New(cl.Client, "", testLogger(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	const n = topology.MaxPools - 3
+	if _, err := s.Replace(ctx, bigDoc(n, "a"), store.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	revB, err := s.Replace(ctx, bigDoc(n, "b"), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	revC, err := s.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = d.Pools[1:]
+		return nil
+	})
+	if err != nil || revC <= revB {
+		t.Fatalf("Update: %d, %v", revC, err)
+	}
+	mine, rev1, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, rev2, err := store.New(cl.Client, "", nil).Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev1 != revC || rev2 != revC || len(fresh.Pools) != n-1 || !equalJSON(t, mine, fresh) {
+		t.Fatalf("remembered rev %d, fresh rev %d (want %d), %d pools", rev1, rev2, revC, len(fresh.Pools))
+	}
 }
