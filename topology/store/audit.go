@@ -113,3 +113,38 @@ func (s *Store) Audit(ctx context.Context, limit int, before int64) ([]AuditReco
 	}
 	return out, nil
 }
+
+// maxAuditRecords bounds the audit log in etcd; older records are deleted
+// in chunks of auditTrimSlack once the log is that much over the bound.
+// Without a bound every write would grow etcd forever, and Audit — which
+// etcd can only answer by reading the whole log (it sorts by revision) —
+// would get slower with every write.
+const (
+	maxAuditRecords = 10_000
+	auditTrimSlack  = 1_000
+)
+
+// trimAudit deletes the oldest audit records beyond maxAuditRecords. Best
+// effort: a failure only delays trimming to a later write.
+func (s *Store) trimAudit(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+	defer cancel()
+	resp, err := s.cli.Get(ctx, s.auditPrefix(), clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil || resp.Count <= maxAuditRecords+auditTrimSlack {
+		return
+	}
+	// Audit keys are named by commit time, so key order is (up to clock
+	// skew between replicas) age order: keep the newest maxAuditRecords.
+	excess := resp.Count - maxAuditRecords
+	old, err := s.cli.Get(ctx, s.auditPrefix(), clientv3.WithPrefix(), clientv3.WithKeysOnly(),
+		clientv3.WithLimit(excess), clientv3.WithRev(resp.Header.Revision))
+	if err != nil || len(old.Kvs) == 0 {
+		return
+	}
+	last := string(old.Kvs[len(old.Kvs)-1].Key)
+	if _, err := s.cli.Delete(ctx, s.auditPrefix(), clientv3.WithRange(last+"\x00")); err != nil {
+		s.log.Warn("cannot trim audit log", "error", err)
+		return
+	}
+	s.log.Info("audit log trimmed", "deleted", len(old.Kvs), "kept", maxAuditRecords)
+}

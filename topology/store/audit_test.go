@@ -4,6 +4,8 @@ import (
 	"slices"
 	"testing"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
@@ -69,5 +71,46 @@ func TestAuditRecordPerWrite(t *testing.T) {
 	page, err = s.Audit(ctx, 10, r1)
 	if err != nil || len(page) != 0 {
 		t.Fatalf("Audit(before first) = %+v, %v", page, err)
+	}
+}
+
+func TestAuditLogIsBounded(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	total := store.MaxAuditRecords + store.AuditTrimSlack + 5
+	var ops []clientv3.Op
+	flush := func() {
+		if len(ops) == 0 {
+			return
+		}
+		if _, err := e.Client.Txn(ctx).Then(ops...).Commit(); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[:0]
+	}
+	for i := 1; i <= total; i++ {
+		ops = append(ops, clientv3.OpPut(s.AuditKey(int64(i)), `{"time":"2006-11-01T00:00:00Z","who":"old","summary":{}}`))
+		if len(ops) == 128 {
+			flush()
+		}
+	}
+	flush()
+	rev, err := s.Replace(ctx, sampleDoc(), store.WriteOptions{Who: "new"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := e.Client.Get(ctx, s.KeyPrefix("audit/"), clientPrefixCount()...)
+	if err != nil || resp.Count != store.MaxAuditRecords {
+		t.Fatalf("%d audit records after trimming (%v), want %d", resp.Count, err, store.MaxAuditRecords)
+	}
+	if r, _ := e.Client.Get(ctx, s.AuditKey(1)); len(r.Kvs) != 0 {
+		t.Error("oldest record kept")
+	}
+	if r, _ := e.Client.Get(ctx, s.AuditKey(int64(total))); len(r.Kvs) != 1 {
+		t.Error("newest hand-filled record deleted")
+	}
+	recs, err := s.Audit(ctx, 1, 0)
+	if err != nil || len(recs) != 1 || recs[0].Revision != rev || recs[0].Who != "new" {
+		t.Fatalf("newest audit record = %+v, %v", recs, err)
 	}
 }

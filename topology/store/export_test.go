@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // SetProbeInterval lets tests see an etcd outage in the cache sooner.
 func (c *Cache) SetProbeInterval(d time.Duration) { c.probeInterval = d }
@@ -11,3 +15,13 @@ func (s *Store) CurrentKey() string { return s.currentKey() }
 
 // GenerationKey exposes the key prefix of one generation.
 func (s *Store) GenerationKey(gen string) string { return s.generationKey(gen) }
+
+// TrimAudit runs the audit log trimming a write runs.
+func (s *Store) TrimAudit() { s.trimAudit(context.Background()) }
+
+const MaxAuditRecords, AuditTrimSlack = maxAuditRecords, auditTrimSlack
+
+// AuditKey exposes the audit key for a commit time (tests fill the log).
+func (s *Store) AuditKey(nanos int64) string {
+	return s.auditPrefix() + fmt.Sprintf("%016x.%s", nanos, "00000000")
+}

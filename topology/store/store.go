@@ -436,6 +436,7 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 	s.log.Info("document committed", "revision", resp.Header.Revision, "generation", st.gen,
 		"who", who, "puts", len(puts), "deletes", len(dels))
 	s.rememberWritten(doc, items, st.gen, resp.Header.Revision)
+	s.trimAudit(ctx)
 	return resp.Header.Revision, nil
 }
 
@@ -471,6 +472,7 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topolog
 	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(items))
 	s.deleteOlderGenerations(gen, flip)
 	s.rememberWritten(doc, items, gen, flip)
+	s.trimAudit(ctx)
 	return flip, nil
 }
 
