@@ -358,3 +358,26 @@ func TestLoadSeesHandEdits(t *testing.T) {
 		t.Fatalf("Load after a bad hand edit = %v, want ErrInvalidStored", err)
 	}
 }
+
+// TestReplaceRejectsItemTooBigForEtcd: one item over etcd's request limit
+// (a destination set of 60k prefixes, allowed by validation) is a
+// validation error naming it, not a 500 or a half-written generation.
+func TestReplaceRejectsItemTooBigForEtcd(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := ctxT(t)
+	doc := sampleDoc()
+	for i := 0; i < 60000; i++ {
+		doc.Destinations[0].Prefixes = append(doc.Destinations[0].Prefixes, fmt.Sprintf("2001:db8:%x:%x::/64", i>>8+1, i&255+1))
+	}
+	if err := topology.Validate(doc); err != nil {
+		t.Skipf("validation already refuses this document: %.200v", err)
+	}
+	_, err := s.Replace(ctx, doc, store.WriteOptions{})
+	var verr *topology.ValidationError
+	if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != "destinations[0]" {
+		t.Fatalf("Replace = %v, want a validation error on destinations[0]", err)
+	}
+	if _, rev, err := s.Load(ctx); err != nil || rev != 0 {
+		t.Fatalf("something was stored: rev %d, %v", rev, err)
+	}
+}
