@@ -97,7 +97,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return fmt.Errorf("api listen %s: %w", apiAddr, err)
 	}
 	defer apiLn.Close()
-	apiServe := limitListener(apiLn, o.APIMaxConns)
+	apiServe := limitListener(apiLn, o.APIMaxConns, logger)
 	if certs.api != nil {
 		// net/http runs the handshake in the connection's goroutine,
 		// bounded by the server's read timeouts.

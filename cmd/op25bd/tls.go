@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 
@@ -59,12 +60,13 @@ func (c certificates) reloaders(tokens *api.TokenFile) []reloadable {
 // are open, so a flood of idle connections costs n goroutines, each closed
 // by the HTTP server's timeouts, and later clients wait in the backlog
 // instead of being refused.
-func limitListener(ln net.Listener, n int) net.Listener {
-	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{})}
+func limitListener(ln net.Listener, n int, logger *slog.Logger) net.Listener {
+	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{}), log: logger}
 }
 
 type limitedListener struct {
 	net.Listener
+	log       *slog.Logger
 	slots     chan struct{}
 	closeOnce sync.Once
 	done      chan struct{}
@@ -73,8 +75,13 @@ type limitedListener struct {
 func (l *limitedListener) Accept() (net.Conn, error) {
 	select {
 	case l.slots <- struct{}{}:
-	case <-l.done:
-		return nil, net.ErrClosed
+	default:
+		l.log.Warn("api connection limit reached; accepting again when a connection ends", "max_connections", cap(l.slots))
+		select {
+		case l.slots <- struct{}{}:
+		case <-l.done:
+			return nil, net.ErrClosed
+		}
 	}
 	c, err := l.Listener.Accept()
 	if err != nil {

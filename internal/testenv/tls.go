@@ -8,11 +8,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -128,5 +132,110 @@ func writePEM(t testing.TB, path, typ string, der []byte, mode os.FileMode) {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// SetOVSSSL points the running ovs-vswitchd at key, cert and CA for its
+// ssl: controller targets (`ovs-vsctl set-ssl`) and restores the previous
+// setting (or none) when the test ends. The setting is global to the OVS
+// instance: keep every test that calls this in one package, run serially.
+func SetOVSSSL(t testing.TB, key, cert, ca string) {
+	t.Helper()
+	RequireOVS(t)
+	prev := Run(t, "ovs-vsctl", "--timeout=10", "get-ssl")
+	var pk, pc, pca string
+	for _, line := range strings.Split(prev, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		switch strings.TrimSpace(k) {
+		case "Private key":
+			pk = strings.TrimSpace(v)
+		case "Certificate":
+			pc = strings.TrimSpace(v)
+		case "CA Certificate":
+			pca = strings.TrimSpace(v)
+		}
+	}
+	t.Cleanup(func() {
+		if pk == "" || pc == "" || pca == "" {
+			_, _ = RunErr("ovs-vsctl", "--timeout=10", "del-ssl")
+			return
+		}
+		_, _ = RunErr("ovs-vsctl", "--timeout=10", "set-ssl", pk, pc, pca)
+	})
+	Run(t, "ovs-vsctl", "--timeout=10", "set-ssl", key, cert, ca)
+}
+
+// EtcdTLS starts Debian's etcd (/usr/bin/etcd) as a one-member cluster
+// serving clients only over TLS with client-certificate authentication:
+// its server certificate and the clients' must be signed by pki. It
+// returns the https:// client endpoint; the process is killed at cleanup.
+func EtcdTLS(t testing.TB, pki *PKI) string {
+	t.Helper()
+	if _, err := os.Stat(debianEtcd); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("etcd is required under CI: %v", err)
+		}
+		t.Skipf("etcd not installed: %v", err)
+	}
+	srv := pki.Issue(t, "etcd-server")
+	dir := t.TempDir()
+	ports, err := freeLoopbackPorts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := fmt.Sprintf("https://127.0.0.1:%d", ports[0])
+	peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
+	logPath := filepath.Join(dir, "etcd.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(debianEtcd,
+		"--name", "tls", "--data-dir", filepath.Join(dir, "data"),
+		"--listen-client-urls", client, "--advertise-client-urls", client,
+		"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+		"--initial-cluster", "tls="+peer, "--initial-cluster-state", "new",
+		"--cert-file", srv.Cert, "--key-file", srv.Key,
+		"--trusted-ca-file", pki.CA, "--client-cert-auth",
+		"--logger", "zap", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		t.Fatalf("start etcd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("etcd (TLS) log:\n%s", etcdLogTail(string(b), 4000))
+		}
+	})
+	// Wait until the TLS port answers a handshake with a client certificate.
+	me := pki.Issue(t, "etcd-probe")
+	cfg := &tls.Config{RootCAs: pki.Pool(), Certificates: []tls.Certificate{me.TLSCert(t)}, ServerName: "127.0.0.1"}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", strings.TrimPrefix(client, "https://"), cfg)
+		if err == nil {
+			c.Close()
+			return client
+		}
+		select {
+		case <-exited:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("etcd (TLS) exited: %s", etcdLogTail(string(b), 4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("etcd (TLS) not serving after 60s: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
