@@ -442,3 +442,65 @@ func TestPlainOpenFlowWarns(t *testing.T) {
 		t.Errorf("no plain-TCP warning at start:\n%s", d.logTail())
 	}
 }
+
+// The README's lab CA (scripts/lab-ca.sh, Debian's openssl) makes
+// certificates op25bd accepts: keys 0600, the controller serves OpenFlow
+// and the API with them, a switch and a NOC client certificate pass.
+func TestLabCAScript(t *testing.T) {
+	if _, err := exec.LookPath("openssl"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("openssl is required under CI: %v", err)
+		}
+		t.Skip("openssl not installed")
+	}
+	dir := filepath.Join(t.TempDir(), "lab-ca")
+	if out, err := exec.Command("../../scripts/lab-ca.sh", dir, "ctl.lab.example", "192.0.2.10").CombinedOutput(); err != nil {
+		t.Fatalf("lab-ca.sh: %v\n%s", err, out)
+	}
+	f := func(name string) string { return filepath.Join(dir, name) }
+	for _, k := range []string{"controller", "switch", "etcd", "op25bd", "noc"} {
+		fi, err := os.Stat(f(k + "-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s-key.pem has mode %#o, want 0600", k, fi.Mode().Perm())
+		}
+	}
+	tokens := f("tokens")
+	if err := os.WriteFile(tokens, []byte("noc s3cret read\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemon(t, "lab-ca", "--data-dir", t.TempDir(),
+		"--openflow-tls-cert", f("controller-cert.pem"), "--openflow-tls-key", f("controller-key.pem"), "--openflow-tls-ca", f("ca.pem"),
+		"--api-tls-cert", f("controller-cert.pem"), "--api-tls-key", f("controller-key.pem"), "--api-tls-client-ca", f("ca.pem"),
+		"--api-token-file", tokens)
+	ca, err := os.ReadFile(f("ca.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	pair := func(name string) tls.Certificate {
+		c, err := tls.LoadX509KeyPair(f(name+"-cert.pem"), f(name+"-key.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	conn, err := tls.Dial("tcp", d.openflow, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", Certificates: []tls.Certificate{pair("switch")}})
+	if err != nil {
+		t.Fatalf("switch certificate from lab-ca.sh: %v", err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	hello := make([]byte, 8)
+	if _, err := io.ReadFull(conn, hello); err != nil || hello[0] != 0x04 || hello[1] != 0 {
+		t.Errorf("no OpenFlow 1.3 HELLO over TLS: % x %v", hello, err)
+	}
+	conn.Close()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		RootCAs: pool, ServerName: "ctl.lab.example", Certificates: []tls.Certificate{pair("noc")}}}}
+	if code, body, err := apiCall(c, http.MethodGet, "https://"+d.api+"/v1/status", "s3cret", ""); err != nil || code != http.StatusOK {
+		t.Errorf("NOC client from lab-ca.sh: %d %s %v", code, body, err)
+	}
+}
