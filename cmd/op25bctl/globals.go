@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 )
@@ -21,14 +24,19 @@ type globals struct {
 	server string
 	token  string
 	output string
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	http   *http.Client
+	// HTTPS to an op25bd serving --api-tls-*: the CA that signs its
+	// certificate, and this client's certificate and key when op25bd asks
+	// for one (--api-tls-client-ca).
+	caFile, certFile, keyFile string
+	stdin                     io.Reader
+	stdout                    io.Writer
+	stderr                    io.Writer
+	http                      *http.Client
 }
 
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *globals {
 	g := &globals{server: getenv("OP25B_SERVER"), token: getenv("OP25B_TOKEN"), output: "table",
+		caFile: getenv("OP25B_CA"), certFile: getenv("OP25B_CERT"), keyFile: getenv("OP25B_KEY"),
 		stdin: stdin, stdout: stdout, stderr: stderr,
 		// A 100k-pool document takes a few seconds to store and compile.
 		http: &http.Client{Timeout: 2 * time.Minute}}
@@ -45,7 +53,43 @@ func (g *globals) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&g.token, "token", g.token, "bearer token (default $OP25B_TOKEN)")
 	fs.StringVar(&g.output, "o", g.output, "output: table or json")
 	fs.StringVar(&g.output, "output", g.output, "output: table or json")
+	fs.StringVar(&g.caFile, "ca", g.caFile, "PEM file of the CA that signs op25bd's API certificate (default $OP25B_CA)")
+	fs.StringVar(&g.certFile, "cert", g.certFile, "PEM client certificate for an API with --api-tls-client-ca (default $OP25B_CERT)")
+	fs.StringVar(&g.keyFile, "key", g.keyFile, "PEM key of --cert (default $OP25B_KEY)")
 	return fs
+}
+
+// useTLSFiles sets the HTTP client's TLS from --ca, --cert and --key
+// (once; later calls keep it).
+func (g *globals) useTLSFiles() error {
+	if g.caFile == "" && g.certFile == "" && g.keyFile == "" || g.http.Transport != nil {
+		return nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caFile != "" {
+		pem, err := os.ReadFile(g.caFile)
+		if err != nil {
+			return usagef("--ca: %v", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return usagef("--ca %s: no PEM certificate", g.caFile)
+		}
+	}
+	if (g.certFile == "") != (g.keyFile == "") {
+		return usagef("--cert and --key go together")
+	}
+	if g.certFile != "" {
+		c, err := tls.LoadX509KeyPair(g.certFile, g.keyFile)
+		if err != nil {
+			return usagef("--cert %s --key %s: %v", g.certFile, g.keyFile, err)
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = cfg
+	g.http.Transport = tr
+	return nil
 }
 
 // parseInterleaved parses flags wherever they appear among positional
@@ -97,6 +141,9 @@ func (g *globals) call(method, path string, body []byte, headers map[string]stri
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
+	}
+	if err := g.useTLSFiles(); err != nil {
+		return nil, err
 	}
 	url := strings.TrimSuffix(g.server, "/") + path
 	req, err := http.NewRequest(method, url, rd)

@@ -94,4 +94,6 @@ func printUsage(w io.Writer) {
 		fmt.Fprintf(w, "  %-58s %s\n", c.usage, c.summary)
 	}
 	fmt.Fprintln(w, "\n--server defaults to $OP25B_SERVER or "+defaultServer+"; --token to $OP25B_TOKEN.")
+	fmt.Fprintln(w, "For an https:// server: --ca FILE (the CA of op25bd's certificate), and --cert FILE --key FILE")
+	fmt.Fprintln(w, "when op25bd asks for client certificates; defaults $OP25B_CA, $OP25B_CERT, $OP25B_KEY.")
 }

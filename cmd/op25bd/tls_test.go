@@ -503,4 +503,17 @@ func TestLabCAScript(t *testing.T) {
 	if code, body, err := apiCall(c, http.MethodGet, "https://"+d.api+"/v1/status", "s3cret", ""); err != nil || code != http.StatusOK {
 		t.Errorf("NOC client from lab-ca.sh: %d %s %v", code, body, err)
 	}
+
+	// op25bctl speaks HTTPS with the same files.
+	ctl := filepath.Join(t.TempDir(), "op25bctl")
+	if out, err := exec.Command("go", "build", "-o", ctl, "../op25bctl").CombinedOutput(); err != nil {
+		t.Fatalf("build op25bctl: %v\n%s", err, out)
+	}
+	args := []string{"--server", "https://" + d.api, "--token", "s3cret", "--ca", f("ca.pem")}
+	if out, err := exec.Command(ctl, append(args, "--cert", f("noc-cert.pem"), "--key", f("noc-key.pem"), "status")...).CombinedOutput(); err != nil {
+		t.Errorf("op25bctl status over HTTPS with a client certificate: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(ctl, append(args, "status")...).CombinedOutput(); err == nil {
+		t.Errorf("op25bctl without a client certificate succeeded:\n%s", out)
+	}
 }
