@@ -7,7 +7,8 @@
 #   DIR/controller-{cert,key}.pem   op25bd's OpenFlow and API server certificate
 #   DIR/switch-{cert,key}.pem       every OVS bridge host (ovs-vsctl set-ssl KEY CERT CA)
 #   DIR/etcd-{cert,key}.pem         etcd's server certificate (--cert-file/--key-file)
-#   DIR/op25bd-{cert,key}.pem       op25bd's etcd client certificate (--etcd-cert/--etcd-key)
+#   DIR/op25bd-{cert,key}.pem       op25bd's etcd client certificate (--etcd-cert/--etcd-key),
+#                                   also served by the embedded etcd
 #   DIR/noc-{cert,key}.pem          an API client (curl --cert/--key)
 #
 # HOSTs (names or IP addresses) go into the server certificates' subject
@@ -56,7 +57,7 @@ issue() {
 issue controller serverAuth,clientAuth
 issue switch serverAuth,clientAuth
 issue etcd serverAuth,clientAuth
-issue op25bd clientAuth
+issue op25bd serverAuth,clientAuth # also the embedded etcd's server certificate
 issue noc clientAuth
 chmod 644 "$dir/ca.pem"
 chmod 600 "$dir/ca-key.pem"

@@ -128,9 +128,12 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		// Slow-loris bounds: headers (and the TLS handshake, which
 		// net/http bounds by the smallest of these) within
 		// --handshake-timeout, a whole request (PUT bodies up to tens of
-		// MiB) within a minute, an idle keep-alive connection two.
+		// MiB) within a minute, an idle keep-alive connection two. The
+		// write timeout frees a slot held by a client that never reads;
+		// no endpoint long-polls, and a 100k-pool PUT takes seconds.
 		ReadHeaderTimeout: o.HandshakeTimeout,
 		ReadTimeout:       time.Minute,
+		WriteTimeout:      2 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
