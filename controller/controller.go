@@ -27,6 +27,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sort"
@@ -424,7 +425,14 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		err := tc.HandshakeContext(hctx)
 		hcancel()
 		if err != nil {
-			log.Warn("openflow TLS handshake failed", "err", err)
+			// A wrong certificate or a plain-TCP switch is the operator's
+			// business (Warn); a peer that sends nothing or hangs up is a
+			// scanner or a flood, logged at Debug so it cannot flood logs.
+			level := slog.LevelWarn
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+				level = slog.LevelDebug
+			}
+			log.Log(sctx, level, "openflow TLS handshake failed", "err", err)
 			return
 		}
 		if peer := tc.ConnectionState().PeerCertificates; len(peer) > 0 {
