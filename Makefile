@@ -9,7 +9,8 @@ BIN         := bin
 
 # Debian packages the tests, the lab and the demo use.
 APT_PACKAGES := openvswitch-switch openvswitch-common mininet etcd-server etcd-client \
-	ethtool iputils-ping iproute2 swaks python3-aiosmtpd openssl procps psmisc
+	ethtool iputils-ping iproute2 swaks libnet-ssleay-perl libio-socket-inet6-perl \
+	python3-aiosmtpd openssl curl ca-certificates procps psmisc
 
 .PHONY: all deps ovs build test lab-test lint bench demo demo-trace clean
 
@@ -23,7 +24,7 @@ deps:
 	if [ -n "$$missing" ]; then \
 		echo "deps: installing$$missing"; \
 		export DEBIAN_FRONTEND=noninteractive; \
-		apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+		apt-get update -q && apt-get install -y -q $$missing; \
 	else echo "deps: all Debian packages present"; fi
 	@$(MAKE) --no-print-directory ovs
 
