@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/op25b/op25b/internal/freeport"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -242,24 +242,7 @@ func (c *EtcdCluster) waitServing(cli *clientv3.Client, timeout time.Duration) {
 	c.t.Fatalf("etcd cluster %v not serving after %v: %v", c.Endpoints, timeout, err)
 }
 
-func freeLoopbackPorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+func freeLoopbackPorts(n int) ([]int, error) { return freeport.Loopback(n) }
 
 func etcdLogTail(s string, n int) string {
 	if len(s) <= n {

@@ -4,12 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
+
+	"github.com/op25b/op25b/internal/freeport"
 )
 
 // StartEmbedded starts a single-node etcd member on loopback with its data
@@ -41,7 +42,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]
 }
 
 func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
-	ports, err := freePorts(2)
+	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -88,24 +89,4 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger)
 		e.Close()
 	}
 	return []string{clientURL.String()}, stop, nil
-}
-
-// freePorts returns n distinct loopback ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a free port: %w", err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
