@@ -378,11 +378,16 @@ func TestTLSEveryChannel(t *testing.T) {
 		}
 		start := time.Now()
 		late.SetController(t, tlsTarget)
+		waitFor(t, 120*time.Second, "the new switch reconciled (daemon log)", func() bool {
+			return d.logCount("peer_cn=switch dpid="+late.DPID+" revision=") > 0 // the "reconciled" line
+		})
+		reconciled := time.Since(start)
 		waitFor(t, 120*time.Second, "a new switch connected and applied under abuse", func() bool {
 			c, rev := bridge(late.DPID)
 			return c && rev >= put.Revision
 		})
-		t.Logf("new switch connected and applied, as seen through the API, %s after it was pointed at op25bd, with 400 idle and 15 slow-loris connections open (limits 64/32, handshake timeout 2s)", time.Since(start).Round(time.Millisecond))
+		t.Logf("with 400 idle and 15 slow-loris connections open (limits 64/32, handshake timeout 2s): new switch reconciled %s after set-controller, seen applied through the API after %s",
+			reconciled.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 		if got := late.Trace(t, "tcp,in_port=1,nw_src=10.1.2.3,nw_dst=203.0.113.9,tp_dst=25"); got != "drop" {
 			t.Errorf("SMTP not dropped on the bridge that connected under abuse: %s", got)
 		}
