@@ -333,12 +333,17 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 		_ = ln.Close()
 	}()
 	slots := make(chan struct{}, c.cfg.MaxConnections)
+	atLimit := false // log once per episode, not once per waiting peer
 	for {
 		select {
 		case slots <- struct{}{}:
+			atLimit = false
 		default:
-			c.log.Warn("openflow connection limit reached; accepting again when a connection ends",
-				"max_connections", c.cfg.MaxConnections)
+			if !atLimit {
+				c.log.Warn("openflow connection limit reached; accepting again when a connection ends",
+					"max_connections", c.cfg.MaxConnections)
+				atLimit = true
+			}
 			select {
 			case slots <- struct{}{}:
 			case <-ctx.Done():

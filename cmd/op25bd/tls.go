@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/internal/tlsconfig"
@@ -68,6 +69,7 @@ type limitedListener struct {
 	net.Listener
 	log       *slog.Logger
 	slots     chan struct{}
+	atLimit   atomic.Bool
 	closeOnce sync.Once
 	done      chan struct{}
 }
@@ -75,8 +77,11 @@ type limitedListener struct {
 func (l *limitedListener) Accept() (net.Conn, error) {
 	select {
 	case l.slots <- struct{}{}:
+		l.atLimit.Store(false)
 	default:
-		l.log.Warn("api connection limit reached; accepting again when a connection ends", "max_connections", cap(l.slots))
+		if !l.atLimit.Swap(true) { // once per episode, not per waiting client
+			l.log.Warn("api connection limit reached; accepting again when a connection ends", "max_connections", cap(l.slots))
+		}
 		select {
 		case l.slots <- struct{}{}:
 		case <-l.done:
