@@ -304,7 +304,11 @@ func (r *Replica) step(ctx context.Context, st *loop) {
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("cluster coordination failed; keeping current flows and roles", "err", err)
 	}
-	if loaded {
+	// Revision 0 means no document was ever stored in this etcd: a replica
+	// started against an empty cluster (a fresh embedded etcd, a lost data
+	// dir) must not replace a bridge's existing policy with "block nothing".
+	// Once any document is stored, even an empty one, it is enforced.
+	if loaded && rev > 0 {
 		r.enforce(st, doc, rev, local)
 	}
 	if err == nil {

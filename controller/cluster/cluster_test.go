@@ -307,3 +307,27 @@ func TestCompileFailureKeepsPreviousFlows(t *testing.T) {
 		return des.Revision == 3
 	})
 }
+
+// A cluster that never stored a document (revision 0: a fresh embedded
+// etcd, a lost data dir) must not touch a connected bridge, which may still
+// hold the policy of an earlier life; the first stored document, even an
+// empty one, is enforced.
+func TestNeverConfiguredClusterLeavesSwitchesAlone(t *testing.T) {
+	etcd := startDebianEtcd(t)
+	d := dpidN(1)
+	policy := newFakePolicy(&topology.Document{}, 0)
+	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), d), 2*time.Second)
+	eventually(t, 20*time.Second, "replica coordinated (bridge known, lock claimed)", func() bool {
+		_, mastered := r.replica.Masters()[d]
+		return mastered
+	})
+	time.Sleep(500 * time.Millisecond) // a few loop iterations: still nothing may be sent
+	if des, ok := r.sw.get(d); ok {
+		t.Fatalf("revision 0 reached the switch: %+v", des)
+	}
+	policy.set(&topology.Document{}, 5)
+	eventually(t, 20*time.Second, "the first stored document is enforced", func() bool {
+		des, ok := r.sw.get(d)
+		return ok && des.Revision == 5 && des.Master
+	})
+}
