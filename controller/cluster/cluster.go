@@ -19,6 +19,9 @@ import (
 // Defaults.
 const (
 	DefaultLeaseTTL = 10 * time.Second
+	// documentKey is the store's commit record (topology/store/doc.go):
+	// its ModRevision is the document revision the Policy snapshot reports.
+	documentKey = "config/current"
 	// maxPhaseSleep caps the phase-boundary timer: a boundary years ahead
 	// would overflow nothing in time.Timer, but a long sleep hides clock
 	// steps and document edits; re-checking hourly is cheap.
@@ -299,7 +302,11 @@ func (r *Replica) step(ctx context.Context, st *loop) {
 		st.lastDocRev = rev
 	}
 
-	err := r.coordinate(ctx, st, doc, local)
+	policyRev := int64(0)
+	if loaded {
+		policyRev = rev
+	}
+	err := r.coordinate(ctx, st, doc, policyRev, local)
 	st.etcdOK = err == nil
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn("cluster coordination failed; keeping current flows and roles", "err", err)
@@ -442,7 +449,9 @@ type lock struct {
 }
 
 // coordinate publishes our connected bridges and claims/releases locks.
-func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Document, local map[string]bool) error {
+// policyRev is the revision of the policy snapshot the pass enforces (0 when
+// none is loaded).
+func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Document, policyRev int64, local map[string]bool) error {
 	if st.lease == 0 {
 		if err := r.grant(ctx, st); err != nil {
 			return err
@@ -450,6 +459,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 	}
 	me := r.cfg.NodeID
 	connPrefix, lockPrefix := r.cfg.Prefix+"connected/", r.cfg.Prefix+"masters/"
+	docKey := r.cfg.Prefix + documentKey
 	cctx, cancel := r.etcdCtx(ctx)
 	defer cancel()
 	resp, err := r.cfg.Client.Txn(cctx).Then(
@@ -560,11 +570,26 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 				r.demote(dpid, b)
 			}
 		case assignee == me:
-			tr, err := r.cfg.Client.Txn(cctx).
-				If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
-				Then(clientv3.OpPut(key, me, clientv3.WithLease(st.lease))).Commit()
+			cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+			if !r.policyRejected() {
+				// Claim only with a policy snapshot at least as new as the
+				// document in etcd. A replica back from a partition, whose
+				// watch has not caught up yet, would otherwise become master
+				// with a new (valid) generation and push its old document,
+				// undoing changes the previous master applied meanwhile.
+				cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(docKey), "<", policyRev+1))
+			}
+			tr, err := r.cfg.Client.Txn(cctx).If(cmps...).
+				Then(clientv3.OpPut(key, me, clientv3.WithLease(st.lease))).
+				Else(clientv3.OpGet(docKey, clientv3.WithKeysOnly())).Commit()
 			if err != nil {
 				return fmt.Errorf("claim %s: %w", dpid, err)
+			}
+			if !tr.Succeeded {
+				if kvs := tr.Responses[0].GetResponseRange().Kvs; len(kvs) == 1 && kvs[0].ModRevision > policyRev {
+					r.log.Info("not claiming until the policy snapshot catches up with etcd", "dpid", dpid,
+						"revision", policyRev, "etcd_revision", kvs[0].ModRevision)
+				}
 			}
 			if tr.Succeeded {
 				// The key was created by this txn, so its CreateRevision is
@@ -580,6 +605,14 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 		}
 	}
 	return nil
+}
+
+// policyRejected reports whether the Policy keeps a last good snapshot while
+// etcd holds a newer document it refuses: that snapshot is then the newest
+// anyone can enforce, so it must not block a claim.
+func (r *Replica) policyRejected() bool {
+	p, ok := r.cfg.Policy.(interface{ Rejected() bool })
+	return ok && p.Rejected()
 }
 
 func (st *loop) bridge(dpid string) *bridgeState {

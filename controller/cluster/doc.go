@@ -20,7 +20,11 @@
 //     of the key acts as master. A holder that is no longer the assignee
 //     first tells its controller SLAVE, then deletes the key; the assignee
 //     claims it once it is free. So no two replicas ever both believe they
-//     are master of one bridge.
+//     are master of one bridge. The claim also requires that the
+//     claimant's policy snapshot be at least as new as the document in etcd
+//     (config/current's ModRevision, compared in the same txn): a replica
+//     back from a partition must not become master with a new generation and
+//     push the old document its watch has not caught up from.
 //   - The OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) is the lock
 //     key's CreateRevision: etcd revisions only grow, so a new master always
 //     has a larger generation than any previous one, and a partitioned old
