@@ -175,19 +175,24 @@ func (p *TCPProxy) accept() {
 }
 
 // pipe copies src to dst while the proxy forwards; in a blackhole it reads
-// and drops. Either side ending ends the connection.
+// and drops. Either side ending ends the connection, except in a blackhole:
+// there the other side is not told (a real partition loses the FIN too) and
+// keeps its socket until the partition ends.
 func (p *TCPProxy) pipe(c *proxiedConn, dst, src net.Conn) {
 	defer p.wg.Done()
-	defer p.drop(c)
 	buf := make([]byte, 32*1024)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 && p.Mode() == ProxyForward {
 			if _, werr := dst.Write(buf[:n]); werr != nil {
+				p.drop(c)
 				return
 			}
 		}
 		if err != nil {
+			if p.Mode() != ProxyBlackhole {
+				p.drop(c)
+			}
 			return
 		}
 	}
