@@ -34,7 +34,16 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	endpoints := o.EtcdEndpoints
 	if len(endpoints) == 0 {
-		eps, stopEtcd, err := store.StartEmbedded(ctx, o.DataDir, logger)
+		start := store.StartEmbedded
+		if certs.etcd != nil {
+			// The member serves op25bd's own etcd certificate and asks
+			// clients (this replica) for one signed by --etcd-ca.
+			start = func(ctx context.Context, dir string, l *slog.Logger) ([]string, func(), error) {
+				return store.StartEmbeddedTLS(ctx, dir, l, store.EmbeddedTLS{
+					CertFile: o.EtcdTLS.Cert, KeyFile: o.EtcdTLS.Key, TrustedCAFile: o.EtcdTLS.CA})
+			}
+		}
+		eps, stopEtcd, err := start(ctx, o.DataDir, logger)
 		if err != nil {
 			return fmt.Errorf("embedded etcd in %s: %w", o.DataDir, err)
 		}

@@ -522,3 +522,29 @@ func TestLabCAScript(t *testing.T) {
 		t.Errorf("op25bctl without a client certificate succeeded:\n%s", out)
 	}
 }
+
+// With --etcd-cert/--etcd-key/--etcd-ca and no --etcd-endpoints the
+// embedded etcd serves https:// with client-certificate authentication and
+// op25bd's store works through it.
+func TestEmbeddedEtcdTLS(t *testing.T) {
+	pki := testenv.NewPKI(t, "embedded")
+	me := pki.Issue(t, "op25bd")
+	d := startDaemon(t, "embedded-tls", "--data-dir", t.TempDir(),
+		"--etcd-cert", me.Cert, "--etcd-key", me.Key, "--etcd-ca", pki.CA)
+	waitFor(t, 60*time.Second, "/readyz 200 through the TLS etcd", func() bool {
+		return httpCode("http://"+d.api+"/readyz") == http.StatusOK
+	})
+	if !strings.HasPrefix(d.etcd, "https://") {
+		t.Fatalf("embedded etcd endpoint %q is not https://", d.etcd)
+	}
+	putConfig(t, d.api, `{"pools":[],"relays":[],"destinations":[],"services":[],"bridges":[]}`)
+	anon := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool()}}}
+	if resp, err := anon.Get(d.etcd + "/version"); err == nil {
+		resp.Body.Close()
+		t.Errorf("embedded etcd answered a client without certificate: %s", resp.Status)
+	}
+	client := httpsClient(t, pki, &me)
+	if code, body, err := apiCall(client, http.MethodGet, d.etcd+"/version", "", ""); err != nil || code != http.StatusOK {
+		t.Errorf("embedded etcd with a client certificate: %d %s %v", code, body, err)
+	}
+}

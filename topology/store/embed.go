@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 
 	"github.com/op25b/op25b/internal/freeport"
@@ -23,12 +24,31 @@ import (
 // free ports are picked by binding 127.0.0.1:0 and closing; another process
 // could grab one in between, hence a few attempts.
 func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
+	return startEmbedded(ctx, dataDir, logger, nil)
+}
+
+// EmbeddedTLS makes StartEmbeddedTLS's member serve clients over TLS:
+// CertFile and KeyFile are its server certificate (SAN 127.0.0.1), and
+// every client must present a certificate signed by TrustedCAFile
+// (etcd's --client-cert-auth). Peer traffic stays on loopback, plain.
+type EmbeddedTLS struct {
+	CertFile, KeyFile, TrustedCAFile string
+}
+
+// StartEmbeddedTLS is StartEmbedded with an https:// client endpoint and
+// client-certificate authentication (op25bd --etcd-cert/--etcd-key/--etcd-ca
+// without --etcd-endpoints).
+func StartEmbeddedTLS(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles EmbeddedTLS) ([]string, func(), error) {
+	return startEmbedded(ctx, dataDir, logger, &tlsFiles)
+}
+
+func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles *EmbeddedTLS) ([]string, func(), error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger)
+		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger, tlsFiles)
 		if err == nil {
 			logger.Info("embedded etcd started", "endpoints", endpoints, "data_dir", dataDir)
 			return endpoints, stop, nil
@@ -41,7 +61,7 @@ func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]
 	return nil, nil, fmt.Errorf("start embedded etcd in %s: %w", dataDir, lastErr)
 }
 
-func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
+func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles *EmbeddedTLS) ([]string, func(), error) {
 	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return nil, nil, err
@@ -50,6 +70,11 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger)
 	peerURL := url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", ports[1])}
 
 	cfg := embed.NewConfig()
+	if tlsFiles != nil {
+		clientURL.Scheme = "https"
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
+			TrustedCAFile: tlsFiles.TrustedCAFile, ClientCertAuth: true}
+	}
 	cfg.Name = "op25b"
 	cfg.Dir = dataDir
 	cfg.ListenClientUrls = []url.URL{clientURL}
