@@ -409,6 +409,7 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	log := c.log.With("remote", remote)
 	base := newSession(conn, log, c.cfg.RequestTimeout)
 	defer base.close(nil)
+	defer base.contain("session")
 	r := bufio.NewReaderSize(conn, 256<<10)
 
 	sctx, cancel := context.WithCancel(ctx)
@@ -453,8 +454,12 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	defer wg.Wait()
 	defer base.close(nil)
 	wg.Add(2)
-	go func() { defer wg.Done(); base.readLoop(r) }()
-	go func() { defer wg.Done(); base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout) }()
+	go func() { defer wg.Done(); defer base.contain("read loop"); base.readLoop(r) }()
+	go func() {
+		defer wg.Done()
+		defer base.contain("keepalive")
+		base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout)
+	}()
 
 	xid := base.nextXID()
 	fctx, fcancel := context.WithDeadline(sctx, handshakeEnd)
@@ -488,22 +493,24 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		// The switch reconnected before we noticed the old connection die.
 		old.close(errors.New("replaced by a new connection from the same datapath"))
 	}
+	// Deferred so that the bridge is marked disconnected even when the
+	// session ends in a contained panic.
+	defer func() {
+		c.mu.Lock()
+		if b.sess == s {
+			b.sess = nil
+			b.status.Connected, b.status.Role = false, "none"
+			b.status.OpenFlowErrors += s.ofErrors.Load()
+		}
+		c.mu.Unlock()
+		s.close(nil)
+		log.Info("switch disconnected", "reason", s.closeErr)
+		c.emit(Event{Kind: EventDisconnected, DPID: dpid, Err: s.err()})
+	}()
 	log.Info("switch connected")
 	c.emit(Event{Kind: EventConnected, DPID: dpid})
 
 	s.run(sctx)
-
-	c.mu.Lock()
-	if b.sess == s {
-		b.sess = nil
-		b.status.Connected, b.status.Role = false, "none"
-		b.status.OpenFlowErrors += s.ofErrors.Load()
-	}
-	c.mu.Unlock()
-	s.close(nil)
-	err = s.err()
-	log.Info("switch disconnected", "reason", s.closeErr)
-	c.emit(Event{Kind: EventDisconnected, DPID: dpid, Err: err})
 }
 
 // hello exchanges HELLO messages (OpenFlow 1.3 §6.3.1) before the reader

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -113,6 +114,19 @@ func (s *session) reserveXIDs(n int) uint32 {
 }
 
 // close tears the connection down once; pending callers get err.
+// contain is deferred at the top of each of a session's goroutines. A bug
+// that panics while handling one switch ends that switch's session only:
+// the connection closes with the flows left on the switch, the switch
+// reconnects and is reconciled, and the daemon keeps serving every other
+// bridge. Without it a panic in any session goroutine kills the process.
+func (s *session) contain(where string) {
+	if r := recover(); r != nil {
+		s.logger().Error("bug: panic in a switch session; closing it, flows stay on the switch",
+			"in", where, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		s.close(fmt.Errorf("panic in %s: %v", where, r))
+	}
+}
+
 func (s *session) close(err error) {
 	s.closeOnce.Do(func() {
 		s.closeErr = err
