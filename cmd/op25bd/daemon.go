@@ -49,7 +49,6 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		}
 		defer stopEtcd()
 		endpoints = eps
-		logger.Info("embedded etcd started", "data_dir", o.DataDir, "endpoints", eps)
 	}
 	etcdCfg := clientv3.Config{
 		Endpoints: endpoints, DialTimeout: 5 * time.Second,
