@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -70,6 +71,26 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.cfg.Metrics.observeRequest(r.Method, info.route, rec.status)
 		s.cfg.Logger.Debug("api request", "method", r.Method, "path", r.URL.Path,
 			"status", rec.status, "who", info.who, "duration", time.Since(start))
+	}()
+	// A handler bug answers 500 with the usual error body and is logged with
+	// its stack; net/http would otherwise just drop the connection. A write
+	// that panicked mid-way has stored nothing: etcd writes are single
+	// conditional transactions at the end of a handler.
+	defer func() {
+		p := recover()
+		if p == nil || p == http.ErrAbortHandler {
+			if p != nil {
+				panic(p)
+			}
+			return
+		}
+		s.cfg.Logger.Error("bug: panic in API handler", "method", r.Method, "path", r.URL.Path,
+			"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+		if rec.wrote {
+			rec.status = http.StatusInternalServerError
+			return
+		}
+		writeError(rec, r, s.cfg.Logger, newError(http.StatusInternalServerError, CodeInternal, "", "internal error (a bug, logged by the server)"))
 	}()
 	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
 		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
