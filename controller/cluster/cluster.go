@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,9 @@ const (
 	// documentKey is the store's commit record (topology/store/doc.go):
 	// its ModRevision is the document revision the Policy snapshot reports.
 	documentKey = "config/current"
+	// epochKey holds the Unix time at which this etcd cluster first saw an
+	// op25b replica. It is the high half of every OpenFlow generation id.
+	epochKey = "epoch"
 	// maxPhaseSleep caps the phase-boundary timer: a boundary years ahead
 	// would overflow nothing in time.Timer, but a long sleep hides clock
 	// steps and document edits; re-checking hourly is cheap.
@@ -175,6 +179,22 @@ type loop struct {
 	connected  map[string]map[string]bool
 	etcdOK     bool
 	lastDocRev int64
+	epoch      uint64 // from epochKey, read once per process
+}
+
+// generation is the OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) for a
+// master lock created at etcd revision createRev. A switch remembers the
+// largest generation it has seen for as long as ovs-vswitchd runs and
+// refuses smaller ones as Stale. Revisions alone only grow within one etcd
+// cluster: after etcd is rebuilt from scratch (lost data, a new cluster),
+// they start again near 1 and every claim would be Stale on every bridge
+// until ovs-vswitchd restarts. The epoch, set once when a cluster is first
+// used, puts each new etcd cluster above every earlier one; within one
+// cluster the order is the revisions' order, so a partitioned old master is
+// still refused. (OVS compares generations as a signed 64-bit difference;
+// an epoch in seconds keeps the top bit clear.)
+func (st *loop) generation(createRev int64) uint64 {
+	return st.epoch<<32 | uint64(createRev)&0xffffffff
 }
 
 // Run takes part in the cluster until ctx is done, then releases mastership
@@ -354,6 +374,13 @@ func (r *Replica) etcdCtx(ctx context.Context) (context.Context, context.CancelF
 func (r *Replica) grant(ctx context.Context, st *loop) error {
 	cctx, cancel := r.etcdCtx(ctx)
 	defer cancel()
+	if st.epoch == 0 {
+		epoch, err := r.readEpoch(cctx)
+		if err != nil {
+			return err
+		}
+		st.epoch = epoch
+	}
 	ttl := int64((r.cfg.LeaseTTL + time.Second - 1) / time.Second)
 	lease, err := r.cfg.Client.Grant(cctx, ttl)
 	if err != nil {
@@ -559,10 +586,10 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 			}
 			r.log.Info("lock released", "dpid", dpid, "assignee", assignee)
 		case held && lk.holder == me:
-			if !b.master || b.generation != uint64(lk.createRev) {
+			if !b.master || b.generation != st.generation(lk.createRev) {
 				st.dirty[dpid] = true
 			}
-			b.master, b.generation = true, uint64(lk.createRev)
+			b.master, b.generation = true, st.generation(lk.createRev)
 		case held:
 			delete(st.wrote, dpid) // the holder writes the record now
 			if b.master {
@@ -594,7 +621,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 			if tr.Succeeded {
 				// The key was created by this txn, so its CreateRevision is
 				// the txn's revision: the generation for ROLE_REQUEST.
-				b.master, b.generation = true, uint64(tr.Header.Revision)
+				b.master, b.generation = true, st.generation(tr.Header.Revision)
 				st.dirty[dpid] = true
 				r.log.Info("mastership claimed", "dpid", dpid, "generation", b.generation)
 			}
@@ -613,6 +640,33 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 func (r *Replica) policyRejected() bool {
 	p, ok := r.cfg.Policy.(interface{ Rejected() bool })
 	return ok && p.Rejected()
+}
+
+// readEpoch returns the cluster's epoch, creating it (now, in Unix seconds)
+// if this is the first replica ever to use this etcd.
+func (r *Replica) readEpoch(ctx context.Context) (uint64, error) {
+	key := r.cfg.Prefix + epochKey
+	now := strconv.FormatInt(r.cfg.Now().Unix(), 10)
+	resp, err := r.cfg.Client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, now)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("read cluster epoch: %w", err)
+	}
+	value := now
+	if !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) != 1 {
+			return 0, fmt.Errorf("read cluster epoch: %s vanished", key)
+		}
+		value = string(kvs[0].Value)
+	}
+	epoch, err := strconv.ParseUint(value, 10, 31)
+	if err != nil || epoch == 0 {
+		return 0, fmt.Errorf("cluster epoch %s = %q is not a Unix time in seconds", key, value)
+	}
+	return epoch, nil
 }
 
 func (st *loop) bridge(dpid string) *bridgeState {

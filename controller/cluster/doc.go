@@ -25,10 +25,14 @@
 //     (config/current's ModRevision, compared in the same txn): a replica
 //     back from a partition must not become master with a new generation and
 //     push the old document its watch has not caught up from.
-//   - The OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) is the lock
-//     key's CreateRevision: etcd revisions only grow, so a new master always
-//     has a larger generation than any previous one, and a partitioned old
-//     master that has not noticed yet is refused by the switch (Stale).
+//   - The OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) is the cluster
+//     epoch (epoch: the Unix second this etcd was first used, high 32 bits)
+//     followed by the lock key's CreateRevision (low 32 bits): etcd
+//     revisions only grow, so a new master always has a larger generation
+//     than any previous one, and a partitioned old master that has not
+//     noticed yet is refused by the switch (Stale). The epoch keeps that true
+//     across an etcd rebuilt from scratch, whose revisions restart near 1
+//     while the switches still remember the old cluster's generations.
 //
 // Loss of etcd never removes a flow: the controller keeps the last desired
 // state and its sessions. When the lease is lost (the client could not renew
