@@ -239,7 +239,7 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	mark := len(r.sw.history)
 	r.sw.mu.Unlock()
 
-	etcd.stop()
+	etcd.StopMember(0)
 	eventually(t, 20*time.Second, "not ready", func() bool { return r.replica.Ready() != nil })
 	eventually(t, 20*time.Second, "lease lost: slave everywhere", func() bool {
 		for _, d := range dpids {
@@ -249,7 +249,7 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 		}
 		return true
 	})
-	etcd.start()
+	etcd.StartMember(0)
 	eventually(t, 30*time.Second, "master again and ready", func() bool {
 		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
 	})

@@ -3,9 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"sort"
 	"sync"
 	"testing"
@@ -15,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 )
 
@@ -167,78 +165,10 @@ func countingCompile(doc *topology.Document, dpid string, at time.Time) ([]flows
 	return out, nil
 }
 
-// debianEtcd is a single-member /usr/bin/etcd on loopback that a test can
-// stop and restart (same data dir) to simulate losing etcd.
-type debianEtcd struct {
-	t         testing.TB
-	dir       string
-	client    string
-	peer      string
-	cmd       *exec.Cmd
-	done      chan struct{}
-	Endpoints []string
-}
-
-func freePort(t testing.TB) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func startDebianEtcd(t testing.TB) *debianEtcd {
-	t.Helper()
-	if _, err := os.Stat("/usr/bin/etcd"); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("etcd required under CI: %v", err)
-		}
-		t.Skip("no /usr/bin/etcd")
-	}
-	e := &debianEtcd{t: t, dir: t.TempDir(), client: freePort(t), peer: freePort(t)}
-	e.Endpoints = []string{"http://" + e.client}
-	e.start()
-	t.Cleanup(e.stop)
-	return e
-}
-
-func (e *debianEtcd) start() {
-	e.t.Helper()
-	e.cmd = exec.Command("/usr/bin/etcd", "--name", "m0", "--data-dir", e.dir,
-		"--listen-client-urls", "http://"+e.client, "--advertise-client-urls", "http://"+e.client,
-		"--listen-peer-urls", "http://"+e.peer, "--initial-advertise-peer-urls", "http://"+e.peer,
-		"--initial-cluster", "m0=http://"+e.peer, "--log-level", "error")
-	if err := e.cmd.Start(); err != nil {
-		e.t.Fatalf("start etcd: %v", err)
-	}
-	e.done = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(e.cmd, e.done)
-	cli := newClient(e.t, e.Endpoints)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		_, err := cli.Get(ctx, "health")
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("etcd not ready: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-func (e *debianEtcd) stop() {
-	if e.cmd == nil || e.cmd.Process == nil {
-		return
-	}
-	_ = e.cmd.Process.Kill()
-	<-e.done
-	e.cmd = nil
-}
+// startDebianEtcd is a single-member /usr/bin/etcd on loopback that a test
+// can stop (StopMember(0), a crash) and restart (StartMember(0), same data
+// dir) to simulate losing etcd.
+func startDebianEtcd(t testing.TB) *testenv.EtcdCluster { return testenv.NewEtcdCluster(t, 1) }
 
 func newClient(t testing.TB, endpoints []string) *clientv3.Client {
 	t.Helper()
