@@ -25,6 +25,10 @@ type StatusResponse struct {
 	Revision int64               `json:"revision"`
 	Replicas []store.ReplicaInfo `json:"replicas"`
 	Bridges  []BridgeView        `json:"bridges"`
+	// DocumentError is set when etcd holds a value that does not decode or
+	// validate (written by hand, say): this replica keeps enforcing the last
+	// good document, at Revision, and says why it is not following etcd.
+	DocumentError string `json:"document_error,omitempty"`
 }
 
 // BridgeView merges a bridge of the document with its status record.
@@ -81,6 +85,11 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 		resp.Replicas = []store.ReplicaInfo{}
 	}
 	resp.Bridges = mergeBridges(doc, records)
+	if s.cfg.Cache != nil {
+		if snap := s.cfg.Cache.Current(); snap.Err != nil {
+			resp.DocumentError = snap.Err.Error()
+		}
+	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -206,4 +207,22 @@ func deadEtcdClient(t *testing.T) *clientv3.Client {
 	}
 	t.Cleanup(func() { cli.Close() })
 	return cli
+}
+
+// A value in etcd that does not decode or validate shows in status, next to
+// the revision of the last good document that stays enforced.
+func TestStatusReportsInvalidStoredDocument(t *testing.T) {
+	docs := &fakeDocs{snap: store.Snapshot{Doc: &topology.Document{}, Revision: 7, Loaded: true,
+		Err: errors.New("pools/x: invalid stored value")}}
+	e := newEnv(t, func(c *Config) { c.Cache = docs })
+	var st StatusResponse
+	e.expect(e.do(http.MethodGet, "/v1/status", ""), http.StatusOK, &st)
+	if st.Revision != 7 || !strings.Contains(st.DocumentError, "invalid stored value") {
+		t.Fatalf("status %+v, want revision 7 and the document error", st)
+	}
+	docs.snap.Err = nil
+	e.expect(e.do(http.MethodGet, "/v1/status", ""), http.StatusOK, &st)
+	if rec := e.do(http.MethodGet, "/v1/status", ""); strings.Contains(rec.Body.String(), "document_error") {
+		t.Fatalf("document_error shown without an error: %s", rec.Body.String())
+	}
 }

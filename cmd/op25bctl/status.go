@@ -103,7 +103,11 @@ func printStatus(g *globals, st *api.StatusResponse, raw []byte) {
 	for _, r := range st.Replicas {
 		ids = append(ids, r.ID)
 	}
-	fmt.Fprintf(g.stdout, "revision %d, %d replica(s): %s\n\n", st.Revision, len(st.Replicas), strings.Join(ids, ", "))
+	fmt.Fprintf(g.stdout, "revision %d, %d replica(s): %s\n", st.Revision, len(st.Replicas), strings.Join(ids, ", "))
+	if st.DocumentError != "" {
+		fmt.Fprintf(g.stdout, "WARNING: etcd holds an invalid document; revision %d stays enforced: %s\n", st.Revision, st.DocumentError)
+	}
+	fmt.Fprintln(g.stdout)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DPID\tNAME\tPOP\tCONNECTED\tMASTER\tAPPLIED\tFLOWS\tLAST ERROR")
 	for _, b := range st.Bridges {
