@@ -57,7 +57,7 @@ lab-test: deps build
 
 ## bench: Go benchmarks, with ratios against ovs-ofctl measured in the same run.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./flows/ ./topology/ ./topology/store/ ./controller/ ./controller/cluster/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./flows/ ./topology/ ./topology/store/ ./controller/ ./controller/cluster/ ./api/ ./cmd/op25bd/
 
 ## demo: the Mininet lab with one op25bd on its embedded etcd: the
 ## reachability matrix (real SMTP) and the installed flows of one bridge.
