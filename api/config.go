@@ -80,6 +80,10 @@ type Config struct {
 	StoreTimeout time.Duration
 	// MaxBodyBytes limits request bodies (413 above); default 16 MiB.
 	MaxBodyBytes int64
+	// Pipeline is how the replicas compile flows (op25bd --first-table,
+	// --continue); dry runs, desired flows and per-pool metrics must use the
+	// same. The zero value means flows.DefaultOptions().
+	Pipeline flows.Options
 }
 
 // DefaultMaxBodyBytes is the request body limit: a 100k-pool document is
@@ -107,6 +111,12 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.Pipeline == (flows.Options{}) {
+		c.Pipeline = flows.DefaultOptions()
+	}
+	if err := c.Pipeline.Validate(); err != nil {
+		return fmt.Errorf("api: Config.Pipeline: %w", err)
 	}
 	return nil
 }

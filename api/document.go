@@ -162,7 +162,7 @@ func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topolog
 		ch, ok := diffs[key]
 		if !ok {
 			var err error
-			if ch, err = diffBridge(current, doc, dpid, at); err != nil {
+			if ch, err = diffBridge(current, doc, dpid, at, s.cfg.Pipeline); err != nil {
 				return err
 			}
 			diffs[key] = ch
@@ -181,13 +181,13 @@ type flowChanges struct{ add, modify, delete []string }
 
 // diffBridge compiles both documents for one bridge and renders the
 // changes in ovs-ofctl syntax.
-func diffBridge(current, doc *topology.Document, dpid string, at time.Time) (flowChanges, error) {
+func diffBridge(current, doc *topology.Document, dpid string, at time.Time, pipeline flows.Options) (flowChanges, error) {
 	ch := flowChanges{add: []string{}, modify: []string{}, delete: []string{}}
-	before, err := flows.Compile(current, dpid, at, flows.DefaultOptions())
+	before, err := flows.Compile(current, dpid, at, pipeline)
 	if err != nil {
 		return ch, fmt.Errorf("compile current document for %s: %w", dpid, err)
 	}
-	after, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
+	after, err := flows.Compile(doc, dpid, at, pipeline)
 	if err != nil {
 		return ch, fmt.Errorf("compile new document for %s: %w", dpid, err)
 	}

@@ -103,15 +103,15 @@ func (m *Metrics) handler() http.Handler {
 }
 
 // watch registers the scrape-time collector of switch state once.
-func (m *Metrics) watch(sw SwitchSource, docs DocSource, logger *slog.Logger) {
+func (m *Metrics) watch(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != nil {
-		m.state.set(sw, docs)
+		m.state.set(sw, docs, pipeline)
 		return
 	}
 	m.state = &stateCollector{logger: logger, pools: map[string]dropPools{}}
-	m.state.set(sw, docs)
+	m.state.set(sw, docs, pipeline)
 	m.registry.MustRegister(m.state)
 }
 
@@ -146,10 +146,11 @@ var (
 type stateCollector struct {
 	logger *slog.Logger
 
-	mu    sync.Mutex
-	sw    SwitchSource
-	docs  DocSource
-	pools map[string]dropPools // by dpid
+	mu       sync.Mutex
+	sw       SwitchSource
+	docs     DocSource
+	pipeline flows.Options
+	pools    map[string]dropPools // by dpid
 }
 
 // dropPools attributes a bridge's drop flows to pools. Compiling 100k pools
@@ -161,10 +162,11 @@ type dropPools struct {
 	byKey    map[flows.Key]string
 }
 
-func (c *stateCollector) set(sw SwitchSource, docs DocSource) {
+func (c *stateCollector) set(sw SwitchSource, docs DocSource, pipeline flows.Options) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sw, c.docs = sw, docs
+	c.sw, c.docs, c.pipeline = sw, docs, pipeline
+	c.pools = map[string]dropPools{} // attributions of another pipeline are void
 }
 
 // Describe sends nothing: the collector is unchecked because its label
@@ -248,7 +250,7 @@ func (c *stateCollector) poolsOf(dpid string) map[flows.Key]string {
 	if dp, ok := c.pools[dpid]; ok && dp.revision == snap.Revision && (dp.until.IsZero() || now.Before(dp.until)) {
 		return dp.byKey
 	}
-	compiled, err := flows.Compile(snap.Doc, dpid, now, flows.DefaultOptions())
+	compiled, err := flows.Compile(snap.Doc, dpid, now, c.pipeline)
 	if err != nil {
 		c.logger.Warn("metrics: compile for pool attribution failed", "dpid", dpid, "revision", snap.Revision, "err", err)
 		return nil

@@ -29,7 +29,7 @@ func New(cfg Config) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg, router: mux.NewRouter()}
 	s.routes()
-	s.cfg.Metrics.watch(cfg.Switches, cfg.Cache, cfg.Logger)
+	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	return s, nil
 }
 

@@ -193,7 +193,7 @@ func (s *server) bridgeFlows(w http.ResponseWriter, r *http.Request) error {
 	}
 	_, registered := doc.BridgePop(dpid)
 	at := s.cfg.Now()
-	compiled, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
+	compiled, err := flows.Compile(doc, dpid, at, s.cfg.Pipeline)
 	if err != nil {
 		return fmt.Errorf("compile %s: %w", dpid, err)
 	}

@@ -115,7 +115,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	replica, err = cluster.New(cluster.Config{
 		NodeID: o.NodeID, Client: cli, Prefix: store.DefaultPrefix,
 		Switches: cluster.ControllerSwitches(ctrl), Policy: cluster.CachePolicy(cache),
-		Compile: cluster.DefaultCompile, LeaseTTL: o.LeaseTTL, Logger: logger,
+		Compile: cluster.CompileWith(o.Pipeline), LeaseTTL: o.LeaseTTL, Logger: logger,
 		Records: cluster.StoreRecords(st, store.ReplicaInfo{
 			ID: o.NodeID, APIAddr: apiLn.Addr().String(), OpenFlowAddr: ofLn.Addr().String(),
 			Version: version, Started: time.Now().UTC(),
@@ -126,7 +126,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	}
 	handler, err := api.New(api.Config{
 		Store: st, Cache: readiness{cache, replica}, Cluster: st, Switches: ctrl,
-		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics,
+		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)

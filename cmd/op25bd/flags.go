@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
+	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/tlsconfig"
 )
 
@@ -27,6 +29,10 @@ type options struct {
 	LogLevel       slog.Level
 	AuditInterval  time.Duration
 	LeaseTTL       time.Duration
+	// Pipeline places op25b's four tables (--first-table) and says what
+	// "forward" means (--continue), so op25b can sit in front of an
+	// existing pipeline. Every replica must use the same values.
+	Pipeline flows.Options
 
 	// TLS of each channel (issue 7). Empty: plain TCP.
 	OpenFlowTLS tlsconfig.Files // Cert, Key and CA all required: mutual TLS
@@ -52,9 +58,11 @@ func envName(flagName string) string {
 func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
 	host, _ := os.Hostname()
 	var (
-		o        options
-		logLevel string
-		etcd     string
+		o          options
+		logLevel   string
+		etcd       string
+		firstTable uint
+		continueTo string
 	)
 	fs := flag.NewFlagSet("op25bd", flag.ContinueOnError)
 	// Parse errors are returned as one line; only --help prints usage.
@@ -67,6 +75,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "`file` of API tokens, lines \"NAME TOKEN ROLE\" (ROLE read or write); re-read on SIGHUP. Empty: no authentication")
 	fs.StringVar(&logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
+	fs.UintVar(&firstTable, "first-table", 0, "OpenFlow `table` of op25b's classifier; op25b uses this table and the next three. Same on every replica")
+	fs.StringVar(&continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
 	fs.StringVar(&o.OpenFlowTLS.Cert, "openflow-tls-cert", "", "PEM `file` of the controller's certificate for OpenFlow over TLS (switch targets ssl:HOST:PORT); with --openflow-tls-key and --openflow-tls-ca. Plain TCP is then refused. Re-read on SIGHUP")
 	fs.StringVar(&o.OpenFlowTLS.Key, "openflow-tls-key", "", "PEM `file` of the private key of --openflow-tls-cert (mode 0600 or stricter)")
@@ -144,7 +154,36 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	case o.APIMaxConns < 1:
 		return o, fmt.Errorf("--api-max-connections %d: must be at least 1", o.APIMaxConns)
 	}
+	pipeline, err := parsePipeline(firstTable, continueTo)
+	if err != nil {
+		return o, err
+	}
+	o.Pipeline = pipeline
 	return o, checkTLSFlags(o)
+}
+
+// parsePipeline turns --first-table and --continue into flows.Options.
+func parsePipeline(firstTable uint, continueTo string) (flows.Options, error) {
+	opts := flows.DefaultOptions()
+	if firstTable > 251 {
+		return opts, fmt.Errorf("--first-table %d: must be 0..251 (op25b uses four consecutive tables)", firstTable)
+	}
+	opts.FirstTable = uint8(firstTable)
+	switch {
+	case continueTo == "normal":
+	case strings.HasPrefix(continueTo, "goto:"):
+		n, err := strconv.ParseUint(strings.TrimPrefix(continueTo, "goto:"), 10, 8)
+		if err != nil {
+			return opts, fmt.Errorf("--continue %q: want normal or goto:N with N a table number", continueTo)
+		}
+		opts.Continue = flows.Actions{Goto: true, GotoTable: uint8(n)}
+	default:
+		return opts, fmt.Errorf("--continue %q: want normal or goto:N", continueTo)
+	}
+	if err := opts.Validate(); err != nil {
+		return opts, fmt.Errorf("--first-table %d --continue %s: %w", firstTable, continueTo, err)
+	}
+	return opts, nil
 }
 
 // checkTLSFlags refuses incomplete TLS settings: a half-configured channel

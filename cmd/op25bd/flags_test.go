@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/op25b/op25b/flows"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -60,6 +62,21 @@ func TestParseFlags(t *testing.T) {
 		{name: "short lease", args: []string{"--lease-ttl", "500ms"}, wantErr: "--lease-ttl"},
 		{name: "unknown flag", args: []string{"--frobnicate"}, wantErr: "frobnicate"},
 		{name: "positional argument", args: []string{"serve"}, wantErr: "unexpected argument"},
+		{name: "default pipeline", check: func(t *testing.T, o options) {
+			if o.Pipeline != flows.DefaultOptions() {
+				t.Errorf("pipeline %+v, want flows.DefaultOptions()", o.Pipeline)
+			}
+		}},
+		{name: "pipeline in front of an existing one", args: []string{"--first-table", "10"},
+			env: map[string]string{"OP25B_CONTINUE": "goto:20"}, check: func(t *testing.T, o options) {
+				want := flows.Options{FirstTable: 10, Continue: flows.Actions{Goto: true, GotoTable: 20}}
+				if o.Pipeline != want {
+					t.Errorf("pipeline %+v, want %+v", o.Pipeline, want)
+				}
+			}},
+		{name: "continue goto inside op25b's tables", args: []string{"--first-table", "10", "--continue", "goto:12"}, wantErr: "after op25b's tables"},
+		{name: "continue nonsense", args: []string{"--continue", "flood"}, wantErr: "--continue"},
+		{name: "first table too high", args: []string{"--first-table", "253"}, wantErr: "--first-table"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,10 +83,16 @@ func (r storeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, leas
 }
 
 // DefaultCompile is flows.Compile with the default pipeline options.
-func DefaultCompile(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
-	c, err := flows.Compile(doc, dpid, at, flows.DefaultOptions())
-	if err != nil {
-		return nil, err
+var DefaultCompile = CompileWith(flows.DefaultOptions())
+
+// CompileWith is flows.Compile with the given pipeline options (op25bd
+// --first-table, --continue).
+func CompileWith(opts flows.Options) CompileFunc {
+	return func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+		c, err := flows.Compile(doc, dpid, at, opts)
+		if err != nil {
+			return nil, err
+		}
+		return c.Flows, nil
 	}
-	return c.Flows, nil
 }
