@@ -167,21 +167,9 @@ type InstalledFlow struct {
 // localOnlyParam stops a forwarded request from being forwarded again.
 const localOnlyParam = "local"
 
-func validDPID(s string) bool {
-	if len(s) != 16 {
-		return false
-	}
-	for _, c := range s {
-		if !strings.ContainsRune("0123456789abcdefABCDEF", c) {
-			return false
-		}
-	}
-	return true
-}
-
 func (s *server) bridgeFlows(w http.ResponseWriter, r *http.Request) error {
 	raw := mux.Vars(r)["dpid"]
-	if !validDPID(raw) {
+	if !topology.ValidDPID(raw) {
 		return newError(http.StatusBadRequest, CodeBadRequest, "dpid", fmt.Sprintf("dpid %q must be 16 hex digits", raw))
 	}
 	dpid := topology.CanonicalDPID(raw)

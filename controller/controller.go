@@ -38,6 +38,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
 )
 
 // Config tunes the controller. Zero durations take the defaults.
@@ -392,9 +393,6 @@ type roleKey struct {
 	gen    uint64
 }
 
-// formatDPID renders a datapath id as op25b's documents do: 16 lowercase hex digits.
-func formatDPID(d uint64) string { return fmt.Sprintf("%016x", d) }
-
 func (s *switchSession) poke() {
 	select {
 	case s.wake <- struct{}{}:
@@ -474,7 +472,7 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		log.Warn("bad features reply", "err", err)
 		return
 	}
-	dpid := formatDPID(dpidNum)
+	dpid := topology.FormatDPID(dpidNum)
 	log = log.With("dpid", dpid)
 	base.setLogger(log)
 	if aux != 0 {

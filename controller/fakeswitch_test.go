@@ -11,6 +11,7 @@ import (
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
 )
 
 // fakeSwitch is a minimal in-test OpenFlow 1.3 peer. It answers what op25b
@@ -251,7 +252,7 @@ func connectFake(t *testing.T, rc *runningController, dpid uint64, setup func(*f
 	return fs
 }
 
-func dpidString(d uint64) string { return formatDPID(d) }
+func dpidString(d uint64) string { return topology.FormatDPID(d) }
 
 func waitClosed(t *testing.T, fs *fakeSwitch) {
 	t.Helper()
