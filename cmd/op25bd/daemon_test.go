@@ -201,19 +201,6 @@ func httpCode(url string) int {
 	return resp.StatusCode
 }
 
-var statsRE = regexp.MustCompile(`(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?`)
-
-func ownedFlows(t *testing.T, b testenv.Bridge) string {
-	out := b.Ofctl(t, "dump-flows", b.Name, "cookie=0x25b0000000000000/0xffff000000000000")
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		if l = strings.TrimSpace(statsRE.ReplaceAllString(l, "")); strings.HasPrefix(l, "cookie=") {
-			lines = append(lines, l)
-		}
-	}
-	return strings.Join(lines, "\n")
-}
-
 // Two op25bd processes on one etcd enforce a bridge through the REST API;
 // SIGTERM to the master exits 0, hands the bridge to the other replica at
 // once (no TTL wait) and leaves every flow in place.
@@ -248,7 +235,7 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 	if code := httpCode("http://" + a.api + "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz = %d", code)
 	}
-	before := ownedFlows(t, br)
+	before := br.OwnedFlows(t)
 
 	leaving, staying := a, b
 	if master == b.id {
@@ -263,7 +250,7 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 		return err == nil && len(s.Bridges) == 1 && s.Bridges[0].Master == staying.id && s.Bridges[0].AppliedRevision >= rev
 	})
 	t.Logf("graceful handover in %s (lease TTL 3s)", time.Since(stopped).Round(time.Millisecond))
-	if after := ownedFlows(t, br); after != before {
+	if after := br.OwnedFlows(t); after != before {
 		t.Errorf("flows changed across the handover:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 }

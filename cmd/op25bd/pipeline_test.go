@@ -40,7 +40,7 @@ func TestPipelineInFrontOfExistingTables(t *testing.T) {
 		return err == nil && len(s.Bridges) == 1 && s.Bridges[0].AppliedRevision >= rev
 	})
 
-	owned := ownedFlows(t, br)
+	owned := br.OwnedFlows(t)
 	if strings.Contains(owned, "table=0,") || strings.Contains(owned, "table=0 ") || !strings.Contains(owned, "table=10") {
 		t.Fatalf("op25b flows not confined to tables 10..13:\n%s", owned)
 	}

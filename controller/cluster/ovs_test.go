@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"regexp"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -176,29 +174,8 @@ func newBridges(t testing.TB, n int, nodes []*node) []testenv.Bridge {
 	return out
 }
 
-var statsRE = regexp.MustCompile(`(duration|n_packets|n_bytes|idle_age|hard_age)=[^,]*, ?`)
-
-// ownedFlows is the bridge's op25b flow table in ovs-ofctl syntax without
-// counters, sorted: equal before and after means no flow was touched.
-func ownedFlows(t testing.TB, b testenv.Bridge) string {
-	t.Helper()
-	out, err := testenv.RunErr("ovs-ofctl", "-O", "OpenFlow13", "dump-flows", b.Name, "cookie=0x25b0000000000000/0xffff000000000000")
-	if err != nil {
-		t.Fatalf("dump-flows %s: %v\n%s", b.Name, err, out)
-	}
-	var lines []string
-	for _, l := range strings.Split(out, "\n") {
-		l = strings.TrimSpace(statsRE.ReplaceAllString(l, ""))
-		if strings.HasPrefix(l, "cookie=") {
-			lines = append(lines, l)
-		}
-	}
-	sort.Strings(lines)
-	return strings.Join(lines, "\n")
-}
-
 func flowCount(t testing.TB, b testenv.Bridge) int {
-	s := ownedFlows(t, b)
+	s := b.OwnedFlows(t)
 	if s == "" {
 		return 0
 	}
@@ -321,14 +298,14 @@ func TestClusterOnOVS(t *testing.T) {
 		}
 	}
 	oldGen := victim.replica.Masters()[bridges[0].DPID]
-	before := ownedFlows(t, bridges[0])
+	before := bridges[0].OwnedFlows(t)
 	crashed := time.Now()
 	victim.crash()
 	eventually(t, ttl+30*time.Second, "survivors master and enforce every bridge", func() bool {
 		return converged(t, rest, bridges, doc, rev)
 	})
 	t.Logf("failover after a crash converged in %s (TTL %s)", time.Since(crashed).Round(time.Millisecond), ttl)
-	if after := ownedFlows(t, bridges[0]); after != before {
+	if after := bridges[0].OwnedFlows(t); after != before {
 		t.Errorf("flows changed across failover:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
 	newMaster := masterOf(t, rest, bridges[0].DPID)
@@ -356,7 +333,7 @@ func TestClusterOnOVS(t *testing.T) {
 	eventually(t, 30*time.Second, "stale generation refused by the switch", func() bool {
 		return other.sawEvent(controller.EventLostMastership, bridges[0].DPID)
 	})
-	if after := ownedFlows(t, bridges[0]); after != before {
+	if after := bridges[0].OwnedFlows(t); after != before {
 		t.Errorf("a stale master changed flows:\n%s", after)
 	}
 }
@@ -409,7 +386,7 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 	snapshot := func() map[string]string {
 		m := map[string]string{}
 		for _, b := range bridges {
-			m[b.Name] = ownedFlows(t, b)
+			m[b.Name] = b.OwnedFlows(t)
 		}
 		return m
 	}
@@ -456,7 +433,7 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 	for name, want := range flowsBefore {
 		for _, b := range bridges {
 			if b.Name == name {
-				if got := ownedFlows(t, b); got != want {
+				if got := b.OwnedFlows(t); got != want {
 					t.Errorf("%s: flows changed while etcd had no quorum:\n%s", name, got)
 				}
 			}
