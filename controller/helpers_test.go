@@ -101,13 +101,7 @@ func (rc *runningController) stop() {
 // waitFor polls cond until it holds; generous deadline, no timing asserts.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 90*time.Second, what, cond)
 }
 
 func (rc *runningController) status(dpid string) BridgeStatus {

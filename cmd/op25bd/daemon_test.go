@@ -102,7 +102,7 @@ func startDaemon(t *testing.T, id string, args ...string) *daemon {
 			t.Logf("op25bd %s log:\n%s", id, d.logTail())
 		}
 	})
-	waitFor(t, 60*time.Second, id+" running", func() bool {
+	testenv.Eventually(t, 60*time.Second, id+" running", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return d.api != ""
@@ -129,17 +129,6 @@ func (d *daemon) terminate() int {
 		d.t.Fatalf("op25bd %s did not stop within 30s of SIGTERM", d.id)
 	}
 	return d.cmd.ProcessState.ExitCode()
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 type statusView struct {
@@ -221,7 +210,7 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 	rev := putConfig(t, a.api, doc)
 
 	var master string
-	waitFor(t, 60*time.Second, "bridge applied at the written revision", func() bool {
+	testenv.Eventually(t, 60*time.Second, "bridge applied at the written revision", func() bool {
 		s, err := getStatus(b.api)
 		if err != nil || len(s.Bridges) != 1 || len(s.Replicas) != 2 {
 			return false
@@ -245,7 +234,7 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 	if code := leaving.terminate(); code != 0 {
 		t.Errorf("op25bd exit code %d after SIGTERM, want 0", code)
 	}
-	waitFor(t, 20*time.Second, "the other replica masters the bridge", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the other replica masters the bridge", func() bool {
 		s, err := getStatus(staying.api)
 		return err == nil && len(s.Bridges) == 1 && s.Bridges[0].Master == staying.id && s.Bridges[0].AppliedRevision >= rev
 	})
@@ -258,7 +247,7 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 // Without --etcd-endpoints op25bd runs its own etcd in --data-dir.
 func TestDaemonEmbeddedEtcd(t *testing.T) {
 	d := startDaemon(t, "solo", "--data-dir", t.TempDir())
-	waitFor(t, 60*time.Second, "/readyz 200", func() bool { return httpCode("http://"+d.api+"/readyz") == http.StatusOK })
+	testenv.Eventually(t, 60*time.Second, "/readyz 200", func() bool { return httpCode("http://"+d.api+"/readyz") == http.StatusOK })
 	if code := httpCode("http://" + d.api + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d", code)
 	}

@@ -35,7 +35,7 @@ func TestPipelineInFrontOfExistingTables(t *testing.T) {
  "services":[{"name":"ftth","phases":[{"block":"all","relays":true}]}],
  "bridges":[{"dpid":"%s","name":"sub-a","pop":"tokyo-1"}]}`, br.DPID)
 	rev := putConfig(t, d.api, doc)
-	waitFor(t, 60*time.Second, "bridge applied", func() bool {
+	testenv.Eventually(t, 60*time.Second, "bridge applied", func() bool {
 		s, err := getStatus(d.api)
 		return err == nil && len(s.Bridges) == 1 && s.Bridges[0].AppliedRevision >= rev
 	})

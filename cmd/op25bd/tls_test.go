@@ -236,7 +236,7 @@ func TestTLSEveryChannel(t *testing.T) {
 		}
 		return false, 0
 	}
-	waitFor(t, 90*time.Second, "bridge over ssl: applied", func() bool {
+	testenv.Eventually(t, 90*time.Second, "bridge over ssl: applied", func() bool {
 		c, rev := bridge(br.DPID)
 		return c && rev >= put.Revision
 	})
@@ -244,7 +244,7 @@ func TestTLSEveryChannel(t *testing.T) {
 		t.Errorf("SMTP from a dynamic pool not dropped on the TLS bridge: %s", got)
 	}
 	// OVS refreshes the controller's status column every few seconds.
-	waitFor(t, 30*time.Second, "OVS reports its ssl: controller connected", func() bool { return ovsConnected(t, tlsTarget) })
+	testenv.Eventually(t, 30*time.Second, "OVS reports its ssl: controller connected", func() bool { return ovsConnected(t, tlsTarget) })
 
 	t.Run("api client certificates", func(t *testing.T) {
 		if _, _, err := apiCall(httpsClient(t, pki, nil), http.MethodGet, api+"/v1/status", "r-secret", ""); err == nil {
@@ -269,7 +269,7 @@ func TestTLSEveryChannel(t *testing.T) {
 	t.Run("plain TCP refused", func(t *testing.T) {
 		before := d.logCount("openflow TLS handshake failed")
 		plain.SetController(t, "tcp:"+d.openflow)
-		waitFor(t, 60*time.Second, "two refused plain-TCP attempts", func() bool {
+		testenv.Eventually(t, 60*time.Second, "two refused plain-TCP attempts", func() bool {
 			return d.logCount("openflow TLS handshake failed") >= before+2
 		})
 		if c, _ := bridge(plain.DPID); c {
@@ -290,7 +290,7 @@ func TestTLSEveryChannel(t *testing.T) {
 		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "reload logged", func() bool {
+		testenv.Eventually(t, 30*time.Second, "reload logged", func() bool {
 			return d.logCount("openflow certificates reloaded") == 1 && d.logCount("api certificates reloaded") == 1 &&
 				d.logCount("token file reloaded") == 1 && d.logCount("etcd certificates reloaded") == 1
 		})
@@ -378,11 +378,11 @@ func TestTLSEveryChannel(t *testing.T) {
 		}
 		start := time.Now()
 		late.SetController(t, tlsTarget)
-		waitFor(t, 120*time.Second, "the new switch reconciled (daemon log)", func() bool {
+		testenv.Eventually(t, 120*time.Second, "the new switch reconciled (daemon log)", func() bool {
 			return d.logCount("peer_cn=switch dpid="+late.DPID+" revision=") > 0 // the "reconciled" line
 		})
 		reconciled := time.Since(start)
-		waitFor(t, 120*time.Second, "a new switch connected and applied under abuse", func() bool {
+		testenv.Eventually(t, 120*time.Second, "a new switch connected and applied under abuse", func() bool {
 			c, rev := bridge(late.DPID)
 			return c && rev >= put.Revision
 		})
@@ -428,7 +428,7 @@ func TestTLSSwitchFromAnotherCARefused(t *testing.T) {
 	br := testenv.NewBridge(t, "")
 	target := "ssl:" + d.openflow
 	br.SetController(t, target)
-	waitFor(t, 60*time.Second, "two refused handshakes", func() bool {
+	testenv.Eventually(t, 60*time.Second, "two refused handshakes", func() bool {
 		return d.logCount("openflow TLS handshake failed") >= 2
 	})
 	if !strings.Contains(d.logTail(), "certificate signed by unknown authority") {
@@ -531,7 +531,7 @@ func TestEmbeddedEtcdTLS(t *testing.T) {
 	me := pki.Issue(t, "op25bd")
 	d := startDaemon(t, "embedded-tls", "--data-dir", t.TempDir(),
 		"--etcd-cert", me.Cert, "--etcd-key", me.Key, "--etcd-ca", pki.CA)
-	waitFor(t, 60*time.Second, "/readyz 200 through the TLS etcd", func() bool {
+	testenv.Eventually(t, 60*time.Second, "/readyz 200 through the TLS etcd", func() bool {
 		return httpCode("http://"+d.api+"/readyz") == http.StatusOK
 	})
 	if !strings.HasPrefix(d.etcd, "https://") {

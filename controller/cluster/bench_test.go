@@ -30,7 +30,7 @@ func BenchmarkConvergence100Bridges(b *testing.B) {
 	bridges := newBridges(b, 100, nodes)
 	doc := policyDoc(time.Time{}, bridges...)
 	rev := putDoc(b, nodes[0].store, doc)
-	eventually(b, 5*time.Minute, "initial convergence", func() bool { return converged(b, nodes, bridges, doc, rev) })
+	testenv.Eventually(b, 5*time.Minute, "initial convergence", func() bool { return converged(b, nodes, bridges, doc, rev) })
 
 	var opTotal, shellTotal time.Duration
 	mods := 0
@@ -147,7 +147,7 @@ func BenchmarkFailoverDefaultTTL(b *testing.B) {
 		bridges := newBridges(b, 3, nodes)
 		doc := policyDoc(time.Time{}, bridges...)
 		rev := putDoc(b, nodes[0].store, doc)
-		eventually(b, 2*time.Minute, "converged", func() bool { return converged(b, nodes, bridges, doc, rev) })
+		testenv.Eventually(b, 2*time.Minute, "converged", func() bool { return converged(b, nodes, bridges, doc, rev) })
 		dpid := bridges[0].DPID
 		victim := masterOf(b, nodes, dpid)
 		var rest []*node
@@ -166,7 +166,7 @@ func BenchmarkFailoverDefaultTTL(b *testing.B) {
 			}
 		}
 		var took time.Duration
-		eventually(b, DefaultLeaseTTL+time.Minute, "new master reconciled", func() bool {
+		testenv.Eventually(b, DefaultLeaseTTL+time.Minute, "new master reconciled", func() bool {
 			for _, n := range rest {
 				if at, ok := n.firstEventAfter(controller.EventReconciled, dpid, crashed); ok {
 					took = at.Sub(crashed)

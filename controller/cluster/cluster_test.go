@@ -6,13 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
-
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 )
 
@@ -115,7 +115,7 @@ func TestReplicasShareAndFailOver(t *testing.T) {
 	for _, id := range []string{"r1", "r2", "r3"} {
 		reps = append(reps, startReplica(t, id, etcd.Endpoints, policy, newFakeSwitches(id, b, dpids...), 2*time.Second))
 	}
-	eventually(t, 30*time.Second, "every bridge has exactly one master and every replica masters some", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every bridge has exactly one master and every replica masters some", func() bool {
 		return oneMasterEach(reps, dpids) && len(mastersOf(reps, dpids)) == 3
 	})
 	for id, ms := range mastersOf(reps, dpids) {
@@ -139,7 +139,7 @@ func TestReplicasShareAndFailOver(t *testing.T) {
 	}
 	victim.stop()
 	rest := reps[1:]
-	eventually(t, 30*time.Second, "survivors master every bridge", func() bool { return oneMasterEach(rest, dpids) })
+	testenv.Eventually(t, 30*time.Second, "survivors master every bridge", func() bool { return oneMasterEach(rest, dpids) })
 	for d, g := range oldGen {
 		for _, r := range rest {
 			if des, _ := r.sw.get(d); des.Master && des.Generation <= g {
@@ -153,7 +153,7 @@ func TestReplicasShareAndFailOver(t *testing.T) {
 
 	// A replica joining takes its share back.
 	reps = append(rest, startReplica(t, "r4", etcd.Endpoints, policy, newFakeSwitches("r4", b, dpids...), 2*time.Second))
-	eventually(t, 30*time.Second, "r4 takes a share", func() bool {
+	testenv.Eventually(t, 30*time.Second, "r4 takes a share", func() bool {
 		return oneMasterEach(reps, dpids) && len(mastersOf(reps, dpids)["r4"]) > 0
 	})
 }
@@ -167,10 +167,10 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	b := newBeliefs(t)
 	records := newFakeRecords()
 	r := startReplicaWith(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", b, registered, stray), 2*time.Second, records)
-	eventually(t, 20*time.Second, "both bridges mastered", func() bool {
+	testenv.Eventually(t, 20*time.Second, "both bridges mastered", func() bool {
 		return oneMasterEach([]*running{r}, []string{registered, stray})
 	})
-	eventually(t, 20*time.Second, "status records written by the master", func() bool {
+	testenv.Eventually(t, 20*time.Second, "status records written by the master", func() bool {
 		reg, ok1 := records.get(registered)
 		str, ok2 := records.get(stray)
 		return ok1 && ok2 && reg.Master == "solo" && reg.Registered && reg.Connected && str.Master == "solo" && !str.Registered
@@ -178,7 +178,7 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	doc := smallDoc(registered)
 	doc.Pools = append(doc.Pools, topology.Pool{Name: "dyn2", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
 	policy.set(doc, 2)
-	eventually(t, 20*time.Second, "revision 2 with 3 flows on both", func() bool {
+	testenv.Eventually(t, 20*time.Second, "revision 2 with 3 flows on both", func() bool {
 		for _, d := range []string{registered, stray} {
 			des, _ := r.sw.get(d)
 			if des.Revision != 2 || len(des.Flows) != 3 || !des.Master {
@@ -192,11 +192,11 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	r.sw.conn[stray] = false
 	r.sw.mu.Unlock()
 	r.replica.SwitchEvent(SwitchDisconnected, stray)
-	eventually(t, 20*time.Second, "stray bridge forgotten", func() bool {
+	testenv.Eventually(t, 20*time.Second, "stray bridge forgotten", func() bool {
 		_, ok := r.sw.get(stray)
 		return !ok
 	})
-	eventually(t, 20*time.Second, "status of the stray bridge says disconnected, no master", func() bool {
+	testenv.Eventually(t, 20*time.Second, "status of the stray bridge says disconnected, no master", func() bool {
 		st, _ := records.get(stray)
 		return !st.Connected && st.Master == ""
 	})
@@ -214,11 +214,11 @@ func TestPhaseBoundaryWithoutChange(t *testing.T) {
 	doc.Services[0].Phases = append(doc.Services[0].Phases, topology.Phase{From: "9999-12-31T23:59:59Z", Block: topology.Block{All: true}})
 	policy := newFakePolicy(doc, 3)
 	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), d), 2*time.Second)
-	eventually(t, 20*time.Second, "initial desired state (2 flows)", func() bool {
+	testenv.Eventually(t, 20*time.Second, "initial desired state (2 flows)", func() bool {
 		des, ok := r.sw.get(d)
 		return ok && des.Master && (len(des.Flows) == 2 || len(des.Flows) == 3)
 	})
-	eventually(t, 20*time.Second, "phase started: 3 flows, same revision", func() bool {
+	testenv.Eventually(t, 20*time.Second, "phase started: 3 flows, same revision", func() bool {
 		des, _ := r.sw.get(d)
 		return len(des.Flows) == 3 && des.Revision == 3
 	})
@@ -232,7 +232,7 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	dpids := []string{dpidN(1), dpidN(2)}
 	policy := newFakePolicy(smallDoc(dpids...), 5)
 	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), dpids...), 2*time.Second)
-	eventually(t, 20*time.Second, "mastered and ready", func() bool {
+	testenv.Eventually(t, 20*time.Second, "mastered and ready", func() bool {
 		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
 	})
 	r.sw.mu.Lock()
@@ -240,8 +240,8 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	r.sw.mu.Unlock()
 
 	etcd.StopMember(0)
-	eventually(t, 20*time.Second, "not ready", func() bool { return r.replica.Ready() != nil })
-	eventually(t, 20*time.Second, "lease lost: slave everywhere", func() bool {
+	testenv.Eventually(t, 20*time.Second, "not ready", func() bool { return r.replica.Ready() != nil })
+	testenv.Eventually(t, 20*time.Second, "lease lost: slave everywhere", func() bool {
 		for _, d := range dpids {
 			if des, _ := r.sw.get(d); des.Master {
 				return false
@@ -250,7 +250,7 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 		return true
 	})
 	etcd.StartMember(0)
-	eventually(t, 30*time.Second, "master again and ready", func() bool {
+	testenv.Eventually(t, 30*time.Second, "master again and ready", func() bool {
 		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
 	})
 	r.sw.mu.Lock()
@@ -290,7 +290,7 @@ func TestCompileFailureKeepsPreviousFlows(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = rep.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	eventually(t, 20*time.Second, "initial flows", func() bool {
+	testenv.Eventually(t, 20*time.Second, "initial flows", func() bool {
 		des, ok := sw.get(d)
 		return ok && des.Master && len(des.Flows) == 2
 	})
@@ -302,7 +302,7 @@ func TestCompileFailureKeepsPreviousFlows(t *testing.T) {
 		t.Errorf("after a failed compile the controller was told %+v", des)
 	}
 	policy.set(smallDoc(d), 3)
-	eventually(t, 20*time.Second, "next good document applied", func() bool {
+	testenv.Eventually(t, 20*time.Second, "next good document applied", func() bool {
 		des, _ := sw.get(d)
 		return des.Revision == 3
 	})
@@ -317,7 +317,7 @@ func TestNeverConfiguredClusterLeavesSwitchesAlone(t *testing.T) {
 	d := dpidN(1)
 	policy := newFakePolicy(&topology.Document{}, 0)
 	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), d), 2*time.Second)
-	eventually(t, 20*time.Second, "replica coordinated (bridge known, lock claimed)", func() bool {
+	testenv.Eventually(t, 20*time.Second, "replica coordinated (bridge known, lock claimed)", func() bool {
 		_, mastered := r.replica.Masters()[d]
 		return mastered
 	})
@@ -326,7 +326,7 @@ func TestNeverConfiguredClusterLeavesSwitchesAlone(t *testing.T) {
 		t.Fatalf("revision 0 reached the switch: %+v", des)
 	}
 	policy.set(&topology.Document{}, 5)
-	eventually(t, 20*time.Second, "the first stored document is enforced", func() bool {
+	testenv.Eventually(t, 20*time.Second, "the first stored document is enforced", func() bool {
 		des, ok := r.sw.get(d)
 		return ok && des.Revision == 5 && des.Master
 	})

@@ -37,7 +37,7 @@ func TestRebuiltEtcdIsNotStale(t *testing.T) {
 		doc.Bridges[0].Name = "churn-" + time.Now().Format("150405.000000")
 		rev = putDoc(t, a.store, doc)
 	}
-	eventually(t, 30*time.Second, "old cluster's master applied", func() bool {
+	testenv.Eventually(t, 30*time.Second, "old cluster's master applied", func() bool {
 		rep, ok := ControllerSwitches(a.ctrl).Report(b.DPID)
 		return ok && rep.AppliedRevision >= rev
 	})
@@ -54,7 +54,7 @@ func TestRebuiltEtcdIsNotStale(t *testing.T) {
 	doc.Bridges[0].Name = "after-rebuild"
 	doc.Pools = doc.Pools[:1] // a visible change
 	rev = putDoc(t, n.store, doc)
-	eventually(t, 30*time.Second, "new cluster's master applied its document", func() bool {
+	testenv.Eventually(t, 30*time.Second, "new cluster's master applied its document", func() bool {
 		rep, ok := ControllerSwitches(n.ctrl).Report(b.DPID)
 		return ok && rep.AppliedRevision >= rev
 	})

@@ -180,18 +180,6 @@ func newClient(t testing.TB, endpoints []string) *clientv3.Client {
 	return cli
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for: %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func dpidN(i int) string { return fmt.Sprintf("00000000000000%02x", i) }
 
 // fakeRecords keeps the last status record per bridge.

@@ -249,7 +249,7 @@ func TestClusterOnOVS(t *testing.T) {
 	doc := policyDoc(time.Time{}, bridges...)
 	rev := putDoc(t, nodes[0].store, doc)
 
-	eventually(t, 60*time.Second, "all bridges enforced by one master each", func() bool {
+	testenv.Eventually(t, 60*time.Second, "all bridges enforced by one master each", func() bool {
 		return converged(t, nodes, bridges, doc, rev)
 	})
 	ids := []string{"op25b-1", "op25b-2", "op25b-3"}
@@ -271,7 +271,7 @@ func TestClusterOnOVS(t *testing.T) {
 	if len(per) < 2 {
 		t.Errorf("all bridges on one replica: %v", per)
 	}
-	eventually(t, 30*time.Second, "status records for every bridge", func() bool {
+	testenv.Eventually(t, 30*time.Second, "status records for every bridge", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		sts, err := nodes[2].store.BridgeStatuses(ctx)
@@ -301,7 +301,7 @@ func TestClusterOnOVS(t *testing.T) {
 	before := bridges[0].OwnedFlows(t)
 	crashed := time.Now()
 	victim.crash()
-	eventually(t, ttl+30*time.Second, "survivors master and enforce every bridge", func() bool {
+	testenv.Eventually(t, ttl+30*time.Second, "survivors master and enforce every bridge", func() bool {
 		return converged(t, rest, bridges, doc, rev)
 	})
 	t.Logf("failover after a crash converged in %s (TTL %s)", time.Since(crashed).Round(time.Millisecond), ttl)
@@ -330,7 +330,7 @@ func TestClusterOnOVS(t *testing.T) {
 	}
 	fl, _ := DefaultCompile(doc, bridges[0].DPID, time.Now())
 	other.ctrl.SetDesired(controller.Desired{DPID: bridges[0].DPID, Revision: rev, Flows: fl[:1], Master: true, Generation: oldGen})
-	eventually(t, 30*time.Second, "stale generation refused by the switch", func() bool {
+	testenv.Eventually(t, 30*time.Second, "stale generation refused by the switch", func() bool {
 		return other.sawEvent(controller.EventLostMastership, bridges[0].DPID)
 	})
 	if after := bridges[0].OwnedFlows(t); after != before {
@@ -349,7 +349,7 @@ func TestPhaseBoundaryOnOVS(t *testing.T) {
 	boundary := time.Now().Add(4 * time.Second).Truncate(time.Second).Add(time.Second)
 	doc := policyDoc(boundary, b)
 	rev := putDoc(t, n.store, doc)
-	eventually(t, 30*time.Second, "initial flows", func() bool {
+	testenv.Eventually(t, 30*time.Second, "initial flows", func() bool {
 		rep, ok := ControllerSwitches(n.ctrl).Report(b.DPID)
 		return ok && rep.AppliedRevision >= rev
 	})
@@ -358,7 +358,7 @@ func TestPhaseBoundaryOnOVS(t *testing.T) {
 			t.Errorf("before the boundary SMTP to a non-mobile destination is dropped")
 		}
 	}
-	eventually(t, 30*time.Second, "block-all phase enforced after the boundary", func() bool {
+	testenv.Eventually(t, 30*time.Second, "block-all phase enforced after the boundary", func() bool {
 		return time.Now().After(boundary) && b.Trace(t, smtpFrom("10.1.2.3", "203.0.113.9")) == "drop"
 	})
 	if got := b.Trace(t, smtpFrom("10.1.2.3", "192.0.2.25")); got == "drop" {
@@ -381,7 +381,7 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 	bridges := newBridges(t, 3, nodes)
 	doc := policyDoc(time.Time{}, bridges...)
 	rev := putDoc(t, nodes[0].store, doc)
-	eventually(t, 60*time.Second, "converged", func() bool { return converged(t, nodes, bridges, doc, rev) })
+	testenv.Eventually(t, 60*time.Second, "converged", func() bool { return converged(t, nodes, bridges, doc, rev) })
 
 	snapshot := func() map[string]string {
 		m := map[string]string{}
@@ -404,7 +404,7 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 	// One member down: no effect.
 	ec.StopMember(0)
 	time.Sleep(ttl + time.Second) // give a wrong reaction the time to happen
-	eventually(t, 30*time.Second, "ready with one member down", func() bool {
+	testenv.Eventually(t, 30*time.Second, "ready with one member down", func() bool {
 		for _, n := range nodes {
 			if n.replica.Ready() != nil {
 				return false
@@ -421,7 +421,7 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 
 	// Quorum lost: flows stay, readiness degrades.
 	ec.StopMember(1)
-	eventually(t, 30*time.Second, "every replica not ready", func() bool {
+	testenv.Eventually(t, 30*time.Second, "every replica not ready", func() bool {
 		for _, n := range nodes {
 			if n.replica.Ready() == nil {
 				return false
@@ -444,11 +444,11 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 	ec.StartMember(0)
 	ec.StartMember(1)
 	ec.WaitServing(60 * time.Second)
-	eventually(t, 60*time.Second, "masters again after recovery", func() bool { return converged(t, nodes, bridges, doc, rev) })
+	testenv.Eventually(t, 60*time.Second, "masters again after recovery", func() bool { return converged(t, nodes, bridges, doc, rev) })
 	doc2 := doc.Clone()
 	doc2.Pools = append(doc2.Pools, topology.Pool{Name: "osaka-dyn", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
 	rev2 := putDoc(t, nodes[1].store, doc2)
-	eventually(t, 60*time.Second, "new document applied after recovery", func() bool {
+	testenv.Eventually(t, 60*time.Second, "new document applied after recovery", func() bool {
 		return converged(t, nodes, bridges, doc2, rev2)
 	})
 	if got := bridges[0].Trace(t, smtpFrom("10.2.0.9", "198.51.100.7")); got != "drop" {

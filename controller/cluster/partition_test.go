@@ -70,7 +70,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	if kv, err := etcd.Client.Get(context.Background(), store.DefaultPrefix+documentKey); err != nil || len(kv.Kvs) != 1 || kv.Kvs[0].ModRevision != rev {
 		t.Fatalf("%s%s is not the store's commit record at revision %d: %v %v", store.DefaultPrefix, documentKey, rev, kv, err)
 	}
-	eventually(t, 60*time.Second, "all bridges enforced by one master each", func() bool {
+	testenv.Eventually(t, 60*time.Second, "all bridges enforced by one master each", func() bool {
 		return converged(t, nodes, bridges, doc, rev)
 	})
 
@@ -100,7 +100,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	proxies[victim.id].SetMode(mode)
 
 	var newMaster *node
-	eventually(t, ttl+30*time.Second, "a surviving replica masters and reconciles bridge 0", func() bool {
+	testenv.Eventually(t, ttl+30*time.Second, "a surviving replica masters and reconciles bridge 0", func() bool {
 		id := masterOf(t, rest, b0.DPID)
 		for _, n := range rest {
 			if n.id == id {
@@ -123,17 +123,17 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 			t.Errorf("takeover reconcile of %s sent %d flow-mods; the flows were already right", b0.DPID, e.Changes)
 		}
 	}
-	eventually(t, ttl+30*time.Second, "every bridge of the victim taken over", func() bool {
+	testenv.Eventually(t, ttl+30*time.Second, "every bridge of the victim taken over", func() bool {
 		return converged(t, rest, bridges, doc, rev)
 	})
 
 	// The victim notices it cannot renew its lease and steps down; the
 	// switch agrees: OVS lists its connection as slave and the new master's
 	// as master.
-	eventually(t, ttl+30*time.Second, "partitioned replica stepped down and not ready", func() bool {
+	testenv.Eventually(t, ttl+30*time.Second, "partitioned replica stepped down and not ready", func() bool {
 		return len(victim.replica.Masters()) == 0 && victim.replica.Ready() != nil
 	})
-	eventually(t, 30*time.Second, "OVS: victim slave, new master master on bridge 0", func() bool {
+	testenv.Eventually(t, 30*time.Second, "OVS: victim slave, new master master on bridge 0", func() bool {
 		roles := ovsRoles(t, b0)
 		return roles[strings.TrimPrefix(victim.addr, "tcp:")] == "slave" &&
 			roles[strings.TrimPrefix(newMaster.addr, "tcp:")] == "master"
@@ -151,7 +151,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	doc2 := doc.Clone()
 	doc2.Pools = append(doc2.Pools, topology.Pool{Name: "osaka-dyn", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
 	rev2 := putDoc(t, writer, doc2)
-	eventually(t, 30*time.Second, "new policy applied by the surviving masters", func() bool {
+	testenv.Eventually(t, 30*time.Second, "new policy applied by the surviving masters", func() bool {
 		return converged(t, rest, bridges, doc2, rev2)
 	})
 	newPool := smtpFrom("10.2.0.9", "198.51.100.7")
@@ -172,7 +172,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 		t.Fatal(err)
 	}
 	victim.ctrl.SetDesired(controller.Desired{DPID: b0.DPID, Revision: rev, Flows: oldFlows, Master: true, Generation: oldGen})
-	eventually(t, 30*time.Second, "the old master's stale MASTER request refused by the switch", func() bool {
+	testenv.Eventually(t, 30*time.Second, "the old master's stale MASTER request refused by the switch", func() bool {
 		return victim.sawEventAfter(controller.EventLostMastership, b0.DPID, stale)
 	})
 	for _, e := range victim.eventsAfter(controller.EventLostMastership, b0.DPID, stale) {
@@ -196,10 +196,10 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	healed := time.Now()
 	g.healed(victim, oldGen, newGen, b0.DPID)
 	proxies[victim.id].SetMode(testenv.ProxyForward)
-	eventually(t, 60*time.Second, "victim rejoined and ready", func() bool {
+	testenv.Eventually(t, 60*time.Second, "victim rejoined and ready", func() bool {
 		return victim.replica.Ready() == nil
 	})
-	eventually(t, 60*time.Second, "masters as rendezvous hashing says, latest policy applied", func() bool {
+	testenv.Eventually(t, 60*time.Second, "masters as rendezvous hashing says, latest policy applied", func() bool {
 		for _, b := range bridges {
 			if masterOf(t, nodes, b.DPID) != Assign(b.DPID, ids) {
 				return false
@@ -211,7 +211,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	if gen, ok := victim.replica.Masters()[b0.DPID]; !ok || gen <= newGen {
 		t.Errorf("victim masters bridge 0 after healing with generation %d (held=%v); want above %d", gen, ok, newGen)
 	}
-	eventually(t, 30*time.Second, "OVS: victim master again on bridge 0", func() bool {
+	testenv.Eventually(t, 30*time.Second, "OVS: victim master again on bridge 0", func() bool {
 		return ovsRoles(t, b0)[strings.TrimPrefix(victim.addr, "tcp:")] == "master"
 	})
 	for _, e := range victim.eventsAfter(controller.EventReconciled, b0.DPID, healed) {
