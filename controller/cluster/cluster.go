@@ -598,7 +598,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 			}
 		case assignee == me:
 			cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
-			if !r.policyRejected() {
+			if !r.cfg.Policy.Rejected() {
 				// Claim only with a policy snapshot at least as new as the
 				// document in etcd. A replica back from a partition, whose
 				// watch has not caught up yet, would otherwise become master
@@ -632,14 +632,6 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 		}
 	}
 	return nil
-}
-
-// policyRejected reports whether the Policy keeps a last good snapshot while
-// etcd holds a newer document it refuses: that snapshot is then the newest
-// anyone can enforce, so it must not block a claim.
-func (r *Replica) policyRejected() bool {
-	p, ok := r.cfg.Policy.(interface{ Rejected() bool })
-	return ok && p.Rejected()
 }
 
 // readEpoch returns the cluster's epoch, creating it (now, in Unix seconds)

@@ -136,6 +136,8 @@ func (p *fakePolicy) Snapshot() (*topology.Document, int64, bool) {
 
 func (p *fakePolicy) Changed() <-chan struct{} { return p.changed }
 
+func (p *fakePolicy) Rejected() bool { return false }
+
 func (p *fakePolicy) set(doc *topology.Document, rev int64) {
 	p.mu.Lock()
 	p.doc, p.rev = doc, rev

@@ -50,6 +50,11 @@ type Switches interface {
 type Policy interface {
 	Snapshot() (doc *topology.Document, revision int64, loaded bool)
 	Changed() <-chan struct{}
+	// Rejected reports that etcd holds a newer document the Policy refuses
+	// (it does not decode or validate) while Snapshot keeps the last good
+	// one: that snapshot is then the newest anyone can enforce, so its age
+	// must not block a mastership claim.
+	Rejected() bool
 }
 
 // BridgeStatus mirrors store.BridgeStatus field for field.

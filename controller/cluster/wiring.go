@@ -62,8 +62,7 @@ func (p cachePolicy) Snapshot() (*topology.Document, int64, bool) {
 
 func (p cachePolicy) Changed() <-chan struct{} { return p.c.Changed() }
 
-// Rejected: etcd holds a document the cache refuses (it keeps the last good
-// one), so the snapshot is older than etcd's document revision on purpose.
+// Rejected: the cache reports a stored value it refuses (Snapshot.Err).
 func (p cachePolicy) Rejected() bool { return p.c.Current().Err != nil }
 
 // StoreRecords adapts the store: the replica registers with info.
