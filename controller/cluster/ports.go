@@ -6,8 +6,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
 )
 
 // The types in this file are the small interfaces between the cluster logic
@@ -15,15 +17,8 @@ import (
 // controller, watch cache and store (see wiring.go); tests use fakes, so the
 // mastership protocol can be exercised against a real etcd without OVS.
 
-// Desired is what one bridge should have. It mirrors controller.Desired field
-// for field, so the adapter is a plain conversion.
-type Desired struct {
-	DPID       string
-	Revision   int64
-	Flows      []flows.Flow
-	Master     bool
-	Generation uint64
-}
+// Desired is what one bridge should have: the controller's own type.
+type Desired = controller.Desired
 
 // SwitchReport is what the local controller knows about one bridge, used for
 // the status record a master writes.
@@ -57,17 +52,8 @@ type Policy interface {
 	Rejected() bool
 }
 
-// BridgeStatus mirrors store.BridgeStatus field for field.
-type BridgeStatus struct {
-	DPID            string
-	Connected       bool
-	Master          string
-	AppliedRevision int64
-	Flows           int
-	LastError       string
-	LastReconcile   time.Time
-	Registered      bool
-}
+// BridgeStatus is the status record a master publishes: the store's own type.
+type BridgeStatus = store.BridgeStatus
 
 // Records publishes this replica and its bridges' status in etcd, bound to
 // the replica's lease (the store satisfies it through wiring.go).

@@ -19,7 +19,7 @@ func ControllerSwitches(c *controller.Controller) Switches { return controllerSw
 
 type controllerSwitches struct{ c *controller.Controller }
 
-func (s controllerSwitches) SetDesired(d Desired) { s.c.SetDesired(controller.Desired(d)) }
+func (s controllerSwitches) SetDesired(d Desired) { s.c.SetDesired(d) }
 func (s controllerSwitches) Forget(dpid string)   { s.c.Forget(dpid) }
 func (s controllerSwitches) Connected() []string  { return s.c.Connected() }
 
@@ -78,7 +78,7 @@ func (r storeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseI
 }
 
 func (r storeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
-	return r.s.PutBridgeStatus(ctx, store.BridgeStatus(st), lease)
+	return r.s.PutBridgeStatus(ctx, st, lease)
 }
 
 // DefaultCompile is flows.Compile with the default pipeline options.
