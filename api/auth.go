@@ -13,7 +13,7 @@ import (
 	"sync"
 )
 
-// Role is what a token may do (contract §5): read everything, or also write.
+// Role is what a token may do (docs/rest-api.md): read everything, or also write.
 type Role string
 
 // Roles of the token file.

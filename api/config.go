@@ -69,7 +69,7 @@ type Config struct {
 	// Metrics defaults to NewMetrics(nil); pass the same value whose
 	// ObserveEvent is wired to controller.Config.Events.
 	Metrics *Metrics
-	// Now is the clock used to compile desired flows (phases, contract §3);
+	// Now is the clock used to compile desired flows (phases, docs/semantics.md);
 	// defaults to time.Now.
 	Now func() time.Time
 	// HTTPClient forwards flow dumps to the master replica's API; defaults

@@ -124,7 +124,7 @@ func TestDryRunStoresNothing(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Switches = sw })
 	rev := e.putExample()
 	// A bridge connected here but not in the document is enforced with pop
-	// "" (contract §3), so the dry run shows its diff too.
+	// "" (docs/semantics.md, phases), so the dry run shows its diff too.
 	sw.status = append(sw.status, statusOf("00000000000000aa", true, "master", rev))
 
 	changed := strings.Replace(contractExample(t), "10.1.0.0/16", "10.2.0.0/16", 1)

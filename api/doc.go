@@ -1,4 +1,4 @@
-// Package api is op25b's REST interface (contract §5): the NOC reads and
+// Package api is op25b's REST interface (docs/rest-api.md): the NOC reads and
 // writes the policy document, watches rollout status, inspects a bridge's
 // flows, reads the audit log, and Prometheus scrapes /metrics.
 //

@@ -19,7 +19,7 @@ type documentResponse struct {
 	*topology.Document
 }
 
-// writeResponse is what every successful write returns (contract §5).
+// writeResponse is what every successful write returns (docs/rest-api.md).
 type writeResponse struct {
 	Revision int64 `json:"revision"`
 }
@@ -145,7 +145,7 @@ func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topolog
 	at := s.cfg.Now()
 	resp := DryRunResponse{DryRun: true, Revision: rev, ComparedWith: "desired", At: at, Items: diffItems(current, doc)}
 	// A bridge's flows depend on the document only through its pop
-	// (contract §3: phases are scoped by pop; an unregistered bridge is
+	// (docs/semantics.md, phases: phases are scoped by pop; an unregistered bridge is
 	// enforced with pop ""), so bridges sharing a pop before and after
 	// share one diff: 100 bridges in a few pops cost a few compiles.
 	type popPair struct{ before, after string }

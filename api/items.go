@@ -13,7 +13,7 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// itemAccess describes one collection of the document (contract §5
+// itemAccess describes one collection of the document (docs/rest-api.md
 // "/v1/{pools,relays,destinations,services,bridges}/{name-or-dpid}").
 type itemAccess[T any] struct {
 	kind  string // collection name, as in the document and in References

@@ -21,7 +21,7 @@ type server struct {
 // which serve turns into the contract's error body.
 type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
-// New builds the API handler: every route of contract §5 plus /metrics,
+// New builds the API handler: every route of docs/rest-api.md plus /metrics,
 // /healthz, /readyz and /v1/openapi.yaml.
 func New(cfg Config) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {

@@ -19,7 +19,7 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// StatusResponse is GET /v1/status (contract §5). A change is in the
+// StatusResponse is GET /v1/status (docs/rest-api.md). A change is in the
 // switches when every connected bridge has AppliedRevision >= Revision.
 type StatusResponse struct {
 	Revision int64               `json:"revision"`
@@ -33,7 +33,7 @@ type StatusResponse struct {
 
 // BridgeView merges a bridge of the document with its status record.
 // Bridges connected but not in the document are listed with
-// Registered=false (enforced with pop "", contract §3).
+// Registered=false (enforced with pop "", docs/semantics.md, phases).
 type BridgeView struct {
 	DPID            string     `json:"dpid"`
 	Name            string     `json:"name"`

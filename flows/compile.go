@@ -14,7 +14,7 @@ import (
 // prefix length, so OpenFlow's "highest priority wins" is longest-prefix
 // match; an IPv4 and an IPv6 pool of equal length share a priority but never
 // overlap because their eth_type differs. In the destination table relays
-// beat blocked destinations, which beat the service default (contract §1
+// beat blocked destinations, which beat the service default (docs/semantics.md
 // steps 4 and 5 in that order).
 const (
 	prioCatchAll       uint16 = 0

@@ -48,7 +48,7 @@ func (v Verdict) String() string {
 	return "unknown"
 }
 
-// Evaluate is the reference reading of contract §1 for a packet entering a
+// Evaluate is the reference reading of docs/semantics.md for a packet entering a
 // bridge in pop at time at. It is deliberately plain (loops over the
 // document, no tries, no knowledge of Compile's tables) so that the property
 // tests compare two independent implementations.

@@ -62,7 +62,7 @@ func ovsVerdict(t *testing.T, br testenv.Bridge, p Packet) Verdict {
 
 // TestOVSContractCases loads the compiled contract example into a real OVS
 // for each rollout stage and compares ofproto/trace with Evaluate for every
-// case of contract §1, IPv4 and IPv6.
+// case of docs/semantics.md, IPv4 and IPv6.
 func TestOVSContractCases(t *testing.T) {
 	br := ovsBridge(t)
 	doc := contractDoc(t)

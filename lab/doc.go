@@ -1,6 +1,6 @@
 // Package lab is op25b's Mininet lab: a model PoP with two subscriber-facing
 // OVS bridges, real SMTP servers (aiosmtpd) and clients (swaks), and the
-// reachability matrix of contract §1 (see README.md). The lab itself is
+// reachability matrix of docs/semantics.md (see README.md). The lab itself is
 // Python (lab.py, run by run.sh); this Go package only holds its tests:
 // the lab's expectations are checked against flows.Evaluate and the
 // compiled flows without root, and the whole lab runs under CI.

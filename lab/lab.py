@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """op25b Mininet lab: a PoP with two subscriber-facing OVS bridges, real SMTP
-servers, and the reachability matrix of contract §1.
+servers, and the reachability matrix of docs/semantics.md.
 
 Topology (every OVS bridge userspace/netdev; see platform-notes):
 
@@ -101,7 +101,7 @@ def log(msg):
 
 
 # --------------------------------------------------------------------------
-# Expected verdicts: contract §1 and §3, written plainly from the text.
+# Expected verdicts: docs/semantics.md, written plainly from the text.
 # --------------------------------------------------------------------------
 
 def parse_time(s):
@@ -709,7 +709,7 @@ def test_drift(net, records, doc, suite, audit_seconds):
 
 
 def test_bad_input(net, records, doc, suite, cp, tmp):
-    """A document that fails validation changes nothing (contract §2)."""
+    """A document that fails validation changes nothing (docs/policy-document.md)."""
     bad = json.loads(json.dumps(doc))
     bad["pools"][0]["prefix"] = "10.1.0.1/16"  # host bits set
     path = os.path.join(tmp, "bad-policy.json")
@@ -740,7 +740,7 @@ def service(doc, name):
 
 def test_phase_boundary(net, records, doc, suite, cp, tmp, lead=40):
     """A per-PoP phase `lead` seconds ahead flips osaka-1 by itself (no API
-    call at the boundary) and leaves tokyo-1 alone (contract §3)."""
+    call at the boundary) and leaves tokyo-1 alone (docs/semantics.md, phases)."""
     boundary = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0) + datetime.timedelta(seconds=lead)
     phased, path = write_variant(doc, tmp, "phased-policy.json", lambda d: service(d, "lite")["phases"].append(
         {"from": boundary.isoformat().replace("+00:00", "Z"), "block": "all", "relays": True, "pops": ["osaka-1"]}))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make demo: one op25bd on its embedded etcd enforcing examples/policy.json on a
-# real netdev bridge; prints what OVS itself decides for each case of contract §1
+# real netdev bridge; prints what OVS itself decides for each case of docs/semantics.md
 # (ovs-appctl ofproto/trace), then the installed flows, then stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,7 +47,7 @@ done
 "${CTL[@]}" status --wait-revision "$rev" --timeout 30s
 
 echo
-echo "== verdicts from OVS itself (ovs-appctl ofproto/trace), contract §1"
+echo "== verdicts from OVS itself (ovs-appctl ofproto/trace), docs/semantics.md"
 printf '%-34s %-20s %-6s %-8s %-8s\n' SOURCE DESTINATION PORT EXPECTED OBSERVED
 check() { # src dst port expected
 	local fam=tcp srcf=nw_src dstf=nw_dst

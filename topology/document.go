@@ -7,16 +7,16 @@
 // sees a Document that passed Validate.
 package topology
 
-// Pool kinds (contract §1, §2).
+// Pool kinds (docs/semantics.md, docs/policy-document.md).
 const (
 	KindDynamic = "dynamic"
 	KindStatic  = "static"
 )
 
-// DefaultPorts is used when a document has no "ports" (contract §1).
+// DefaultPorts is used when a document has no "ports" (docs/semantics.md).
 var DefaultPorts = []int{25}
 
-// Document is the whole desired state (contract §2). Prefixes stay strings
+// Document is the whole desired state (docs/policy-document.md). Prefixes stay strings
 // so that a document round-trips byte-for-byte through the API and etcd;
 // Validate proves they parse canonically, after which downstream code may
 // use netip.MustParsePrefix on them.
@@ -58,7 +58,7 @@ type Service struct {
 	Phases []Phase `json:"phases" yaml:"phases"`
 }
 
-// Phase is one step of a rollout (contract §3).
+// Phase is one step of a rollout (docs/semantics.md, phases).
 type Phase struct {
 	// From is RFC 3339; empty means "since the beginning of time".
 	From  string `json:"from,omitempty" yaml:"from,omitempty"`

@@ -9,7 +9,7 @@ import (
 )
 
 // Item kinds: the collections of a document that the REST API exposes one
-// item at a time (contract §5, /v1/{kind}/{name-or-dpid}).
+// item at a time (docs/rest-api.md, /v1/{kind}/{name-or-dpid}).
 const (
 	ItemPools        = "pools"
 	ItemRelays       = "relays"
@@ -95,7 +95,7 @@ func (d *Document) References(kind, name string) []string {
 
 // itemIndex returns the position of the item named `key`, or -1. Bridges are
 // addressed by dpid (any case) or, when key is not a dpid, by name
-// (contract §5: /v1/bridges/{name-or-dpid}).
+// (docs/rest-api.md: /v1/bridges/{name-or-dpid}).
 func (d *Document) itemIndex(kind, key string) (int, error) {
 	match := func(n int, name func(int) string) int {
 		for i := 0; i < n; i++ {

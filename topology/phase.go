@@ -6,7 +6,7 @@ import (
 )
 
 // EffectivePorts returns the SMTP ports of the document: its "ports", or
-// DefaultPorts when there are none (contract §1). The result may be the
+// DefaultPorts when there are none (docs/semantics.md). The result may be the
 // document's own slice; callers must not modify it.
 func (d *Document) EffectivePorts() []int {
 	if d == nil || len(d.Ports) == 0 {
@@ -17,7 +17,7 @@ func (d *Document) EffectivePorts() []int {
 
 // BridgePop returns the pop of the bridge with this datapath id (compared
 // case-insensitively) and whether the bridge is registered in "bridges". An
-// unregistered bridge is still enforced, with pop "" (contract §3): only
+// unregistered bridge is still enforced, with pop "" (docs/semantics.md, phases): only
 // phases without "pops" apply to it.
 func (d *Document) BridgePop(dpid string) (pop string, registered bool) {
 	if d == nil {
@@ -45,7 +45,7 @@ func (d *Document) Service(name string) (Service, bool) {
 	return Service{}, false
 }
 
-// ActivePhase implements contract §3 for one service, at a bridge in `pop`,
+// ActivePhase implements the phase rule of docs/semantics.md for one service, at a bridge in `pop`,
 // at instant `at`: a phase applies when its "from" is absent or not after
 // `at` (a phase starting exactly at `at` is already active) and its "pops"
 // is absent or contains `pop`; of the phases that apply, the one with the
@@ -104,7 +104,7 @@ func appliesToPop(pops []string, pop string) bool {
 // NextChange returns the earliest phase start strictly after `at`, across
 // all services and pops: the next instant at which the active phase of some
 // bridge may change, so the controller can arm a timer and re-evaluate by
-// itself (contract §3). False when no phase starts after `at`. The instant
+// itself (docs/semantics.md, phases). False when no phase starts after `at`. The instant
 // may be centuries away (RFC 3339 allows year 9999); callers arming a timer
 // must cope with durations beyond time.Duration's ~292 years.
 func (d *Document) NextChange(at time.Time) (time.Time, bool) {

@@ -61,7 +61,7 @@ func (e *ValidationError) Error() string {
 	return "invalid document: " + strings.Join(parts, "; ")
 }
 
-// Validate checks every rule of contract §2 and §3 (see the package README
+// Validate checks every rule of docs/policy-document.md and docs/semantics.md (see the package README
 // for the full list) and returns nil or a *ValidationError listing every
 // problem with its JSON path. It is pure, never panics, and runs in
 // O(n log n) of the document size (maps and sorts, no pairwise loops).
@@ -418,7 +418,7 @@ type phaseRun struct {
 
 // conflict returns an earlier phase of the run that also covers one of
 // pops (all pops when empty), and the pop they share ("" when one of the two
-// covers every pop). Contract §3 picks the phase with the latest "from";
+// covers every pop). The phase rule (docs/semantics.md) picks the phase with the latest "from";
 // with two at the same instant for one bridge there is no answer.
 func (r *phaseRun) conflict(j int, pops []string) (int, string, bool) {
 	switch {
@@ -554,7 +554,7 @@ func (v *validator) bridges(bridges []Bridge) {
 		}
 		v.name(at("bridges", i, "name"), "bridge", b.Name, names)
 		// An empty pop is allowed: such a bridge, like an unregistered
-		// one, only gets phases without "pops" (contract §3).
+		// one, only gets phases without "pops" (docs/semantics.md, phases).
 		if b.Pop != "" {
 			if p := nameProblem(b.Pop); p != "" {
 				v.add(field("pop"), "pop %s", p)

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// validDoc is the contract's example document (contract §2) built in Go, so
+// validDoc is the contract's example document (docs/policy-document.md) built in Go, so
 // each case below changes one thing in a document that is otherwise valid.
 func validDoc() *Document {
 	return &Document{

@@ -118,7 +118,7 @@ func (g *globals) parseInterleaved(fs *flag.FlagSet, args []string) ([]string, e
 
 func (g *globals) jsonOutput() bool { return g.output == "json" }
 
-// apiError is the API's error body (contract §5).
+// apiError is the API's error body (docs/rest-api.md).
 type apiError struct {
 	Status  int    `json:"-"`
 	Code    string `json:"code"`

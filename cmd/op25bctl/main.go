@@ -1,5 +1,5 @@
 // Command op25bctl is the operator's client for op25bd's REST API
-// (contract §4): apply and diff policy documents, watch a rollout reach
+// (docs/operations.md): apply and diff policy documents, watch a rollout reach
 // the switches, inspect a bridge's flows and read the audit log.
 //
 // Output is a human table by default and the API's JSON with -o json.

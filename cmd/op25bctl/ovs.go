@@ -11,7 +11,7 @@ import (
 	"github.com/op25b/op25b/internal/ovsattach"
 )
 
-// runOVS is contract §4's `ovs attach BRIDGE --controllers ...` and
+// runOVS is `ovs attach BRIDGE --controllers ...` and
 // `ovs detach BRIDGE`, run on a PoP's OVS host against the local
 // ovsdb-server (not through the API).
 func runOVS(g *globals, args []string) error {

@@ -39,7 +39,7 @@ func runStatus(g *globals, args []string) error {
 			if lagging := laggingBridges(st, *wait); len(lagging) == 0 && st.Revision >= *wait {
 				printStatus(g, st, raw)
 				if !anyConnected(st) {
-					// Contract §5 asks only connected bridges; say so
+					// The API promises this for connected bridges only; say so
 					// rather than let a script believe a switch confirmed it.
 					fmt.Fprintf(g.stderr, "note: no bridge is connected; revision %d is stored but no switch confirmed it\n", *wait)
 				}
@@ -67,8 +67,8 @@ func fetchStatus(g *globals) (*api.StatusResponse, []byte, error) {
 	return &st, raw, nil
 }
 
-// laggingBridges lists the connected bridges below revision rev (contract
-// §5: applied_revision >= revision on every connected bridge means the
+// laggingBridges lists the connected bridges below revision rev (docs/rest-api.md:
+// applied_revision >= revision on every connected bridge means the
 // change is in the switches).
 func laggingBridges(st *api.StatusResponse, rev int64) []string {
 	var out []string

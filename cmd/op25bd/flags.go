@@ -18,7 +18,7 @@ import (
 	"github.com/op25b/op25b/internal/tlsconfig"
 )
 
-// options are op25bd's settings (contract §4).
+// options are op25bd's settings (docs/operations.md).
 type options struct {
 	OpenFlowListen string
 	APIListen      string
@@ -68,7 +68,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	// Parse errors are returned as one line; only --help prints usage.
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&o.OpenFlowListen, "openflow-listen", ":6653", "`address` where switches connect (OpenFlow 1.3 over TCP); one replica's target in each bridge's controller list")
-	fs.StringVar(&o.APIListen, "api-listen", "127.0.0.1:8080", "`address` of the REST API (contract §5); without --api-token-file only loopback is served")
+	fs.StringVar(&o.APIListen, "api-listen", "127.0.0.1:8080", "`address` of the REST API; without --api-token-file only loopback is served")
 	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client `URLs`; empty starts an embedded single-node etcd in --data-dir. Replicas sharing endpoints form one cluster")
 	fs.StringVar(&o.DataDir, "data-dir", "./op25b-data", "`directory` of the embedded etcd (unused with --etcd-endpoints)")
 	fs.StringVar(&o.NodeID, "node-id", host, "this replica's `id`, unique in the cluster (shown as master in status)")

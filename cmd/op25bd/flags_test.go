@@ -20,7 +20,7 @@ func TestParseFlags(t *testing.T) {
 		check   func(t *testing.T, o options)
 		wantErr string // substring; "" = success
 	}{
-		{name: "defaults (contract §4)", check: func(t *testing.T, o options) {
+		{name: "defaults (docs/operations.md)", check: func(t *testing.T, o options) {
 			if o.OpenFlowListen != ":6653" || o.APIListen != "127.0.0.1:8080" || o.DataDir != "./op25b-data" ||
 				len(o.EtcdEndpoints) != 0 || o.AuditInterval != 30*time.Second || o.LogLevel != slog.LevelInfo ||
 				o.LeaseTTL != 10*time.Second || o.APITokenFile != "" || o.NodeID == "" {

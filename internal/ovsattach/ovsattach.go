@@ -1,6 +1,6 @@
 // Package ovsattach is the switch-side half of op25b's provisioning: the code
 // behind `op25bctl ovs attach BRIDGE --controllers tcp:IP:PORT,...` and
-// `op25bctl ovs detach BRIDGE` (contract §4, §6), run on a PoP's OVS host.
+// `op25bctl ovs detach BRIDGE` (docs/operations.md), run on a PoP's OVS host.
 //
 // Attach puts a bridge in the only configuration op25b can enforce on:
 // protocols=OpenFlow13 (the controller speaks OpenFlow 1.3 only),

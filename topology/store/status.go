@@ -24,7 +24,7 @@ type BridgeStatus struct {
 	LastError       string    `json:"last_error"`
 	LastReconcile   time.Time `json:"last_reconcile"`
 	// Registered is false for a bridge that connected but is not listed
-	// in the document's bridges (contract §3).
+	// in the document's bridges (docs/semantics.md, phases).
 	Registered bool `json:"registered"`
 }
 
