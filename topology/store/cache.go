@@ -34,9 +34,11 @@ type Snapshot struct {
 type Cache struct {
 	store *Store
 	log   *slog.Logger
-	// probeInterval: how often Run checks that etcd still answers (a
-	// watch stays silent, not failed, while all endpoints are down).
+	// probeInterval: how often Run checks that etcd still answers.
 	probeInterval time.Duration
+	// beforeWatch, when set (tests only), runs just before follow opens its
+	// watch, so a test can take etcd away at exactly that moment.
+	beforeWatch func()
 
 	mu      sync.Mutex
 	snap    Snapshot
@@ -115,7 +117,18 @@ func (c *Cache) notifyLocked() {
 // Run fills the cache and follows etcd until ctx is done. Watch loss and
 // compaction lead to a fresh read and a new watch; etcd outages are
 // retried with backoff while the last good snapshot stays current.
+//
+// The etcd probe runs in its own goroutine, owned and awaited by Run:
+// clientv3's Watch blocks until its stream is set up, so an etcd that dies
+// while a watch is being (re)created would otherwise stall the probe too and
+// leave the cache reporting healthy for as long as etcd stays away.
 func (c *Cache) Run(ctx context.Context) error {
+	probeDone := make(chan struct{})
+	go func() {
+		defer close(probeDone)
+		c.probeLoop(ctx)
+	}()
+	defer func() { <-probeDone }()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		if err := c.reload(ctx); err != nil {
@@ -136,6 +149,29 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// probeLoop checks every probeInterval that etcd still answers: a watch
+// stays silent, not failed, while all endpoints are down.
+func (c *Cache) probeLoop(ctx context.Context) {
+	tick := time.NewTicker(c.probeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := c.probe(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			c.setEtcdErr(err)
+			c.log.Warn("etcd probe failed", "error", err)
+			continue
+		}
+		c.setEtcdErr(nil)
+	}
 }
 
 // reload reads the whole document and publishes it if it is usable.
@@ -194,9 +230,10 @@ func (c *Cache) follow(ctx context.Context) error {
 	c.mu.Unlock()
 	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
 	defer cancel()
+	if c.beforeWatch != nil {
+		c.beforeWatch()
+	}
 	wch := c.store.cli.Watch(wctx, c.store.configPrefix(), clientv3.WithPrefix(), clientv3.WithRev(from))
-	probe := time.NewTicker(c.probeInterval)
-	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -222,13 +259,6 @@ func (c *Cache) follow(ctx context.Context) error {
 					return err
 				}
 			}
-		case <-probe.C:
-			if err := c.probe(ctx); err != nil {
-				c.setEtcdErr(err)
-				c.log.Warn("etcd probe failed", "error", err)
-				continue
-			}
-			c.setEtcdErr(nil)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,6 +230,41 @@ func TestCacheInvalidAtStartIsNotLoaded(t *testing.T) {
 	}
 	if c.Healthy() == nil {
 		t.Fatal("Healthy without any good document")
+	}
+}
+
+// TestCacheUnhealthyWhenEtcdDiesWhileWatchIsOpened: clientv3's Watch
+// blocks until its stream is set up, so an etcd lost between a read and the
+// next watch used to stall the probe with it, and the cache (/readyz)
+// reported healthy for as long as etcd stayed away. Found as a flaky
+// TestCacheResumesAfterCompaction on a fresh CI machine.
+func TestCacheUnhealthyWhenEtcdDiesWhileWatchIsOpened(t *testing.T) {
+	cl := testenv.NewEtcdCluster(t, 1)
+	ctx := ctxT(t)
+	writer := store.New(cl.Client, "", testLogger(t))
+	r1, err := writer.Replace(ctx, sampleDoc(), store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cacheCli, err := testenv.NewEtcdClient(cl.Endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cacheCli.Close()
+	c := store.NewCache(store.New(cacheCli, "", testLogger(t)), testLogger(t))
+	c.SetProbeInterval(200 * time.Millisecond)
+	var once sync.Once
+	c.SetBeforeWatch(func() { once.Do(func() { cl.StopMember(0) }) })
+	runCache(t, c)
+	waitSnapshot(t, c, "first document", func(s store.Snapshot) bool { return s.Revision == r1 })
+	waitUnhealthy(t, c)
+	cl.StartMember(0)
+	deadline := time.Now().Add(60 * time.Second)
+	for c.Healthy() != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache still unhealthy 60 s after its etcd came back: %v", c.Healthy())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

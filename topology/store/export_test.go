@@ -9,6 +9,9 @@ import (
 // SetProbeInterval lets tests see an etcd outage in the cache sooner.
 func (c *Cache) SetProbeInterval(d time.Duration) { c.probeInterval = d }
 
+// SetBeforeWatch runs f each time the cache is about to open its watch.
+func (c *Cache) SetBeforeWatch(f func()) { c.beforeWatch = f }
+
 // CurrentKey exposes the commit record's key so tests can corrupt the
 // stored document by hand, like an operator with etcdctl would.
 func (s *Store) CurrentKey() string { return s.currentKey() }
