@@ -13,6 +13,7 @@ import (
 
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/internal/buildinfo"
 )
 
 // Metrics is op25b's Prometheus instrumentation. Event-driven metrics
@@ -60,7 +61,17 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Help: "REST API requests by method, route template and HTTP status code.",
 		}, []string{"method", "route", "code"}),
 	}
-	reg.MustRegister(m.reconcileDuration, m.reconcileChanges, m.switchEvents, m.apiRequests)
+	// The usual Prometheus idiom: a constant 1 whose labels say what runs,
+	// so a dashboard can show which replica still runs the old version
+	// during a rolling upgrade.
+	bi := buildinfo.Read()
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "op25b_build_info",
+		Help:        "Always 1; the labels are the version (git describe), commit and Go version of this binary.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
+	})
+	buildInfo.Set(1)
+	reg.MustRegister(m.reconcileDuration, m.reconcileChanges, m.switchEvents, m.apiRequests, buildInfo)
 	return m
 }
 

@@ -2,7 +2,9 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/internal/buildinfo"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -75,8 +78,58 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("metrics lack %q", w)
 		}
 	}
+	bi := buildinfo.Read()
+	if w := fmt.Sprintf(`op25b_build_info{commit=%q,goversion=%q,version=%q} 1`, bi.Commit, bi.GoVersion, bi.Version); !strings.Contains(text, w) {
+		t.Errorf("metrics lack %s", w)
+	}
 	if t.Failed() {
 		t.Log(text)
+	}
+}
+
+// The --metrics-listen handler serves probes and metrics without a token
+// and nothing else, whatever the token.
+func TestMetricsOnly(t *testing.T) {
+	tokens, err := LoadTokenFile(writeTokenFile(t, "noc secret write\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) {
+		c.Tokens = tokens
+		c.Cache = &fakeDocs{snap: store.Snapshot{Loaded: true, Revision: 7}}
+	})
+	h, err := NewMetricsOnly(e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string, headers ...string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(http.MethodGet, path, nil)
+		for _, hd := range headers {
+			name, value, _ := strings.Cut(hd, ":")
+			req.Header.Set(name, strings.TrimSpace(value))
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, path := range []string{"/metrics", "/healthz", "/readyz"} {
+		if rec := get(path); rec.Code != http.StatusOK {
+			t.Errorf("GET %s without token: %d %s", path, rec.Code, rec.Body)
+		}
+	}
+	if rec := get("/metrics"); !strings.Contains(rec.Body.String(), "op25b_build_info{") {
+		t.Errorf("/metrics lacks op25b_build_info")
+	}
+	for _, path := range []string{"/v1/status", "/v1/config", "/v1/audit", "/v1/openapi.yaml", "/"} {
+		for _, auth := range []string{"", "Authorization: Bearer secret"} {
+			if rec := get(path, auth); rec.Code != http.StatusNotFound {
+				t.Errorf("GET %s (%q) on the metrics listener: %d, want 404", path, auth, rec.Code)
+			}
+		}
+	}
+	// The main API still wants its token.
+	if rec := e.do(http.MethodGet, "/v1/status", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("API /v1/status without token: %d, want 401", rec.Code)
 	}
 }
 

@@ -28,12 +28,31 @@ func New(cfg Config) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, router: mux.NewRouter()}
+	s.probeRoutes()
 	s.routes()
 	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	return s, nil
 }
 
-func (s *server) routes() {
+// NewMetricsOnly builds the handler of op25bd's second listener
+// (--metrics-listen): /metrics, /healthz and /readyz, without tokens, so a
+// Prometheus on another host can scrape a replica whose API is on loopback
+// or needs tokens and client certificates. Every other path is 404: none
+// of the document, status or audit log is served there. cfg is New's
+// (pass the same Metrics); its Tokens are not used.
+func NewMetricsOnly(cfg Config) (http.Handler, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	cfg.Tokens = nil
+	s := &server{cfg: cfg, router: mux.NewRouter()}
+	s.probeRoutes()
+	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	return s, nil
+}
+
+// probeRoutes are the routes without authentication: probes and metrics.
+func (s *server) probeRoutes() {
 	r := s.router
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		writeError(w, req, s.cfg.Logger, newError(http.StatusNotFound, CodeNotFound, "", "no such route: "+req.URL.Path))
@@ -46,7 +65,10 @@ func (s *server) routes() {
 	r.Handle("/healthz", s.serve(s.healthz)).Methods(http.MethodGet)
 	r.Handle("/readyz", s.serve(s.readyz)).Methods(http.MethodGet)
 	r.Handle("/metrics", s.cfg.Metrics.handler()).Methods(http.MethodGet)
+}
 
+func (s *server) routes() {
+	r := s.router
 	r.Handle("/v1/openapi.yaml", s.serve(s.openAPI)).Methods(http.MethodGet)
 	r.Handle("/v1/config", s.serve(s.getConfig)).Methods(http.MethodGet)
 	r.Handle("/v1/config", s.serve(s.putConfig)).Methods(http.MethodPut)
