@@ -9,9 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -20,12 +17,49 @@ import (
 	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
+	"github.com/op25b/op25b/internal/buildinfo"
 	"github.com/op25b/op25b/topology/store"
 )
 
-// run is the daemon's life: start every part, wait for ctx, stop them in
-// the order that never opens a hole.
-func run(ctx context.Context, o options, logger *slog.Logger) error {
+// process connects run to what surrounds the daemon.
+type process struct {
+	// hup delivers SIGHUP: re-read the token file and the certificates.
+	// main registers it before anything else, so an early SIGHUP (systemd
+	// reload while starting) cannot kill the process.
+	hup <-chan os.Signal
+	// notify reports state to systemd (sd_notify "READY=1", "STOPPING=1",
+	// "STATUS=..."); a no-op outside a Type=notify unit.
+	notify func(state string)
+}
+
+// Stages of the stop (supervisor): leave the cluster first, while etcd and
+// the switch sessions are still there, so another replica takes over at
+// once; then stop serving the API; then close the switch sessions (flows
+// stay: fail-mode secure); then the document cache. The etcd client and the
+// embedded etcd close last, after every stage.
+const (
+	stageCluster = iota
+	stageAPI
+	stageSwitches
+	stageCache
+	stages
+)
+
+// run is the daemon's life: start every part under one supervisor, wait
+// for ctx or a failure, stop them in the order that never opens a hole.
+// It returns nil after a signal and the failing part's error otherwise.
+func run(ctx context.Context, o options, logger *slog.Logger, proc process) error {
+	err := runParts(ctx, o, logger, proc)
+	if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Stopped while starting (embedded etcd, first connections): a
+		// clean stop, not a failure.
+		logger.Info("op25bd stopped while starting")
+		return nil
+	}
+	return err
+}
+
+func runParts(ctx context.Context, o options, logger *slog.Logger, proc process) error {
 	// Certificates first: a bad key or CA stops the daemon before it
 	// touches etcd or a switch.
 	certs, err := loadCertificates(o)
@@ -111,28 +145,81 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		// bounded by the server's read timeouts.
 		apiServe = tls.NewListener(apiServe, certs.api.ServerConfig())
 	}
+	var metricsLn net.Listener
+	if o.MetricsListen != "" {
+		if metricsLn, err = net.Listen("tcp", o.MetricsListen); err != nil {
+			return fmt.Errorf("metrics listen %s: %w", o.MetricsListen, err)
+		}
+		defer metricsLn.Close()
+	}
 
+	bi := buildinfo.Read()
 	replica, err = cluster.New(cluster.Config{
 		NodeID: o.NodeID, Client: cli, Prefix: store.DefaultPrefix,
 		Switches: cluster.ControllerSwitches(ctrl), Policy: cluster.CachePolicy(cache),
 		Compile: cluster.CompileWith(o.Pipeline), LeaseTTL: o.LeaseTTL, Logger: logger,
 		Records: cluster.StoreRecords(st, store.ReplicaInfo{
 			ID: o.NodeID, APIAddr: apiLn.Addr().String(), OpenFlowAddr: ofLn.Addr().String(),
-			Version: version, Started: time.Now().UTC(),
+			Version: bi.Version, Started: time.Now().UTC(),
 		}),
 	})
 	if err != nil {
 		return err
 	}
-	handler, err := api.New(api.Config{
-		Store: st, Cache: readiness{cache, replica}, Cluster: st, Switches: ctrl,
+	ready := readiness{cache, replica}
+	apiCfg := api.Config{
+		Store: st, Cache: ready, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
-	})
+	}
+	handler, err := api.New(apiCfg)
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
 	}
-	httpSrv := &http.Server{
-		Handler: handler,
+	httpSrv := newHTTPServer(handler, o, logger)
+
+	sup := newSupervisor(ctx, stages, logger)
+	sup.Go(stageCache, "watch cache", cache.Run)
+	sup.Go(stageSwitches, "openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
+	sup.Go(stageCluster, "cluster", replica.Run)
+	sup.Go(stageAPI, "api", func(c context.Context) error { return serveHTTP(c, httpSrv, apiServe) })
+	if metricsLn != nil {
+		probes, err := api.NewMetricsOnly(apiCfg)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		// Few connections: a Prometheus and a load balancer or two.
+		metricsSrv := newHTTPServer(probes, o, logger)
+		sup.Go(stageAPI, "metrics listener", func(c context.Context) error {
+			return serveHTTP(c, metricsSrv, limitListener(metricsLn, 32, logger))
+		})
+	}
+	reload := certs.reloaders(tokens)
+	sup.Go(stageCluster, "reload", func(c context.Context) error { return reloadOnHUP(c, proc.hup, reload, logger) })
+	sup.Go(stageCluster, "readiness", func(c context.Context) error { return reportReadiness(c, ready.Healthy, proc.notify, logger) })
+
+	running := []any{"openflow", ofLn.Addr().String(), "api", apiLn.Addr().String(),
+		"etcd", endpoints, "openflow_tls", certs.openflow != nil, "api_tls", certs.api != nil,
+		"api_client_certs", o.APITLS.CA != "", "etcd_tls", certs.etcd != nil, "version", bi.Version}
+	if metricsLn != nil {
+		running = append(running, "metrics", metricsLn.Addr().String())
+	}
+	logger.Info("op25bd running", running...)
+
+	err = sup.Wait(func(cause error) {
+		proc.notify("STOPPING=1")
+		logger.Info("shutting down: releasing mastership, flows stay on the switches", "cause", cause)
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("op25bd stopped")
+	return nil
+}
+
+// newHTTPServer is the API's (and the metrics listener's) http.Server.
+func newHTTPServer(h http.Handler, o options, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler: h,
 		// Slow-loris bounds: headers (and the TLS handshake, which
 		// net/http bounds by the smallest of these) within
 		// --handshake-timeout, a whole request (PUT bodies up to tens of
@@ -146,62 +233,33 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
+}
 
-	// Each part has its own context so shutdown can order them. A part
-	// that fails stops the daemon (exit 1) through the same ordered path.
-	ctx, fail := context.WithCancelCause(ctx)
-	defer fail(nil)
-	var wg sync.WaitGroup
-	start := func(name string, f func(context.Context) error) context.CancelFunc {
-		c, cancel := context.WithCancel(context.Background())
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(c); err != nil {
-				fail(fmt.Errorf("%s: %w", name, err))
-			}
-		}()
-		return cancel
-	}
-	stopCache := start("watch cache", cache.Run)
-	stopCtrl := start("openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
-	replicaDone := make(chan struct{})
-	stopReplica := start("cluster", func(c context.Context) error {
-		defer close(replicaDone)
-		return replica.Run(c)
-	})
-	start("api", func(context.Context) error {
-		if err := httpSrv.Serve(apiServe); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	})
-	if reload := certs.reloaders(tokens); len(reload) > 0 {
-		stopHUP := start("reload", func(c context.Context) error { return reloadOnHUP(c, reload, logger) })
-		defer stopHUP()
-	}
-	logger.Info("op25bd running", "openflow", ofLn.Addr().String(), "api", apiLn.Addr().String(),
-		"etcd", endpoints, "openflow_tls", certs.openflow != nil, "api_tls", certs.api != nil,
-		"api_client_certs", o.APITLS.CA != "", "etcd_tls", certs.etcd != nil, "version", version)
+// apiDrain is how long requests in flight may take to finish at stop; then
+// their connections are closed. Short, so a stop stays well within
+// systemd's TimeoutStopSec: a client whose write was cut off finds the
+// document unchanged or changed (etcd writes are single transactions) and
+// retries against another replica.
+const apiDrain = 3 * time.Second
 
-	<-ctx.Done()
-	logger.Info("shutting down: releasing mastership, flows stay on the switches", "cause", context.Cause(ctx))
-	// 1. Leave the cluster first: tell the controller SLAVE and revoke the
-	//    lease while etcd is still there, so others take over at once.
-	stopReplica()
-	<-replicaDone
-	// 2. Stop serving the API, then the switches (closing an OpenFlow
-	//    session does not touch flows; fail-mode secure keeps them).
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = httpSrv.Shutdown(sctx)
-	cancel()
-	stopCtrl()
-	stopCache()
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+// serveHTTP serves ln until ctx is done, then stops accepting, lets
+// requests in flight finish for up to apiDrain and closes the rest.
+func serveHTTP(ctx context.Context, srv *http.Server, ln net.Listener) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err // never nil: Serve only returns on failure here
+	case <-ctx.Done():
+	}
+	drain, cancel := context.WithTimeout(context.Background(), apiDrain)
+	defer cancel()
+	if err := srv.Shutdown(drain); err != nil {
+		_ = srv.Close()
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	logger.Info("op25bd stopped")
 	return nil
 }
 
@@ -234,15 +292,15 @@ type reloadable struct {
 
 // reloadOnHUP re-reads every part on SIGHUP; a part that fails to load
 // keeps its previous contents (and says so), the others still reload.
-func reloadOnHUP(ctx context.Context, parts []reloadable, logger *slog.Logger) error {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHUP(ctx context.Context, hup <-chan os.Signal, parts []reloadable, logger *slog.Logger) error {
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
+			if len(parts) == 0 {
+				logger.Info("SIGHUP: nothing to reload (no token file, no certificates)")
+			}
 			for _, p := range parts {
 				if err := p.reload(); err != nil {
 					logger.Error(p.name+" reload failed; keeping the previous one", "err", err)
@@ -250,6 +308,36 @@ func reloadOnHUP(ctx context.Context, parts []reloadable, logger *slog.Logger) e
 					logger.Info(p.name+" reloaded", "part", p.name)
 				}
 			}
+		}
+	}
+}
+
+// reportReadiness tells systemd READY=1 the first time the replica is
+// ready (/readyz: document loaded, etcd answers, lease held), so that
+// `systemctl start` and a rolling restart wait for a replica that can
+// serve, and keeps systemd's STATUS= line current afterwards.
+func reportReadiness(ctx context.Context, healthy func() error, notify func(string), logger *slog.Logger) error {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	readySent, last := false, ""
+	for {
+		status := "ready"
+		if err := healthy(); err != nil {
+			status = "not ready: " + err.Error()
+		}
+		switch {
+		case status == "ready" && !readySent:
+			notify("READY=1\nSTATUS=ready")
+			logger.Info("ready")
+			readySent = true
+		case status != last:
+			notify("STATUS=" + status)
+		}
+		last = status
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
 		}
 	}
 }

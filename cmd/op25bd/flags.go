@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -22,11 +23,13 @@ import (
 type options struct {
 	OpenFlowListen string
 	APIListen      string
+	MetricsListen  string   // empty: /metrics only on the API listener
 	EtcdEndpoints  []string // empty: embedded single-node etcd in DataDir
 	DataDir        string
 	NodeID         string
 	APITokenFile   string
 	LogLevel       slog.Level
+	LogFormat      string // "text" or "json"
 	AuditInterval  time.Duration
 	LeaseTTL       time.Duration
 	// Pipeline places op25b's four tables (--first-table) and says what
@@ -45,38 +48,58 @@ type options struct {
 	APIMaxConns      int
 }
 
+// rawFlags are the flag values parseFlags converts and checks before they
+// become options.
+type rawFlags struct {
+	logLevel, logFormat string
+	etcd                string
+	firstTable          uint
+	continueTo          string
+	version             bool
+}
+
+// errVersion is parseFlags' answer to --version: the caller prints the
+// build information and exits 0.
+var errVersion = errors.New("version requested")
+
 // envName is the environment variable that also sets a flag:
 // --audit-interval → OP25B_AUDIT_INTERVAL.
 func envName(flagName string) string {
 	return "OP25B_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseFlags reads args, then fills every flag not given on the command
-// line from its OP25B_* variable (command line > environment > default).
-// It returns flag.ErrHelp for --help and a one-line error for bad values;
-// the caller exits 0 and 2 respectively.
-func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
-	host, _ := os.Hostname()
-	var (
-		o          options
-		logLevel   string
-		etcd       string
-		firstTable uint
-		continueTo string
-	)
+// usageHeader opens --help; the man page says the same at more length.
+const usageHeader = `Usage: op25bd [flags]
+
+op25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).
+Every flag can also be set with an OP25B_<FLAG> environment variable, dashes as
+underscores (e.g. OP25B_ETCD_ENDPOINTS); a flag on the command line wins.
+SIGTERM or SIGINT stops it (mastership moves to another replica at once, flows
+stay on the switches); SIGHUP re-reads the token file and the certificates.
+
+Flags:
+`
+
+// newFlagSet defines every op25bd flag on a new FlagSet bound to o and raw.
+// It is the one definition that parsing, --help, the man page and the bash
+// completion read.
+func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("op25bd", flag.ContinueOnError)
 	// Parse errors are returned as one line; only --help prints usage.
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&o.OpenFlowListen, "openflow-listen", ":6653", "`address` where switches connect (OpenFlow 1.3 over TCP); one replica's target in each bridge's controller list")
 	fs.StringVar(&o.APIListen, "api-listen", "127.0.0.1:8080", "`address` of the REST API; without --api-token-file only loopback is served")
-	fs.StringVar(&etcd, "etcd-endpoints", "", "comma-separated etcd client `URLs`; empty starts an embedded single-node etcd in --data-dir. Replicas sharing endpoints form one cluster")
+	fs.StringVar(&o.MetricsListen, "metrics-listen", "", "`address` of a second, plain-HTTP listener serving only /metrics, /healthz and /readyz, without token or client certificate (for Prometheus and load balancers). Empty: none")
+	fs.StringVar(&raw.etcd, "etcd-endpoints", "", "comma-separated etcd client `URLs`; empty starts an embedded single-node etcd in --data-dir. Replicas sharing endpoints form one cluster")
 	fs.StringVar(&o.DataDir, "data-dir", "./op25b-data", "`directory` of the embedded etcd (unused with --etcd-endpoints)")
-	fs.StringVar(&o.NodeID, "node-id", host, "this replica's `id`, unique in the cluster (shown as master in status)")
+	fs.StringVar(&o.NodeID, "node-id", "", "this replica's `id`, unique in the cluster (shown as master in status); empty: the host name")
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "`file` of API tokens, lines \"NAME TOKEN ROLE\" (ROLE read or write); re-read on SIGHUP. Empty: no authentication")
-	fs.StringVar(&logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
+	fs.StringVar(&raw.logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
+	fs.StringVar(&raw.logFormat, "log-format", "text", "`format` of the logs on stderr: text (key=value) or json (one object per line)")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
-	fs.UintVar(&firstTable, "first-table", 0, "OpenFlow `table` of op25b's classifier; op25b uses this table and the next three. Same on every replica")
-	fs.StringVar(&continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
+	fs.UintVar(&raw.firstTable, "first-table", 0, "OpenFlow `table` of op25b's classifier; op25b uses this table and the next three. Same on every replica")
+	fs.StringVar(&raw.continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
 	fs.StringVar(&o.OpenFlowTLS.Cert, "openflow-tls-cert", "", "PEM `file` of the controller's certificate for OpenFlow over TLS (switch targets ssl:HOST:PORT); with --openflow-tls-key and --openflow-tls-ca. Plain TCP is then refused. Re-read on SIGHUP")
 	fs.StringVar(&o.OpenFlowTLS.Key, "openflow-tls-key", "", "PEM `file` of the private key of --openflow-tls-cert (mode 0600 or stricter)")
@@ -90,25 +113,38 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "a new connection must finish its TLS handshake and OpenFlow HELLO/FEATURES (switches) or send its request headers (API) within this `duration`, else it is closed")
 	fs.IntVar(&o.OpenFlowMaxConns, "openflow-max-connections", controller.DefaultMaxConnections, "`n` OpenFlow connections served at once (handshaking or established); more wait in the listen backlog")
 	fs.IntVar(&o.APIMaxConns, "api-max-connections", 256, "`n` API connections served at once; more wait in the listen backlog")
-	usage := func() {
-		fs.SetOutput(output)
-		fmt.Fprintf(output, "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
-			"Every flag can also be set with an OP25B_<FLAG> environment variable, dashes as\n"+
-			"underscores (e.g. OP25B_ETCD_ENDPOINTS); a flag on the command line wins.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	fs.Usage = func() {}
+	fs.BoolVar(&raw.version, "version", false, "print the version, commit and Go version, then exit")
+	return fs
+}
+
+// parseFlags reads args, then fills every flag not given on the command
+// line from its OP25B_* variable (command line > environment > default).
+// It returns flag.ErrHelp after writing the usage to output for --help,
+// errVersion for --version, and a one-line error for bad values (naming
+// the variable when the value came from one); the caller exits 0, 0 and 2.
+func parseFlags(args []string, getenv func(string) string, output io.Writer) (options, error) {
+	var (
+		o   options
+		raw rawFlags
+	)
+	fs := newFlagSet(&o, &raw)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			usage()
+			fmt.Fprint(output, usageHeader)
+			fs.SetOutput(output)
+			fs.PrintDefaults()
 		}
 		return o, err
+	}
+	if raw.version {
+		return o, errVersion
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (op25bd takes flags only; see --help)", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	fromEnv := map[string]string{} // flag name → variable that set it
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		v := getenv(envName(f.Name))
@@ -118,48 +154,148 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		if err := fs.Set(f.Name, v); err != nil {
 			envErr = fmt.Errorf("%s=%q: invalid value for --%s: %v", envName(f.Name), v, f.Name, err)
 		}
+		fromEnv[f.Name] = envName(f.Name)
 	})
 	if envErr != nil {
 		return o, envErr
 	}
-
-	if err := o.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
-		return o, fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+	// ref names a setting in an error as the operator wrote it: the
+	// variable in /etc/default/op25bd, or the flag.
+	ref := func(name string) string {
+		if v, ok := fromEnv[name]; ok {
+			return v + " (--" + name + ")"
+		}
+		return "--" + name
 	}
-	for _, e := range strings.Split(etcd, ",") {
+
+	if err := o.LogLevel.UnmarshalText([]byte(raw.logLevel)); err != nil {
+		return o, fmt.Errorf("%s %q: want debug, info, warn or error", ref("log-level"), raw.logLevel)
+	}
+	switch raw.logFormat {
+	case "text", "json":
+		o.LogFormat = raw.logFormat
+	default:
+		return o, fmt.Errorf("%s %q: want text or json", ref("log-format"), raw.logFormat)
+	}
+	for _, e := range strings.Split(raw.etcd, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			o.EtcdEndpoints = append(o.EtcdEndpoints, e)
 		}
 	}
-	for name, addr := range map[string]string{"--openflow-listen": o.OpenFlowListen, "--api-listen": o.APIListen} {
-		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return o, fmt.Errorf("%s %q: want host:port (e.g. :6653 or 127.0.0.1:8080): %v", name, addr, err)
+	for _, l := range []struct{ name, addr string }{{"openflow-listen", o.OpenFlowListen}, {"api-listen", o.APIListen}, {"metrics-listen", o.MetricsListen}} {
+		if l.addr == "" && l.name == "metrics-listen" {
+			continue
 		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return o, fmt.Errorf("%s %q: want host:port (e.g. :6653 or 127.0.0.1:8080): %v", ref(l.name), l.addr, err)
+		}
+	}
+	if o.NodeID == "" {
+		o.NodeID, _ = os.Hostname()
 	}
 	switch {
 	case o.NodeID == "":
 		return o, errors.New("--node-id is empty and the hostname is unknown")
 	case strings.ContainsAny(o.NodeID, "/ \t"):
-		return o, fmt.Errorf("--node-id %q: must not contain '/' or spaces", o.NodeID)
+		return o, fmt.Errorf("%s %q: must not contain '/' or spaces", ref("node-id"), o.NodeID)
 	case o.AuditInterval <= 0:
-		return o, fmt.Errorf("--audit-interval %s: must be positive", o.AuditInterval)
+		return o, fmt.Errorf("%s %s: must be positive", ref("audit-interval"), o.AuditInterval)
 	case o.LeaseTTL < time.Second:
-		return o, fmt.Errorf("--lease-ttl %s: must be at least 1s (etcd leases count whole seconds)", o.LeaseTTL)
+		return o, fmt.Errorf("%s %s: must be at least 1s (etcd leases count whole seconds)", ref("lease-ttl"), o.LeaseTTL)
 	case len(o.EtcdEndpoints) == 0 && o.DataDir == "":
 		return o, errors.New("--data-dir is empty and no --etcd-endpoints: nowhere to keep the embedded etcd")
 	case o.HandshakeTimeout <= 0:
-		return o, fmt.Errorf("--handshake-timeout %s: must be positive", o.HandshakeTimeout)
+		return o, fmt.Errorf("%s %s: must be positive", ref("handshake-timeout"), o.HandshakeTimeout)
 	case o.OpenFlowMaxConns < 1:
-		return o, fmt.Errorf("--openflow-max-connections %d: must be at least 1", o.OpenFlowMaxConns)
+		return o, fmt.Errorf("%s %d: must be at least 1", ref("openflow-max-connections"), o.OpenFlowMaxConns)
 	case o.APIMaxConns < 1:
-		return o, fmt.Errorf("--api-max-connections %d: must be at least 1", o.APIMaxConns)
+		return o, fmt.Errorf("%s %d: must be at least 1", ref("api-max-connections"), o.APIMaxConns)
 	}
-	pipeline, err := parsePipeline(firstTable, continueTo)
+	pipeline, err := parsePipeline(raw.firstTable, raw.continueTo)
 	if err != nil {
 		return o, err
 	}
 	o.Pipeline = pipeline
 	return o, checkTLSFlags(o)
+}
+
+// clientVariables are op25bctl's variables; an operator's shell exports
+// them next to op25bd's, so they are not typos.
+var clientVariables = map[string]bool{
+	"OP25B_SERVER": true, "OP25B_TOKEN": true, "OP25B_CA": true, "OP25B_CERT": true, "OP25B_KEY": true,
+}
+
+// strayVariable is an OP25B_* variable that sets no flag: a typo in
+// /etc/default/op25bd, or a flag a newer release removed.
+type strayVariable struct {
+	Name    string // OP25B_AUDIT_INTERVALL
+	Closest string // the flag it most resembles: audit-interval
+}
+
+// strayVariables lists the OP25B_* entries of environ ("NAME=value") that
+// match no op25bd flag, each with the closest flag name.
+func strayVariables(environ []string) []strayVariable {
+	var names []string
+	newFlagSet(&options{}, &rawFlags{}).VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	known := map[string]bool{}
+	for _, n := range names {
+		known[envName(n)] = true
+	}
+	var out []strayVariable
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "OP25B_") || known[name] || clientVariables[name] {
+			continue
+		}
+		typed := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, "OP25B_"), "_", "-"))
+		out = append(out, strayVariable{Name: name, Closest: closestFlag(typed, names)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// closestFlag is the flag a mistyped name most likely meant: the shortest
+// flag it begins (OP25B_METRICS → metrics-listen), else the one at the
+// smallest edit distance.
+func closestFlag(typed string, names []string) string {
+	best := ""
+	for _, n := range names {
+		if strings.HasPrefix(n, typed) && (best == "" || len(n) < len(best)) {
+			best = n
+		}
+	}
+	if best != "" {
+		return best
+	}
+	bestDist := -1
+	for _, n := range names {
+		if d := editDistance(typed, n); bestDist < 0 || d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (flag names: short,
+// ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // parsePipeline turns --first-table and --continue into flows.Options.

@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +59,31 @@ func TestParseFlags(t *testing.T) {
 		{name: "zero audit interval", args: []string{"--audit-interval", "0s"}, wantErr: "must be positive"},
 		{name: "bad log level", args: []string{"--log-level", "chatty"}, wantErr: "--log-level"},
 		{name: "bad listen address", args: []string{"--openflow-listen", "6653"}, wantErr: "--openflow-listen"},
-		{name: "bad api address from env", env: map[string]string{"OP25B_API_LISTEN": "nowhere"}, wantErr: "--api-listen"},
+		{name: "bad api address from env", env: map[string]string{"OP25B_API_LISTEN": "nowhere"}, wantErr: "OP25B_API_LISTEN (--api-listen) \"nowhere\""},
+		{name: "bad lease from env names the variable", env: map[string]string{"OP25B_LEASE_TTL": "10ms"}, wantErr: "OP25B_LEASE_TTL (--lease-ttl) 10ms"},
+		{name: "bad log level from env names the variable", env: map[string]string{"OP25B_LOG_LEVEL": "loud"}, wantErr: "OP25B_LOG_LEVEL (--log-level)"},
+		{name: "log format json", args: []string{"--log-format", "json"}, check: func(t *testing.T, o options) {
+			if o.LogFormat != "json" {
+				t.Errorf("log format %q", o.LogFormat)
+			}
+		}},
+		{name: "log format default text", check: func(t *testing.T, o options) {
+			if o.LogFormat != "text" || o.MetricsListen != "" {
+				t.Errorf("log format %q, metrics listen %q", o.LogFormat, o.MetricsListen)
+			}
+		}},
+		{name: "bad log format", args: []string{"--log-format", "xml"}, wantErr: "--log-format \"xml\": want text or json"},
+		{name: "metrics listener", env: map[string]string{"OP25B_METRICS_LISTEN": ":9625"}, check: func(t *testing.T, o options) {
+			if o.MetricsListen != ":9625" {
+				t.Errorf("metrics listen %q", o.MetricsListen)
+			}
+		}},
+		{name: "bad metrics listener", args: []string{"--metrics-listen", "9625"}, wantErr: "--metrics-listen"},
+		{name: "node id defaults to the host name", check: func(t *testing.T, o options) {
+			if host, _ := os.Hostname(); o.NodeID != host {
+				t.Errorf("node id %q, want the host name %q", o.NodeID, host)
+			}
+		}},
 		{name: "node id with slash", args: []string{"--node-id", "a/b"}, wantErr: "--node-id"},
 		{name: "short lease", args: []string{"--lease-ttl", "500ms"}, wantErr: "--lease-ttl"},
 		{name: "unknown flag", args: []string{"--frobnicate"}, wantErr: "frobnicate"},
@@ -99,6 +125,41 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestVersionFlag(t *testing.T) {
+	// --version wins over a bad variable: an operator asks which version
+	// runs precisely when something is wrong.
+	_, err := parseFlags([]string{"--version"}, func(k string) string { return map[string]string{"OP25B_LEASE_TTL": "x"}[k] }, io.Discard)
+	if !errors.Is(err, errVersion) {
+		t.Fatalf("err = %v, want errVersion", err)
+	}
+}
+
+// Variables that set no flag are found, each with the flag it most
+// resembles; op25bctl's own variables are not typos.
+func TestStrayVariables(t *testing.T) {
+	got := strayVariables([]string{
+		"PATH=/usr/bin", "OP25B_AUDIT_INTERVALL=1m", "OP25B_ETCD_ENDPOINT=http://e:2379", "OP25B_AUDIT_INTERVAL=1m",
+		"OP25B_TOKEN=secret", "OP25B_SERVER=http://x", "OP25B_LOGLEVEL=debug", "OP25B_METRICS=:9625",
+	})
+	want := []strayVariable{
+		{"OP25B_AUDIT_INTERVALL", "audit-interval"},
+		{"OP25B_ETCD_ENDPOINT", "etcd-endpoints"},
+		{"OP25B_LOGLEVEL", "log-level"},
+		{"OP25B_METRICS", "metrics-listen"},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("strayVariables = %v, want %v", got, want)
+	}
+	for _, c := range []struct {
+		a, b string
+		d    int
+	}{{"", "abc", 3}, {"kitten", "sitting", 3}, {"audit-interval", "audit-interval", 0}, {"flaw", "lawn", 2}} {
+		if got := editDistance(c.a, c.b); got != c.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
+		}
+	}
+}
+
 func TestHelpDocumentsEveryFlagAndItsVariable(t *testing.T) {
 	var out strings.Builder
 	_, err := parseFlags([]string{"--help"}, func(string) string { return "" }, &out)
@@ -106,7 +167,7 @@ func TestHelpDocumentsEveryFlagAndItsVariable(t *testing.T) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
 	for _, f := range []string{"openflow-listen", "api-listen", "etcd-endpoints", "data-dir", "node-id",
-		"api-token-file", "log-level", "audit-interval", "lease-ttl"} {
+		"api-token-file", "log-level", "audit-interval", "lease-ttl", "metrics-listen", "log-format", "version"} {
 		if !strings.Contains(out.String(), "-"+f) {
 			t.Errorf("--help does not document --%s", f)
 		}
