@@ -31,6 +31,7 @@ type daemon struct {
 	log      bytes.Buffer
 	openflow string
 	api      string
+	metrics  string
 	etcd     string
 }
 
@@ -40,6 +41,7 @@ var (
 	buildErr  error
 	runningRE = regexp.MustCompile(`msg="op25bd running".* openflow=(\S+) api=(\S+)`)
 	embedRE   = regexp.MustCompile(`msg="embedded etcd started".* endpoints=\[(\S+)\]`)
+	metricsRE = regexp.MustCompile(`msg="op25bd running".* metrics=(\S+)`)
 )
 
 func buildDaemon(t *testing.T) string {
@@ -90,6 +92,9 @@ func startDaemon(t *testing.T, id string, args ...string) *daemon {
 			if m := embedRE.FindStringSubmatch(line); m != nil {
 				d.etcd = m[1]
 			}
+			if m := metricsRE.FindStringSubmatch(line); m != nil {
+				d.metrics = m[1]
+			}
 			d.mu.Unlock()
 		}
 		_ = d.cmd.Wait()
@@ -122,19 +127,31 @@ func (d *daemon) logTail() string {
 
 // terminate sends SIGTERM and returns the exit code.
 func (d *daemon) terminate() int {
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	code, _ := d.stop(syscall.SIGTERM, 30*time.Second)
+	return code
+}
+
+// stop sends sig and returns the exit code and how long the process took
+// to exit; it fails the test if that is longer than limit.
+func (d *daemon) stop(sig os.Signal, limit time.Duration) (int, time.Duration) {
+	d.t.Helper()
+	start := time.Now()
+	if err := d.cmd.Process.Signal(sig); err != nil {
+		d.t.Fatalf("signal %s to op25bd %s: %v", sig, d.id, err)
+	}
 	select {
 	case <-d.exited:
-	case <-time.After(30 * time.Second):
-		d.t.Fatalf("op25bd %s did not stop within 30s of SIGTERM", d.id)
+	case <-time.After(limit):
+		d.t.Fatalf("op25bd %s did not stop within %s of %s", d.id, limit, sig)
 	}
-	return d.cmd.ProcessState.ExitCode()
+	return d.cmd.ProcessState.ExitCode(), time.Since(start)
 }
 
 type statusView struct {
 	Revision int64 `json:"revision"`
 	Replicas []struct {
-		ID string `json:"id"`
+		ID      string `json:"id"`
+		Version string `json:"version"`
 	} `json:"replicas"`
 	Bridges []struct {
 		DPID            string `json:"dpid"`
@@ -269,6 +286,61 @@ func TestDaemonBadFlagExits2(t *testing.T) {
 	}
 	if lines := strings.Count(strings.TrimSpace(string(out)), "\n"); lines != 0 || !strings.Contains(string(out), "audit-interval") {
 		t.Errorf("want a one-line error naming the flag, got %q", out)
+	}
+}
+
+// --version and --help answer on stdout with exit 0, nothing on stderr.
+func TestDaemonVersionAndHelp(t *testing.T) {
+	bin := buildDaemon(t)
+	for _, tc := range []struct {
+		arg, want string
+	}{{"--version", "op25bd version "}, {"--help", "Usage: op25bd [flags]"}, {"-h", "Usage: op25bd [flags]"}} {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, tc.arg)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Errorf("op25bd %s: %v", tc.arg, err)
+		}
+		if !strings.HasPrefix(stdout.String(), tc.want) || stderr.Len() != 0 {
+			t.Errorf("op25bd %s: stdout %.80q, stderr %q; want stdout starting %q", tc.arg, stdout.String(), stderr.String(), tc.want)
+		}
+	}
+	out := runOutput(t, bin, "--version")
+	if !regexp.MustCompile(`^op25bd version \S+, commit \S+, built with go[0-9.]+\n$`).MatchString(out) {
+		t.Errorf("--version = %q", out)
+	}
+}
+
+// With --log-format json every line is a JSON object; an OP25B_* variable
+// that sets no flag is warned about with the closest flag; the error that
+// stops the daemon is under the key "err".
+func TestDaemonJSONLogAndStrayVariable(t *testing.T) {
+	bin := buildDaemon(t)
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	cmd := exec.Command(bin, "--log-format", "json", "--data-dir", t.TempDir(),
+		"--openflow-tls-cert", missing, "--openflow-tls-key", missing, "--openflow-tls-ca", missing)
+	cmd.Env = append(os.Environ(), "OP25B_AUDIT_INTERVALL=1m")
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("exit = %v, want 1; output:\n%s", err, out)
+	}
+	var warned, failed bool
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("not a JSON log line: %q", line)
+		}
+		if rec["msg"] == "environment variable matches no op25bd flag; ignored" &&
+			rec["variable"] == "OP25B_AUDIT_INTERVALL" && rec["closest"] == "OP25B_AUDIT_INTERVAL" && rec["level"] == "WARN" {
+			warned = true
+		}
+		if rec["level"] == "ERROR" && strings.Contains(fmt.Sprint(rec["err"]), missing) {
+			failed = true
+		}
+	}
+	if !warned || !failed {
+		t.Errorf("want the stray variable warned (%v) and the error under \"err\" (%v):\n%s", warned, failed, out)
 	}
 }
 

@@ -1,8 +1,9 @@
 package main
 
 // Every test that changes OVS's global SSL settings (ovs-vsctl set-ssl)
-// lives in this file and none runs in parallel: set-ssl is global to the
-// OVS instance, and testenv.SetOVSSSL restores the previous setting.
+// lives in this file or in lifecycle_test.go, and none runs in parallel
+// with another: set-ssl is global to the OVS instance, and
+// testenv.SetOVSSSL restores the previous setting.
 
 import (
 	"bytes"
