@@ -106,7 +106,7 @@ func (s *Store) Audit(ctx context.Context, limit int, before int64) ([]AuditReco
 	for _, kv := range resp.Kvs {
 		var v auditValue
 		if err := decodeStrict(kv.Value, &v); err != nil {
-			s.log.Warn("skipping undecodable audit record", "key", string(kv.Key), "revision", kv.ModRevision, "error", err)
+			s.log.Warn("skipping undecodable audit record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 			continue
 		}
 		out = append(out, AuditRecord{Revision: kv.ModRevision, Time: v.Time, Who: v.Who, Summary: v.Summary})
@@ -143,7 +143,7 @@ func (s *Store) trimAudit(ctx context.Context) {
 	}
 	last := string(old.Kvs[len(old.Kvs)-1].Key)
 	if _, err := s.cli.Delete(ctx, s.auditPrefix(), clientv3.WithRange(last+"\x00")); err != nil {
-		s.log.Warn("cannot trim audit log", "error", err)
+		s.log.Warn("cannot trim audit log", "err", err)
 		return
 	}
 	s.log.Info("audit log trimmed", "deleted", len(old.Kvs), "kept", maxAuditRecords)

@@ -135,7 +135,7 @@ func (c *Cache) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
-			c.log.Warn("cannot read document from etcd", "error", err, "retry_in", backoff)
+			c.log.Warn("cannot read document from etcd", "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
 			case <-time.After(backoff):
@@ -145,7 +145,7 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 		backoff = 100 * time.Millisecond
 		if err := c.follow(ctx); err != nil && ctx.Err() == nil {
-			c.log.Warn("document watch interrupted, re-reading", "error", err)
+			c.log.Warn("document watch interrupted, re-reading", "err", err)
 		}
 	}
 	return nil
@@ -167,7 +167,7 @@ func (c *Cache) probeLoop(ctx context.Context) {
 				return
 			}
 			c.setEtcdErr(err)
-			c.log.Warn("etcd probe failed", "error", err)
+			c.log.Warn("etcd probe failed", "err", err)
 			continue
 		}
 		c.setEtcdErr(nil)
@@ -188,7 +188,7 @@ func (c *Cache) reload(ctx context.Context) error {
 	if err := st.usable(); err != nil {
 		if c.snap.Err == nil || c.snap.Err.Error() != err.Error() {
 			c.log.Error("stored document rejected, keeping the last good one",
-				"revision", st.rev, "kept_revision", c.snap.Revision, "error", err)
+				"revision", st.rev, "kept_revision", c.snap.Revision, "err", err)
 			c.snap.Err = err
 			c.notifyLocked()
 		}
@@ -200,7 +200,7 @@ func (c *Cache) reload(ctx context.Context) error {
 		// would make every master remove its flows: keep the last good one.
 		err := fmt.Errorf("%w: commit record %s is missing", ErrInvalidStored, c.store.currentKey())
 		if c.snap.Err == nil || c.snap.Err.Error() != err.Error() {
-			c.log.Error("stored document rejected, keeping the last good one", "kept_revision", c.snap.Revision, "error", err)
+			c.log.Error("stored document rejected, keeping the last good one", "kept_revision", c.snap.Revision, "err", err)
 			c.snap.Err = err
 			c.notifyLocked()
 		}
@@ -350,7 +350,7 @@ func (c *Cache) applyCommits(events []*clientv3.Event) bool {
 		}
 		next, err := applyDelta(doc, genPrefix, items)
 		if err != nil {
-			c.log.Debug("cannot apply commit incrementally, re-reading", "revision", r, "error", err)
+			c.log.Debug("cannot apply commit incrementally, re-reading", "revision", r, "err", err)
 			return false
 		}
 		doc, rev = next, r

@@ -112,7 +112,7 @@ func (s *Store) listJSON(ctx context.Context, op, prefix string, next func() any
 	for _, kv := range resp.Kvs {
 		if err := json.Unmarshal(kv.Value, next()); err != nil {
 			drop()
-			s.log.Warn("skipping undecodable record", "key", string(kv.Key), "error", err)
+			s.log.Warn("skipping undecodable record", "key", string(kv.Key), "err", err)
 		}
 	}
 	return nil

@@ -545,7 +545,7 @@ func (s *Store) writeBatch(ctx context.Context, ops []clientv3.Op) error {
 		if err == nil || !retryableEtcdError(err) || ctx.Err() != nil {
 			return err
 		}
-		s.log.Debug("retrying generation batch", "attempt", attempt+1, "error", err)
+		s.log.Debug("retrying generation batch", "attempt", attempt+1, "err", err)
 	}
 	return err
 }
@@ -568,7 +568,7 @@ func (s *Store) deleteGeneration(gen string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 	defer cancel()
 	if _, err := s.cli.Delete(ctx, s.generationKey(gen), clientv3.WithPrefix()); err != nil {
-		s.log.Warn("cannot delete unused generation", "generation", gen, "error", err)
+		s.log.Warn("cannot delete unused generation", "generation", gen, "err", err)
 	}
 }
 
@@ -585,7 +585,7 @@ func (s *Store) deleteOlderGenerations(gen string, flip int64) {
 		clientv3.OpDelete(clientv3.GetPrefixRangeEnd(own), clientv3.WithRange(limit)),
 	).Commit()
 	if err != nil {
-		s.log.Warn("cannot delete replaced generations", "generation", gen, "revision", flip, "error", err)
+		s.log.Warn("cannot delete replaced generations", "generation", gen, "revision", flip, "err", err)
 	}
 }
 

@@ -75,6 +75,9 @@ func fieldAttrs(fields []zapcore.Field) []any {
 	}
 	out := make([]any, 0, 2*len(enc.Fields))
 	for k, v := range enc.Fields {
+		if k == "error" { // zap.Error's key; op25b logs errors under "err"
+			k = "err"
+		}
 		out = append(out, k, v)
 	}
 	return out
