@@ -28,10 +28,15 @@ type globals struct {
 	// certificate, and this client's certificate and key when op25bd asks
 	// for one (--api-tls-client-ca).
 	caFile, certFile, keyFile string
-	stdin                     io.Reader
-	stdout                    io.Writer
-	stderr                    io.Writer
-	http                      *http.Client
+	version                   bool // --version: print the build and exit
+	// describe, when set, receives each command's complete FlagSet
+	// instead of the command running (the man page and bash completion
+	// generator, docs.go).
+	describe func(*flag.FlagSet)
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	http     *http.Client
 }
 
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *globals {
@@ -56,6 +61,7 @@ func (g *globals) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&g.caFile, "ca", g.caFile, "PEM file of the CA that signs op25bd's API certificate (default $OP25B_CA)")
 	fs.StringVar(&g.certFile, "cert", g.certFile, "PEM client certificate for an API with --api-tls-client-ca (default $OP25B_CERT)")
 	fs.StringVar(&g.keyFile, "key", g.keyFile, "PEM key of --cert (default $OP25B_KEY)")
+	fs.BoolVar(&g.version, "version", false, "print the version, commit and Go version, then exit")
 	return fs
 }
 
@@ -95,6 +101,10 @@ func (g *globals) useTLSFiles() error {
 // parseInterleaved parses flags wherever they appear among positional
 // arguments ("flows BRIDGE -o json" as well as "flows -o json BRIDGE").
 func (g *globals) parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	if g.describe != nil {
+		g.describe(fs)
+		return nil, errHelp
+	}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

@@ -12,6 +12,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/op25b/op25b/internal/buildinfo"
+	"github.com/op25b/op25b/internal/clidoc"
 )
 
 func main() {
@@ -44,6 +47,9 @@ func (e *usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	if code, done := clidoc.Generate(args, docPage, stdout, stderr); done {
+		return code
+	}
 	g := newGlobals(stdin, stdout, stderr, getenv)
 	fs := g.flagSet("op25bctl")
 	fs.Usage = func() { printUsage(stderr) }
@@ -54,6 +60,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 		}
 		fmt.Fprintf(stderr, "op25bctl: %v\n", err)
 		return 2
+	}
+	if g.version {
+		fmt.Fprintln(stdout, buildinfo.Read().Line("op25bctl"))
+		return 0
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
@@ -96,4 +106,5 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "\n--server defaults to $OP25B_SERVER or "+defaultServer+"; --token to $OP25B_TOKEN.")
 	fmt.Fprintln(w, "For an https:// server: --ca FILE (the CA of op25bd's certificate), and --cert FILE --key FILE")
 	fmt.Fprintln(w, "when op25bd asks for client certificates; defaults $OP25B_CA, $OP25B_CERT, $OP25B_KEY.")
+	fmt.Fprintln(w, "--version prints the version, commit and Go version.")
 }

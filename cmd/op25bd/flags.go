@@ -148,7 +148,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		v := getenv(envName(f.Name))
-		if given[f.Name] || v == "" || envErr != nil {
+		if given[f.Name] || v == "" || envErr != nil || f.Name == "version" {
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
@@ -239,7 +239,7 @@ func strayVariables(environ []string) []strayVariable {
 	newFlagSet(&options{}, &rawFlags{}).VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
 	known := map[string]bool{}
 	for _, n := range names {
-		known[envName(n)] = true
+		known[envName(n)] = n != "version" // --version is read from the command line only
 	}
 	var out []strayVariable
 	for _, kv := range environ {
