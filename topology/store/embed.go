@@ -98,15 +98,15 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	case <-e.Server.ReadyNotify():
 	case err := <-e.Err():
 		stopping.Store(true)
-		e.Close()
+		closeUnready(e, logger)
 		return nil, nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
 	case <-time.After(60 * time.Second):
 		stopping.Store(true)
-		e.Close()
+		closeUnready(e, logger)
 		return nil, nil, fmt.Errorf("embedded etcd not ready after 60s")
 	case <-ctx.Done():
 		stopping.Store(true)
-		e.Close()
+		closeUnready(e, logger)
 		return nil, nil, ctx.Err()
 	}
 	stop := func() {
@@ -114,4 +114,24 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 		e.Close()
 	}
 	return []string{clientURL.String()}, stop, nil
+}
+
+// closeUnready closes a member that never became ready, giving up after a
+// few seconds: embed's Close waits for client servers that are only
+// handed over once the member is ready, so on a member that never was
+// (a data directory from an incompatible etcd version, say) it blocks
+// forever, and a SIGTERM during such a start would never end the daemon.
+// What is left open is released when the process exits; etcd's files are
+// crash-safe.
+func closeUnready(e *embed.Etcd, logger *slog.Logger) {
+	closed := make(chan struct{})
+	go func() {
+		e.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		logger.Warn("embedded etcd that never became ready did not close within 5s; leaving it to the process exit")
+	}
 }
