@@ -6,13 +6,19 @@ export PATH := /usr/local/go/bin:$(PATH)
 export GOFLAGS := -mod=readonly
 GO          ?= go
 BIN         := bin
+# Stamped into both binaries (--version, op25b_build_info, /v1/status).
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS     := -X github.com/op25b/op25b/internal/buildinfo.version=$(VERSION) \
+               -X github.com/op25b/op25b/internal/buildinfo.commit=$(COMMIT)
 
 # Debian packages the tests, the lab and the demo use.
 APT_PACKAGES := openvswitch-switch openvswitch-common mininet etcd-server etcd-client \
 	ethtool iputils-ping iproute2 swaks libnet-ssleay-perl libio-socket-inet6-perl \
-	python3-aiosmtpd openssl curl ca-certificates procps psmisc
+	python3-aiosmtpd openssl curl ca-certificates procps psmisc \
+	systemd adduser man-db groff-base
 
-.PHONY: all deps ovs build test lab-test lint bench demo demo-trace clean
+.PHONY: all deps ovs build deb test lab-test lint bench demo demo-trace clean
 
 all: build
 
@@ -34,9 +40,13 @@ ovs:
 	else /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random 2>&1 | grep -v ulimit; \
 		ovs-vsctl --timeout=5 show >/dev/null && echo "ovs: started"; fi
 
-## build: the two binaries into bin/.
+## build: the two binaries into bin/, stamped with VERSION and COMMIT.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/op25bd ./cmd/op25bctl
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/op25bd ./cmd/op25bctl
+
+## deb: the Debian package bin/op25b_VERSION_ARCH.deb (packaging/deb/README.md).
+deb:
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" packaging/deb/build.sh $(BIN)
 
 ## lint: gofmt and go vet must be clean.
 lint:
