@@ -449,7 +449,7 @@ func TestPlainOpenFlowWarns(t *testing.T) {
 	}
 }
 
-// The README's lab CA (scripts/lab-ca.sh, Debian's openssl) makes
+// The lab CA of docs/operations.md (scripts/lab-ca.sh, Debian's openssl) makes
 // certificates op25bd accepts: keys 0600, the controller serves OpenFlow
 // and the API with them, a switch and a NOC client certificate pass.
 func TestLabCAScript(t *testing.T) {
