@@ -176,19 +176,24 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 		return fmt.Errorf("api: %w", err)
 	}
 	httpSrv := newHTTPServer(handler, o, logger)
-
-	sup := newSupervisor(ctx, stages, logger)
-	sup.Go(stageCache, "watch cache", cache.Run)
-	sup.Go(stageSwitches, "openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
-	sup.Go(stageCluster, "cluster", replica.Run)
-	sup.Go(stageAPI, "api", func(c context.Context) error { return serveHTTP(c, httpSrv, apiServe) })
+	var metricsSrv *http.Server
 	if metricsLn != nil {
 		probes, err := api.NewMetricsOnly(apiCfg)
 		if err != nil {
 			return fmt.Errorf("metrics listener: %w", err)
 		}
+		metricsSrv = newHTTPServer(probes, o, logger)
+	}
+
+	// Nothing below returns before sup.Wait: once a part runs, only the
+	// supervisor ends it.
+	sup := newSupervisor(ctx, stages, logger)
+	sup.Go(stageCache, "watch cache", cache.Run)
+	sup.Go(stageSwitches, "openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
+	sup.Go(stageCluster, "cluster", replica.Run)
+	sup.Go(stageAPI, "api", func(c context.Context) error { return serveHTTP(c, httpSrv, apiServe) })
+	if metricsSrv != nil {
 		// Few connections: a Prometheus and a load balancer or two.
-		metricsSrv := newHTTPServer(probes, o, logger)
 		sup.Go(stageAPI, "metrics listener", func(c context.Context) error {
 			return serveHTTP(c, metricsSrv, limitListener(metricsLn, 32, logger))
 		})
