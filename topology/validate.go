@@ -371,9 +371,9 @@ func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
 		pbase := fmt.Sprintf("%s.phases[%d]", base, j)
 		valid[j] = true
 		if ph.From != "" {
-			t, err := time.Parse(time.RFC3339, ph.From)
+			t, err := ParseTime(ph.From)
 			if err != nil {
-				v.add(pbase+".from", "%q is not an RFC 3339 time (e.g. 2006-12-01T00:00:00+09:00)", truncate(ph.From))
+				v.add(pbase+".from", "%s", err)
 				valid[j] = false
 			} else {
 				starts[j] = phaseStart{set: true, at: t}
