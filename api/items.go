@@ -172,7 +172,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	who := infoFrom(r.Context()).who
-	newRev, err := s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, func(doc *topology.Document) error {
+	put := func(doc *topology.Document) error {
 		list := a.list(doc)
 		if i := a.find(doc, key); i >= 0 {
 			(*list)[i] = item
@@ -182,6 +182,9 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 			created = true
 		}
 		return topology.Validate(doc)
+	}
+	newRev, err := retryUnconditional(ctx, rev, func() (int64, error) {
+		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, put)
 	})
 	if err != nil {
 		return err // mutate's own errors, or the store's with their context
@@ -207,7 +210,7 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	who := infoFrom(r.Context()).who
-	newRev, err := s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, func(doc *topology.Document) error {
+	del := func(doc *topology.Document) error {
 		i := a.find(doc, key)
 		if i < 0 {
 			return a.notFound(key)
@@ -224,6 +227,9 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 		list := a.list(doc)
 		*list = append((*list)[:i:i], (*list)[i+1:]...)
 		return topology.Validate(doc)
+	}
+	newRev, err := retryUnconditional(ctx, rev, func() (int64, error) {
+		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, del)
 	})
 	if err != nil {
 		return err
