@@ -91,7 +91,7 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	// Replace validates before any etcd request (ConfigStore contract), so
 	// a 100k-pool document is not validated twice.
 	who := infoFrom(r.Context()).who
-	newRev, err := retryUnconditional(ctx, rev, func() (int64, error) {
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
 		return s.cfg.Store.Replace(ctx, doc, store.WriteOptions{IfRevision: rev, Who: who})
 	})
 	if err != nil {

@@ -183,7 +183,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 		}
 		return topology.Validate(doc)
 	}
-	newRev, err := retryUnconditional(ctx, rev, func() (int64, error) {
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
 		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, put)
 	})
 	if err != nil {
@@ -228,7 +228,7 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 		*list = append((*list)[:i:i], (*list)[i+1:]...)
 		return topology.Validate(doc)
 	}
-	newRev, err := retryUnconditional(ctx, rev, func() (int64, error) {
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
 		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, del)
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -24,9 +25,20 @@ const maxWriteAttempts = 10
 // store.ErrConflict is retried, a bounded number of times with jittered
 // back-off, within the request's deadline. With a precondition the
 // conflict is the answer (409).
-func retryUnconditional(ctx context.Context, ifRevision int64, write func() (int64, error)) (int64, error) {
+//
+// Writes through this replica also take turns (s.writeTurn): they would
+// all be conditional on the same etcd key anyway, so running them one at
+// a time costs no throughput and leaves only other replicas' writes to
+// race with, which the retries absorb.
+func (s *server) retryUnconditional(ctx context.Context, ifRevision int64, write func() (int64, error)) (int64, error) {
 	for attempt := 1; ; attempt++ {
+		select {
+		case s.writeTurn <- struct{}{}:
+		case <-ctx.Done():
+			return 0, fmt.Errorf("waiting for a concurrent write on this replica: %w", ctx.Err())
+		}
 		rev, err := write()
+		<-s.writeTurn
 		if err == nil || ifRevision != 0 || !errors.Is(err, store.ErrConflict) || attempt == maxWriteAttempts {
 			return rev, err
 		}

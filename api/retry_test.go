@@ -2,10 +2,13 @@ package api
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/op25b/op25b/topology/store"
 )
 
 // Regression (issue 11, "Spurious 409s"): writers without If-Match that
@@ -15,6 +18,15 @@ import (
 func TestRegressionSpurious409WithoutIfMatch(t *testing.T) {
 	e := newEnv(t, nil)
 	e.putExample()
+	// A second replica on the same etcd prefix: writes through one replica
+	// take turns, so races between replicas are what the retries absorb.
+	cfg2 := e.cfg
+	cfg2.Store = store.New(etcdClient(t), e.store.KeyPrefix(""), slog.New(slog.DiscardHandler))
+	h2, err := New(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicas := []*apiEnv{e, {t: t, handler: h2, store: cfg2.Store.(*store.Store), cfg: cfg2}}
 	const writers, rounds = 8, 12
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -31,7 +43,7 @@ func TestRegressionSpurious409WithoutIfMatch(t *testing.T) {
 					{http.MethodPut, fmt.Sprintf(`{"prefix": "10.%d.%d.0/24", "kind": "dynamic", "service": "ftth"}`, 100+w, i)},
 					{http.MethodDelete, ""},
 				} {
-					rec := e.do(req.method, name, req.body)
+					rec := replicas[w%2].do(req.method, name, req.body)
 					mu.Lock()
 					codes[rec.Code]++
 					if rec.Code/100 != 2 && len(failures) < 5 {
@@ -41,7 +53,7 @@ func TestRegressionSpurious409WithoutIfMatch(t *testing.T) {
 				}
 			}
 			// Leave each writer's pool in place, to check the end state.
-			e.do(http.MethodPut, name, fmt.Sprintf(`{"prefix": "10.%d.255.0/24", "kind": "static"}`, 100+w))
+			replicas[w%2].do(http.MethodPut, name, fmt.Sprintf(`{"prefix": "10.%d.255.0/24", "kind": "static"}`, 100+w))
 		}()
 	}
 	wg.Wait()

@@ -15,6 +15,9 @@ import (
 type server struct {
 	cfg    Config
 	router *mux.Router
+	// writeTurn lets one store write of this replica run at a time (see
+	// retryUnconditional).
+	writeTurn chan struct{}
 }
 
 // handlerFunc is a handler that reports failure by returning an error,
@@ -27,7 +30,7 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, router: mux.NewRouter()}
+	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
 	s.routes()
 	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	return s, nil
@@ -92,7 +95,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(rec, r, s.cfg.Logger, newError(http.StatusInternalServerError, CodeInternal, "", "internal error (a bug, logged by the server)"))
 	}()
-	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+	if needsToken(r.URL.Path) {
 		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
 		if err != nil {
 			writeError(rec, r, s.cfg.Logger, err)
@@ -101,6 +104,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.who = who
 	}
 	s.router.ServeHTTP(rec, r)
+}
+
+// needsToken: every /v1 route, and /metrics, which shows dpids,
+// mastership and flow counts per bridge. /healthz and /readyz stay open
+// for probes (they say ok/ready and a revision number). With a token file,
+// Prometheus scrapes the API port with a read token (its
+// authorization.credentials_file); a separate metrics listener is the place
+// for tokenless scraping. Without a token file the API serves loopback
+// only and nothing needs a token.
+func needsToken(path string) bool {
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics"
 }
 
 // roleNeeded: anything that can change state needs "write". A dry run
