@@ -6,14 +6,36 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/op25b/op25b/topology"
 )
 
-// readBody reads the whole body under the size limit (413 above it).
+// readBody reads the whole body under the size limit (413 above it) and
+// within the body deadline (bodyDeadline), which is independent of how
+// long the handler then takes.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	limit := s.bodyTime(r.ContentLength)
+	rc := http.NewResponseController(w)
+	deadlineSet := rc.SetReadDeadline(time.Now().Add(limit)) == nil
+	complete := false
+	defer func() {
+		switch {
+		case !deadlineSet:
+		case complete:
+			// Once the body is in, the connection's read deadline must
+			// not cancel the request while the handler works (net/http
+			// cancels the request's context when a background read fails).
+			_ = rc.SetReadDeadline(time.Time{})
+		default:
+			// The body did not arrive: leave the deadline in place so that
+			// net/http does not wait for the rest of it before closing.
+			w.Header().Set("Connection", "close")
+		}
+	}()
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	// One buffer of the announced size (within the limit, +1 to see EOF)
 	// instead of io.ReadAll's doublings, which cost twice the body in
@@ -43,9 +65,27 @@ func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 		if errors.As(err, &tooBig) {
 			return nil, err
 		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, newError(http.StatusBadRequest, CodeBadRequest, "", fmt.Sprintf(
+				"request body not received within %s (%s plus 1s per MiB announced in Content-Length)", limit.Round(time.Millisecond), s.cfg.BodyReadTimeout))
+		}
 		return nil, newError(http.StatusBadRequest, CodeBadRequest, "", "reading request body: "+err.Error())
 	}
+	complete = true
 	return data, nil
+}
+
+// bodyTime is how long a body of contentLength bytes (-1: unknown) may
+// take to arrive: Config.BodyReadTimeout, plus one second per MiB
+// announced, so that a 16 MiB document over a slow management link still
+// fits while a client trickling bytes holds its connection for seconds,
+// not the minute a whole request may take.
+func (s *server) bodyTime(contentLength int64) time.Duration {
+	d := s.cfg.BodyReadTimeout
+	if contentLength > 0 {
+		d += time.Duration(min(contentLength, s.cfg.MaxBodyBytes)>>20) * time.Second
+	}
+	return d
 }
 
 // parseDocument decodes a PUT /v1/config body strictly, in one pass

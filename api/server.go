@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/op25b/op25b/internal/connlimit"
 )
 
 // server holds the wired dependencies; its methods are the handlers.
@@ -95,6 +97,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(rec, r, s.cfg.Logger, newError(http.StatusInternalServerError, CodeInternal, "", "internal error (a bug, logged by the server)"))
 	}()
+	if connlimit.Reserved(r.Context()) {
+		// A connection beyond the listener's caps: answer the probes,
+		// turn everything else away at once, and close after one answer.
+		rec.Header().Set("Connection", "close")
+		if !reservedPath(r.URL.Path) {
+			rec.Header().Set("Retry-After", "1")
+			writeError(rec, r, s.cfg.Logger, newError(http.StatusServiceUnavailable, CodeUnavailable, "",
+				"too many connections (from this client or in total): only /healthz, /readyz and /metrics are answered now; retry shortly"))
+			return
+		}
+	}
 	if needsToken(r.URL.Path) {
 		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
 		if err != nil {
@@ -104,6 +117,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.who = who
 	}
 	s.router.ServeHTTP(rec, r)
+}
+
+// reservedPath: what a connection beyond the caps is served (see
+// internal/connlimit): liveness, readiness and metrics, cheap answers a
+// monitoring system needs most when the API is saturated.
+func reservedPath(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
 
 // needsToken: every /v1 route, and /metrics, which shows dpids,
@@ -182,6 +202,10 @@ type statusRecorder struct {
 	status int
 	wrote  bool
 }
+
+// Unwrap lets http.ResponseController reach the connection (body read
+// deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if !s.wrote {

@@ -20,6 +20,7 @@ import (
 	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
+	"github.com/op25b/op25b/internal/connlimit"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -88,9 +89,9 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	// The TLS listener only wraps accepted connections; the controller
 	// runs each handshake in the connection's goroutine under
 	// --handshake-timeout. A plain-TCP switch fails that handshake.
-	ofServe := ofLn
+	ofServe := openFlowListener(ofLn, o, logger)
 	if certs.openflow != nil {
-		ofServe = tls.NewListener(ofLn, certs.openflow.ServerConfig())
+		ofServe = tls.NewListener(ofServe, certs.openflow.ServerConfig())
 	} else {
 		logger.Warn("OpenFlow over plain TCP: switches are not authenticated and flows travel in clear; " +
 			"set --openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca outside a lab")
@@ -105,7 +106,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return fmt.Errorf("api listen %s: %w", apiAddr, err)
 	}
 	defer apiLn.Close()
-	apiServe := limitListener(apiLn, o.APIMaxConns, logger)
+	apiServe := apiListener(apiLn, o, logger)
 	if certs.api != nil {
 		// net/http runs the handshake in the connection's goroutine,
 		// bounded by the server's read timeouts.
@@ -127,6 +128,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	handler, err := api.New(api.Config{
 		Store: st, Cache: readiness{cache, replica}, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
+		BodyReadTimeout: o.Limits.APIBodyTimeout,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -145,6 +147,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ConnContext:       connlimit.ConnContext, // reserved connections serve health only
 	}
 
 	// Each part has its own context so shutdown can order them. A part

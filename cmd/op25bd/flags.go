@@ -43,6 +43,7 @@ type options struct {
 	HandshakeTimeout time.Duration
 	OpenFlowMaxConns int
 	APIMaxConns      int
+	Limits           limitOptions // per-client caps, reserve, body deadline (limit.go)
 }
 
 // envName is the environment variable that also sets a flag:
@@ -90,6 +91,7 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "a new connection must finish its TLS handshake and OpenFlow HELLO/FEATURES (switches) or send its request headers (API) within this `duration`, else it is closed")
 	fs.IntVar(&o.OpenFlowMaxConns, "openflow-max-connections", controller.DefaultMaxConnections, "`n` OpenFlow connections served at once (handshaking or established); more wait in the listen backlog")
 	fs.IntVar(&o.APIMaxConns, "api-max-connections", 256, "`n` API connections served at once; more wait in the listen backlog")
+	limitFlags(fs, &o.Limits)
 	usage := func() {
 		fs.SetOutput(output)
 		fmt.Fprintf(output, "Usage: op25bd [flags]\n\nop25bd is the op25b OpenFlow controller (Outbound Port 25 Blocking on Open vSwitch).\n"+
@@ -153,6 +155,9 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, fmt.Errorf("--openflow-max-connections %d: must be at least 1", o.OpenFlowMaxConns)
 	case o.APIMaxConns < 1:
 		return o, fmt.Errorf("--api-max-connections %d: must be at least 1", o.APIMaxConns)
+	}
+	if err := o.Limits.check(); err != nil {
+		return o, err
 	}
 	pipeline, err := parsePipeline(firstTable, continueTo)
 	if err != nil {
