@@ -553,6 +553,11 @@ func (v *validator) bridges(bridges []Bridge) {
 			dpids[CanonicalDPID(b.DPID)] = i
 		}
 		v.name(at("bridges", i, "name"), "bridge", b.Name, names)
+		if b.Cert != "" {
+			if p := certPatternProblem(b.Cert); p != "" {
+				v.add(field("cert"), "%s", p)
+			}
+		}
 		// An empty pop is allowed: such a bridge, like an unregistered
 		// one, only gets phases without "pops" (docs/semantics.md, phases).
 		if b.Pop != "" {

@@ -74,7 +74,10 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		AuditInterval:    o.AuditInterval,
 		HandshakeTimeout: o.HandshakeTimeout,
 		MaxConnections:   o.OpenFlowMaxConns,
-		Logger:           logger,
+		// Under TLS, a certificate may claim only the dpids its bridge's
+		// "cert" allows (identity.go).
+		AuthorizeDatapath: datapathClaims(cache),
+		Logger:            logger,
 		Events: func(e controller.Event) {
 			metrics.ObserveEvent(e)
 			replica.ControllerEvent(e)
