@@ -59,6 +59,9 @@ type Config struct {
 	Cache    DocSource
 	Cluster  StatusSource
 	Switches SwitchSource
+	// Etcd, when set, adds etcd's size and alarms to /v1/status, /readyz
+	// (not ready under NOSPACE) and the metrics (etcd.go).
+	Etcd EtcdSource
 	// Tokens enables bearer-token auth on every /v1 route; nil disables
 	// auth (the daemon then binds loopback only and warns).
 	Tokens *TokenFile

@@ -35,6 +35,7 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
 	s.routes()
 	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.watchEtcd(s.cfg.Etcd)
 	return s, nil
 }
 

@@ -66,6 +66,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	defer cli.Close()
 
 	st := store.New(cli, store.DefaultPrefix, logger)
+	keeper := etcdKeeper(cli, o, logger) // etcd size, alarms, maintenance (footprint.go)
 	cache := store.NewCache(st, logger)
 	metrics := api.NewMetrics(nil)
 
@@ -131,7 +132,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	handler, err := api.New(api.Config{
 		Store: st, Cache: readiness{cache, replica}, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
-		BodyReadTimeout: o.Limits.APIBodyTimeout,
+		BodyReadTimeout: o.Limits.APIBodyTimeout, Etcd: keeper,
 	})
 	if err != nil {
 		return fmt.Errorf("api: %w", err)
@@ -170,6 +171,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 		return cancel
 	}
 	stopCache := start("watch cache", cache.Run)
+	stopKeeper := start("etcd footprint", keeper.Run)
 	stopCtrl := start("openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
 	replicaDone := make(chan struct{})
 	stopReplica := start("cluster", func(c context.Context) error {
@@ -203,6 +205,7 @@ func run(ctx context.Context, o options, logger *slog.Logger) error {
 	cancel()
 	stopCtrl()
 	stopCache()
+	stopKeeper()
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
