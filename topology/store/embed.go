@@ -105,6 +105,13 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
 	cfg.QuotaBackendBytes = opts.QuotaBytes
+	// Start-up replays the WAL since the last snapshot. One 100k-pool
+	// replace is ~800 entries of up to 1 MiB, so etcd's default of a
+	// snapshot every 10,000 entries left gigabytes to replay and to keep
+	// on disk; a snapshot of a single member costs little (the backend
+	// file is the snapshot), and there are no followers to catch up.
+	cfg.SnapshotCount = 1000
+	cfg.SnapshotCatchUpEntries = 500
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
