@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,5 +186,63 @@ func TestRegressionSlowBodiesBlockAPI(t *testing.T) {
 	}
 	if probesOK != probes {
 		t.Errorf("/healthz failed %d of %d times during the slow-body flood", probes-probesOK, probes)
+	}
+}
+
+// vmHWM is the peak resident set size of process pid so far, in bytes.
+func vmHWM(t *testing.T, pid int) int64 {
+	t.Helper()
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			if _, err := fmt.Sscanf(strings.TrimSpace(rest), "%d kB", &kb); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	t.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+// daemonNestedRSSBound is the stated bound on how much op25bd's peak RSS
+// may grow while it refuses two 16 MB nested bodies at once: the bodies
+// (2 × 16 MB) plus garbage-collector headroom. The probe measured 2.27 GB
+// for one and 4.2 GB for two.
+const daemonNestedRSSBound = 160 << 20
+
+// Regression (issue 11, "Memory blow-up from one request"), measured on the
+// daemon: two 16 MB bodies of nested '[' at once (dry run, a read token is
+// enough) are refused with 400, and op25bd's peak RSS grows by far less
+// than the 4.2 GB the probe saw.
+func TestRegressionNestedBodyDaemonRSS(t *testing.T) {
+	d := startSaturationDaemon(t)
+	pid := d.cmd.Process.Pid
+	time.Sleep(2 * time.Second) // let start-up allocations settle
+	before := vmHWM(t, pid)
+	body := `{"pools":` + strings.Repeat("[", 16<<20-len(`{"pools":`))
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i], _, _ = apiCall(clientFrom("127.0.0.1", 60*time.Second), http.MethodPut, "http://"+d.api+"/v1/config?dry_run=true", saturationToken, body)
+		}()
+	}
+	wg.Wait()
+	after := vmHWM(t, pid)
+	t.Logf("op25bd peak RSS %.0f MB before, %.0f MB after two 16 MB nested bodies (+%.0f MB; bound +%d MB)",
+		float64(before)/1e6, float64(after)/1e6, float64(after-before)/1e6, daemonNestedRSSBound>>20)
+	for i, c := range codes {
+		if c != http.StatusBadRequest {
+			t.Errorf("body %d: status %d, want 400", i, c)
+		}
+	}
+	if after-before > daemonNestedRSSBound {
+		t.Errorf("peak RSS grew by %d bytes, bound %d", after-before, daemonNestedRSSBound)
 	}
 }
