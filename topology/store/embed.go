@@ -112,6 +112,13 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	// file is the snapshot), and there are no followers to catch up.
 	cfg.SnapshotCount = 1000
 	cfg.SnapshotCatchUpEntries = 500
+	// etcd compacts in batches of 1000 revisions with a 10 ms pause
+	// between them, to spare a busy cluster; a 100k-pool replace leaves
+	// ~200k revisions of keys, so at that pace compaction falls behind a
+	// run of replaces. Bigger batches, shorter pauses: each batch holds
+	// the backend for tens of milliseconds.
+	cfg.CompactionBatchLimit = 20000
+	cfg.CompactionSleepInterval = time.Millisecond
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
