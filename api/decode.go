@@ -15,7 +15,7 @@ import (
 )
 
 // readBody reads the whole body under the size limit (413 above it) and
-// within the body deadline (bodyDeadline), which is independent of how
+// within the body deadline (bodyTime), which is independent of how
 // long the handler then takes.
 func (s *server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	limit := s.bodyTime(r.ContentLength)
