@@ -105,13 +105,16 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
 	cfg.QuotaBackendBytes = opts.QuotaBytes
-	// Start-up replays the WAL since the last snapshot. One 100k-pool
-	// replace is ~800 entries of up to 1 MiB, so etcd's default of a
-	// snapshot every 10,000 entries left gigabytes to replay and to keep
-	// on disk; a snapshot of a single member costs little (the backend
-	// file is the snapshot), and there are no followers to catch up.
-	cfg.SnapshotCount = 1000
-	cfg.SnapshotCatchUpEntries = 500
+	// Start-up replays the WAL since the last snapshot, and WAL files are
+	// only released by snapshots. One 100k-pool replace is ~800 entries of
+	// up to 1 MiB, so etcd's default of a snapshot every 10,000 entries
+	// left gigabytes to replay and to keep on disk. A snapshot of a single
+	// member costs little (the backend file is the snapshot; what is
+	// written is a small .snap of metadata), and there are no followers
+	// to catch up. Two spare WAL files (64 MiB each) instead of five.
+	cfg.SnapshotCount = 100
+	cfg.SnapshotCatchUpEntries = 50
+	cfg.MaxWalFiles = 2
 	// etcd compacts in batches of 1000 revisions with a 10 ms pause
 	// between them, to spare a busy cluster; a 100k-pool replace leaves
 	// ~200k revisions of keys, so at that pace compaction falls behind a
