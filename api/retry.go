@@ -12,8 +12,11 @@ import (
 
 // maxWriteAttempts bounds how often a write without precondition is tried
 // when it keeps losing races; each loss means another writer committed, so
-// the cluster as a whole is making progress.
-const maxWriteAttempts = 10
+// the cluster as a whole is making progress. A replica whose writes meet a
+// steady stream from another replica may lose several times in a row, so
+// the bound is generous and the back-off short; the request's deadline
+// (Config.StoreTimeout) bounds the whole.
+const maxWriteAttempts = 32
 
 // retryUnconditional runs write until it does not lose a race. A write the
 // client did not condition on a revision (no If-Match, no body revision)
@@ -43,7 +46,7 @@ func (s *server) retryUnconditional(ctx context.Context, ifRevision int64, write
 			return rev, err
 		}
 		// Spread the losers out so they do not collide again at once.
-		wait := time.Duration(rand.Int64N(int64(attempt) * int64(5*time.Millisecond)))
+		wait := time.Duration(rand.Int64N(int64(min(attempt, 10)) * int64(time.Millisecond)))
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():

@@ -60,7 +60,7 @@ type Listener struct {
 	refused        atomic.Uint64
 	evicted        atomic.Uint64
 	reservedServed atomic.Uint64
-	lastWarn       atomic.Int64 // unix nanoseconds of the last refusal warning
+	lastWarn       atomic.Int64 // unix nanoseconds of the last limit warning
 
 	closeOnce sync.Once
 	done      chan struct{}
@@ -202,7 +202,7 @@ func (l *Listener) tryAdmit(c net.Conn, ip string, final bool) (conn *Conn, wait
 			return nil, true
 		}
 		l.refused.Add(1)
-		l.warnRefused(ip, totalOK)
+		l.warnLimit(ip, totalOK, "refusing connections beyond the caps and the reserve")
 		_ = c.Close()
 		return nil, false
 	}
@@ -218,25 +218,27 @@ func (l *Listener) tryAdmit(c net.Conn, ip string, final bool) (conn *Conn, wait
 		_ = victim.Conn.Close() // its own Close finds it already removed
 	}
 	l.reservedServed.Add(1)
+	l.warnLimit(ip, totalOK, "serving only the reserve beyond it")
 	_ = c.SetDeadline(deadline)
 	return rc, false
 }
 
-// warnRefused logs refusals at most once every 10 s: a flood must not
-// become a flood of log lines.
-func (l *Listener) warnRefused(ip string, totalOK bool) {
+// warnLimit logs that a cap was reached at most once every 10 s: a flood
+// must not become a flood of log lines. The message starts with
+// "<name> connection limit reached", like the controller's.
+func (l *Listener) warnLimit(ip string, totalOK bool, what string) {
 	now := time.Now().UnixNano()
 	last := l.lastWarn.Load()
 	if now-last < int64(10*time.Second) || !l.lastWarn.CompareAndSwap(last, now) {
 		return
 	}
-	reason := "connection limit reached"
+	which := "total"
 	if totalOK {
-		reason = "per-client connection limit reached"
+		which = "per client"
 	}
-	l.log.Warn(reason+"; refusing connections (logged at most every 10s)", "client", ip,
+	l.log.Warn(l.cfg.Name+" connection limit reached ("+which+"); "+what+" (logged at most every 10s)", "client", ip,
 		"max_connections", l.cfg.Max, "max_per_client", l.cfg.PerClient, "reserve", l.cfg.Reserve,
-		"refused_total", l.refused.Load())
+		"reserved_total", l.reservedServed.Load(), "refused_total", l.refused.Load())
 }
 
 // removeReserved drops c from the reserve list. l.mu held.
