@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -39,6 +41,9 @@ type tokenEntry struct {
 	role Role
 }
 
+// maxTokenFileBytes bounds what Reload reads: thousands of tokens fit.
+const maxTokenFileBytes = 1 << 20
+
 // tokenNamePattern keeps names printable in logs and audit records.
 var tokenNamePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$`)
 
@@ -51,11 +56,34 @@ func LoadTokenFile(path string) (*TokenFile, error) {
 	return t, nil
 }
 
+// ErrTokenFilePermissions is wrapped by the error for a token file that
+// group or others may read, write or execute: the tokens are secrets like
+// a private key and get the same rule (mode 0600 or stricter).
+var ErrTokenFilePermissions = errors.New("token file readable by group or others")
+
 // Reload re-reads the file; on error the previous tokens stay in effect.
+// A file with group or world permissions is refused at start and on every
+// reload, like a private key.
 func (t *TokenFile) Reload() error {
-	data, err := os.ReadFile(t.path)
+	f, err := os.Open(t.path)
 	if err != nil {
 		return fmt.Errorf("token file: %w", err)
+	}
+	defer f.Close()
+	// Stat the open file, not the path: what is checked is what is read.
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("token file %s has mode %#o: %w (run chmod 600 %s)", t.path, perm, ErrTokenFilePermissions, t.path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxTokenFileBytes+1))
+	if err != nil {
+		return fmt.Errorf("token file: %w", err)
+	}
+	if len(data) > maxTokenFileBytes {
+		return fmt.Errorf("token file %s is larger than %d bytes", t.path, maxTokenFileBytes)
 	}
 	tokens, err := parseTokens(data)
 	if err != nil {

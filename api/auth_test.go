@@ -1,11 +1,14 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/op25b/op25b/controller"
 )
 
 func writeTokenFile(t *testing.T, content string) string {
@@ -68,10 +71,35 @@ func TestAuthRoles(t *testing.T) {
 	if len(audit.Records) != 1 || audit.Records[0].Who != "automation" || audit.Records[0].Revision != w.Revision {
 		t.Fatalf("audit %+v, want one record by automation at %d", audit.Records, w.Revision)
 	}
-	// Health and metrics are outside /v1: no token needed (probes, Prometheus).
-	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
+	// Health is outside /v1: no token needed (probes).
+	for _, p := range []string{"/healthz", "/readyz"} {
 		e.expect(e.do(http.MethodGet, p, ""), http.StatusOK, nil)
 	}
+}
+
+// Regression (issue 11, "Unauthenticated data"): /metrics without a token
+// showed dpids, mastership and flow counts on the API port. The policy:
+// with a token file, /metrics on the API port needs a token (read is
+// enough); /healthz and /readyz never do; without a token file (loopback
+// only) nothing does.
+func TestRegressionUnauthenticatedMetricsOnAPIPort(t *testing.T) {
+	tokens, err := LoadTokenFile(writeTokenFile(t, testTokens))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw := &fakeSwitches{status: []controller.BridgeStatus{statusOf("00000000000000aa", true, "master", 3)}}
+	e := newEnv(t, func(c *Config) { c.Tokens = tokens; c.Switches = sw; c.Metrics = NewMetrics(nil) })
+	e.expectError(e.do(http.MethodGet, "/metrics", ""), http.StatusUnauthorized, CodeUnauthorized, "")
+	e.expectError(e.do(http.MethodGet, "/metrics", "", "Authorization: Bearer wrong"), http.StatusUnauthorized, CodeUnauthorized, "")
+	rec := e.do(http.MethodGet, "/metrics", "", "Authorization: Bearer r3ad-0nly-t0ken-abcdef")
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "00000000000000aa") {
+		t.Fatalf("/metrics with a read token: %d %.200s", rec.Code, rec.Body.String())
+	}
+	for _, p := range []string{"/healthz", "/readyz"} {
+		e.expect(e.do(http.MethodGet, p, ""), http.StatusOK, nil)
+	}
+	open := newEnv(t, func(c *Config) { c.Switches = sw; c.Metrics = NewMetrics(nil) })
+	open.expect(open.do(http.MethodGet, "/metrics", ""), http.StatusOK, nil)
 }
 
 func TestTokenFileErrors(t *testing.T) {
@@ -121,5 +149,52 @@ func TestTokenFileReload(t *testing.T) {
 	}
 	if tokens.Len() != 2 {
 		t.Fatalf("%d tokens after failed reload, want 2", tokens.Len())
+	}
+}
+
+// Regression (issue 11, "Token file permissions"): a token file with mode
+// 0644 was accepted while keys must be 0600. Any group or world bit is now
+// refused at start and on reload (SIGHUP), and a refused reload keeps the
+// tokens already loaded.
+func TestRegressionTokenFileWorldReadable(t *testing.T) {
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604, 0o660, 0o602, 0o610, 0o601, 0o666} {
+		path := writeTokenFile(t, testTokens)
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadTokenFile(path)
+		if !errors.Is(err, ErrTokenFilePermissions) || !strings.Contains(err.Error(), "chmod 600") {
+			t.Errorf("mode %#o: LoadTokenFile: %v, want ErrTokenFilePermissions", mode, err)
+		}
+	}
+	for _, mode := range []os.FileMode{0o600, 0o400} {
+		path := writeTokenFile(t, testTokens)
+		if err := os.Chmod(path, mode); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := LoadTokenFile(path); err != nil {
+			t.Errorf("mode %#o refused: %v", mode, err)
+		}
+	}
+	// Reload: loosened permissions are refused and the old tokens stay.
+	path := writeTokenFile(t, testTokens)
+	tokens, err := LoadTokenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("intruder 0pen-t0ken-xyz write\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.Reload(); !errors.Is(err, ErrTokenFilePermissions) {
+		t.Fatalf("reload of a 0644 file: %v", err)
+	}
+	if _, ok := tokens.lookup("0pen-t0ken-xyz"); ok {
+		t.Fatal("a token from a world-readable file was loaded")
+	}
+	if _, ok := tokens.lookup("wr1te-t0ken-0123456789"); !ok {
+		t.Fatal("a refused reload dropped the previous tokens")
 	}
 }

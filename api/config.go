@@ -59,6 +59,9 @@ type Config struct {
 	Cache    DocSource
 	Cluster  StatusSource
 	Switches SwitchSource
+	// Etcd, when set, adds etcd's size and alarms to /v1/status, /readyz
+	// (not ready under NOSPACE) and the metrics (etcd.go).
+	Etcd EtcdSource
 	// Tokens enables bearer-token auth on every /v1 route; nil disables
 	// auth (the daemon then binds loopback only and warns).
 	Tokens *TokenFile
@@ -80,6 +83,11 @@ type Config struct {
 	StoreTimeout time.Duration
 	// MaxBodyBytes limits request bodies (413 above); default 16 MiB.
 	MaxBodyBytes int64
+	// BodyReadTimeout is how long a request body may take to arrive, plus
+	// one second per MiB its Content-Length announces; default 10 s. It is
+	// set on the connection when the handler starts reading and cleared
+	// when the body is in, so it bounds slow clients, not slow handlers.
+	BodyReadTimeout time.Duration
 	// Pipeline is how the replicas compile flows (op25bd --first-table,
 	// --continue); dry runs, desired flows and per-pool metrics must use the
 	// same. The zero value means flows.DefaultOptions().
@@ -89,6 +97,9 @@ type Config struct {
 // DefaultMaxBodyBytes is the request body limit: a 100k-pool document is
 // about 8 MiB of JSON.
 const DefaultMaxBodyBytes = 16 << 20
+
+// DefaultBodyReadTimeout is Config.BodyReadTimeout's default.
+const DefaultBodyReadTimeout = 10 * time.Second
 
 func (c *Config) setDefaults() error {
 	if c.Store == nil {
@@ -111,6 +122,9 @@ func (c *Config) setDefaults() error {
 	}
 	if c.MaxBodyBytes <= 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.BodyReadTimeout <= 0 {
+		c.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if c.Pipeline == (flows.Options{}) {
 		c.Pipeline = flows.DefaultOptions()

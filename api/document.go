@@ -91,7 +91,9 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	// Replace validates before any etcd request (ConfigStore contract), so
 	// a 100k-pool document is not validated twice.
 	who := infoFrom(r.Context()).who
-	newRev, err := s.cfg.Store.Replace(ctx, doc, store.WriteOptions{IfRevision: rev, Who: who})
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
+		return s.cfg.Store.Replace(ctx, doc, store.WriteOptions{IfRevision: rev, Who: who})
+	})
 	if err != nil {
 		return err // the store's errors carry their context ("replace: ...")
 	}

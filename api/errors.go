@@ -25,7 +25,8 @@ const (
 	CodeConflict         = "revision_conflict" // If-Match did not match the current revision
 	CodeReferenced       = "referenced"        // delete of an item other items still use
 	CodeTooLarge         = "body_too_large"
-	CodeUnavailable      = "unavailable" // etcd unreachable or desired state not loaded
+	CodeUnavailable      = "unavailable"  // etcd unreachable or desired state not loaded
+	CodeNoSpace          = "etcd_nospace" // etcd's NOSPACE alarm: writes refused until space is reclaimed
 	CodeInternal         = "internal"
 )
 
@@ -85,6 +86,8 @@ func errorFor(err error) *Error {
 		return newError(http.StatusConflict, CodeConflict, "", err.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return newError(http.StatusNotFound, CodeNotFound, "", err.Error())
+	case errors.Is(err, store.ErrNoSpace):
+		return newError(http.StatusServiceUnavailable, CodeNoSpace, "", err.Error())
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrInvalidStored), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "", err.Error())
 	}

@@ -41,6 +41,18 @@ func FuzzAPIRequest(f *testing.F) {
 		{"GET", "/v1/bridges/0000000000000001/flows", "", ""},
 		{"PUT", "/v1/config", "null", ""},
 		{"PUT", "/v1/config", `{"block": [}`, ""},
+		// Nesting and duplicate keys (issue 11): the revision key must not
+		// switch duplicate detection off, nor nesting blow memory up.
+		{"PUT", "/v1/config", strings.TrimSuffix(strings.TrimSpace(ex), "}") + `,"pools":[],"revision":0}`, ""},
+		{"PUT", "/v1/config", `{"revision":1,"revision":0,"pools":[]}`, ""},
+		{"PUT", "/v1/config", `{"revision":0,"ports":[25],"ports":[26]}`, ""},
+		{"PUT", "/v1/config?dry_run=true", `{"pools":` + strings.Repeat("[", 4096), ""},
+		{"PUT", "/v1/config", strings.Repeat("[", 4096) + strings.Repeat("]", 4096), ""},
+		{"PUT", "/v1/config", `{"services":[{"name":"s","phases":[{"block":[[[["x"]]]]}]}]}`, ""},
+		{"PUT", "/v1/config", `{"ports":` + strings.Repeat(`{"a":`, 512), ""},
+		{"PUT", "/v1/pools/p", `{"prefix":"10.9.0.0/16","kind":"static","kind":"dynamic"}`, ""},
+		{"PUT", "/v1/services/s", `{"phases":[{"block":"all","from":"2026-12-01T00:00:00+09:60"}]}`, ""},
+		{"PUT", "/v1/bridges/0000000000000009", `{"name":"b","pop":"p","pop":"q"}`, ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.body, s.ifMatch)

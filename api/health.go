@@ -26,8 +26,12 @@ func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// readyz is readiness: etcd reachable and the desired state loaded.
+// readyz is readiness: etcd reachable and the desired state loaded, and
+// etcd not out of space (its NOSPACE alarm refuses every write).
 func (s *server) readyz(w http.ResponseWriter, r *http.Request) error {
+	if e := noSpaceError(s.cfg.Etcd); e != nil {
+		return e
+	}
 	if s.cfg.Cache != nil {
 		if err := s.cfg.Cache.Healthy(); err != nil {
 			return newError(http.StatusServiceUnavailable, CodeUnavailable, "", "not ready: "+err.Error())

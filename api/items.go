@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -80,35 +79,15 @@ func (a itemAccess[T]) find(d *topology.Document, key string) int {
 }
 
 // decode parses one item with topology.ParseJSON's strict rules (unknown
-// or case-variant fields, duplicate keys, wrong types, trailing data), the
-// same as a whole document, by wrapping it in a one-item document. Field
-// paths are made relative to the item ("prefx", not "pools[0].prefx").
+// or case-variant fields, duplicate keys, wrong types, nesting, trailing
+// data), in one pass; field paths are relative to the item ("prefx").
 func (a itemAccess[T]) decode(data []byte) (T, error) {
-	var zero T
-	if err := requireObject(data); err != nil {
-		return zero, err
-	}
-	if !json.Valid(data) {
-		return zero, jsonError(json.Unmarshal(data, new(any)))
-	}
-	wrapped := make([]byte, 0, len(data)+len(a.kind)+8)
-	wrapped = append(wrapped, `{"`+a.kind+`":[`...)
-	wrapped = append(wrapped, data...)
-	wrapped = append(wrapped, "]}"...)
-	one, err := topology.ParseJSON(wrapped)
-	if err != nil {
-		var perr *topology.ParseError
-		if errors.As(err, &perr) {
-			field := strings.TrimPrefix(strings.TrimPrefix(perr.Field, a.kind+"[0]"), ".")
-			return zero, newError(http.StatusBadRequest, CodeInvalidJSON, field, perr.Message)
-		}
+	var item T
+	if err := topology.ParseJSONItem(data, &item); err != nil {
+		var zero T
 		return zero, jsonError(err)
 	}
-	items := *a.list(one)
-	if len(items) != 1 {
-		return zero, newError(http.StatusBadRequest, CodeInvalidJSON, "", "want exactly one item")
-	}
-	return items[0], nil
+	return item, nil
 }
 
 func (a itemAccess[T]) notFound(key string) error {
@@ -193,7 +172,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	who := infoFrom(r.Context()).who
-	newRev, err := s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, func(doc *topology.Document) error {
+	put := func(doc *topology.Document) error {
 		list := a.list(doc)
 		if i := a.find(doc, key); i >= 0 {
 			(*list)[i] = item
@@ -203,6 +182,9 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 			created = true
 		}
 		return topology.Validate(doc)
+	}
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
+		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, put)
 	})
 	if err != nil {
 		return err // mutate's own errors, or the store's with their context
@@ -228,7 +210,7 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	who := infoFrom(r.Context()).who
-	newRev, err := s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, func(doc *topology.Document) error {
+	del := func(doc *topology.Document) error {
 		i := a.find(doc, key)
 		if i < 0 {
 			return a.notFound(key)
@@ -245,6 +227,9 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 		list := a.list(doc)
 		*list = append((*list)[:i:i], (*list)[i+1:]...)
 		return topology.Validate(doc)
+	}
+	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
+		return s.cfg.Store.Update(ctx, store.WriteOptions{IfRevision: rev, Who: who}, del)
 	})
 	if err != nil {
 		return err

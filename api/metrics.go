@@ -31,6 +31,7 @@ type Metrics struct {
 
 	mu    sync.Mutex
 	state *stateCollector
+	etcd  *etcdCollector // etcd.go
 }
 
 // NewMetrics registers op25b's metrics on reg (a new registry, with the Go

@@ -9,12 +9,17 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/op25b/op25b/internal/connlimit"
 )
 
 // server holds the wired dependencies; its methods are the handlers.
 type server struct {
 	cfg    Config
 	router *mux.Router
+	// writeTurn lets one store write of this replica run at a time (see
+	// retryUnconditional).
+	writeTurn chan struct{}
 }
 
 // handlerFunc is a handler that reports failure by returning an error,
@@ -27,10 +32,11 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, router: mux.NewRouter()}
+	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
 	s.probeRoutes()
 	s.routes()
 	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.watchEtcd(s.cfg.Etcd)
 	return s, nil
 }
 
@@ -114,7 +120,18 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeError(rec, r, s.cfg.Logger, newError(http.StatusInternalServerError, CodeInternal, "", "internal error (a bug, logged by the server)"))
 	}()
-	if r.URL.Path == "/v1" || strings.HasPrefix(r.URL.Path, "/v1/") {
+	if connlimit.Reserved(r.Context()) {
+		// A connection beyond the listener's caps: answer the probes,
+		// turn everything else away at once, and close after one answer.
+		rec.Header().Set("Connection", "close")
+		if !reservedPath(r.URL.Path) {
+			rec.Header().Set("Retry-After", "1")
+			writeError(rec, r, s.cfg.Logger, newError(http.StatusServiceUnavailable, CodeUnavailable, "",
+				"too many connections (from this client or in total): only /healthz, /readyz and /metrics are answered now; retry shortly"))
+			return
+		}
+	}
+	if needsToken(r.URL.Path) {
 		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
 		if err != nil {
 			writeError(rec, r, s.cfg.Logger, err)
@@ -123,6 +140,24 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.who = who
 	}
 	s.router.ServeHTTP(rec, r)
+}
+
+// reservedPath: what a connection beyond the caps is served (see
+// internal/connlimit): liveness, readiness and metrics, cheap answers a
+// monitoring system needs most when the API is saturated.
+func reservedPath(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// needsToken: every /v1 route, and /metrics, which shows dpids,
+// mastership and flow counts per bridge. /healthz and /readyz stay open
+// for probes (they say ok/ready and a revision number). With a token file,
+// Prometheus scrapes the API port with a read token (its
+// authorization.credentials_file); a separate metrics listener is the place
+// for tokenless scraping. Without a token file the API serves loopback
+// only and nothing needs a token.
+func needsToken(path string) bool {
+	return path == "/v1" || strings.HasPrefix(path, "/v1/") || path == "/metrics"
 }
 
 // roleNeeded: anything that can change state needs "write". A dry run
@@ -190,6 +225,10 @@ type statusRecorder struct {
 	status int
 	wrote  bool
 }
+
+// Unwrap lets http.ResponseController reach the connection (body read
+// deadlines).
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if !s.wrote {

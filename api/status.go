@@ -29,6 +29,9 @@ type StatusResponse struct {
 	// validate (written by hand, say): this replica keeps enforcing the last
 	// good document, at Revision, and says why it is not following etcd.
 	DocumentError string `json:"document_error,omitempty"`
+	// Etcd is etcd's database size and alarms, as this replica last saw
+	// them (absent when the replica does not watch them).
+	Etcd *EtcdView `json:"etcd,omitempty"`
 }
 
 // BridgeView merges a bridge of the document with its status record.
@@ -69,7 +72,7 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := StatusResponse{Revision: rev, Replicas: []store.ReplicaInfo{}}
+	resp := StatusResponse{Revision: rev, Replicas: []store.ReplicaInfo{}, Etcd: etcdView(s.cfg.Etcd)}
 	var records []store.BridgeStatus
 	if s.cfg.Cluster != nil {
 		if resp.Replicas, err = s.cfg.Cluster.Replicas(ctx); err != nil {

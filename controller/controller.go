@@ -25,6 +25,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -58,8 +59,15 @@ type Config struct {
 	// one ends, so a flood of idle connections costs bounded memory and, with
 	// HandshakeTimeout, delays a real switch by at most that timeout.
 	MaxConnections int
-	Logger         *slog.Logger // every switch line carries dpid=…
-	Events         func(Event)  // optional; called from session goroutines, must not block long
+	// AuthorizeDatapath, when set, decides whether a TLS connection may
+	// become the session of the datapath id it claims (its FEATURES_REPLY),
+	// given the switch's verified certificate. It runs before the
+	// connection can replace an existing session of that dpid; an error
+	// closes the new connection, is logged, and leaves the old session
+	// alone. Plain-TCP connections authenticate nothing and are not asked.
+	AuthorizeDatapath func(dpid string, cert *x509.Certificate) error
+	Logger            *slog.Logger // every switch line carries dpid=…
+	Events            func(Event)  // optional; called from session goroutines, must not block long
 }
 
 func (c Config) withDefaults() Config {
@@ -424,6 +432,8 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	// HandshakeTimeout; the TLS handshake runs here, in the connection's
 	// own goroutine, never in Accept, so a silent peer cannot stall others.
 	handshakeEnd := time.Now().Add(c.cfg.HandshakeTimeout)
+	var peerCert *x509.Certificate
+	isTLS := false
 	if tc, ok := conn.(*tls.Conn); ok {
 		hctx, hcancel := context.WithDeadline(sctx, handshakeEnd)
 		err := tc.HandshakeContext(hctx)
@@ -440,9 +450,11 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 			return
 		}
 		if peer := tc.ConnectionState().PeerCertificates; len(peer) > 0 {
+			peerCert = peer[0]
 			log = log.With("peer_cn", peer[0].Subject.CommonName)
 			base.setLogger(log)
 		}
+		isTLS = true
 	}
 	if err := c.hello(base, r, handshakeEnd); err != nil {
 		log.Warn("openflow handshake failed", "err", err)
@@ -478,6 +490,14 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	if aux != 0 {
 		log.Warn("auxiliary connections are not used, closing", "auxiliary_id", aux)
 		return
+	}
+	if isTLS && c.cfg.AuthorizeDatapath != nil {
+		// Before the claim can displace a connected bridge's session: a
+		// certificate from the right CA is not enough to speak for any dpid.
+		if err := c.cfg.AuthorizeDatapath(dpid, peerCert); err != nil {
+			log.Warn("datapath claim refused, closing the connection; an existing session of this dpid is kept", "err", err)
+			return
+		}
 	}
 	s := &switchSession{session: base, dpid: dpid, wake: make(chan struct{}, 1), c: c}
 

@@ -50,6 +50,7 @@ type session struct {
 	closeErr    error
 
 	ofErrors atomic.Uint64
+	protoLog logLimiter // rate of the protocol-problem warnings (ratelog.go)
 
 	// busy counts requests and batches in flight. A switch answers our
 	// echo only after everything sent before it (messages are processed in
@@ -321,7 +322,7 @@ func (s *session) dispatch(h header, body []byte) {
 	case typeError:
 		e, err := parseError(h, body)
 		if err != nil {
-			s.logger().Warn("malformed error message ignored", "xid", h.XID, "err", err)
+			s.protoWarn("malformed error message ignored", "xid", h.XID, "err", err)
 			return
 		}
 		s.ofErrors.Add(1)
@@ -390,7 +391,7 @@ func (s *session) routeError(e *OFError) {
 		}
 	}
 	s.mu.Unlock()
-	s.logger().Warn("openflow error for no pending request", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
+	s.protoWarn("openflow error for no pending request", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
 }
 
 // keepalive answers the switch's echoes, sends our own every echoInterval

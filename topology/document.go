@@ -86,4 +86,11 @@ type Bridge struct {
 	DPID string `json:"dpid" yaml:"dpid"`
 	Name string `json:"name" yaml:"name"`
 	Pop  string `json:"pop" yaml:"pop"`
+	// Cert, when set, binds the bridge to a switch certificate under
+	// OpenFlow TLS (see identity.go): only a switch whose certificate
+	// carries a matching identity (Subject CN or a SAN) may claim this
+	// dpid, and such a certificate may claim no dpid outside the bridges
+	// that name it. A pattern: '*' matches any run of characters other
+	// than '.'.
+	Cert string `json:"cert,omitempty" yaml:"cert,omitempty"`
 }

@@ -2,13 +2,11 @@ package topology
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -44,280 +42,60 @@ func Parse(data []byte) (*Document, error) {
 
 // ParseJSON decodes one JSON document strictly: unknown fields, keys that
 // differ only in case (encoding/json would silently accept "Name"),
-// duplicate keys, null where a value is required, values of the wrong type
-// and trailing data are errors, reported with their JSON path. It does not
+// duplicate keys, null where a value is required, values of the wrong type,
+// nesting beyond MaxJSONDepth and trailing data are errors, reported with
+// their JSON path. It reads the input once (see jsonDecoder) and does not
 // validate: call Validate.
 func ParseJSON(data []byte) (*Document, error) {
-	// Editors on some NOC desktops save a byte-order mark; it carries no
-	// meaning in JSON (RFC 8259 §8.1 lets parsers ignore it).
-	data = bytes.TrimPrefix(data, utf8BOM)
-
-	// Fast path, for the common case of a correct document: encoding/json
-	// plus a byte scan for what it lets through (case-folded or duplicate
-	// keys, null). Anything suspicious goes to the token walker, which is
-	// about 3x slower on 100k pools but knows the path of every problem.
-	if doc, ok := parseJSONFast(data); ok {
-		return doc, nil
-	}
-	return parseJSONWalk(data)
-}
-
-func parseJSONFast(data []byte) (*Document, bool) {
-	if !strictKeys(data) {
-		return nil, false
-	}
 	var doc Document
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false
-	}
-	return &doc, true
-}
-
-// parseJSONWalk walks the tokens against the Document type first, for
-// errors with paths, then decodes.
-func parseJSONWalk(data []byte) (*Document, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	w := &jsonWalker{dec: dec}
-	if err := w.value(reflect.TypeFor[Document](), "", true); err != nil {
+	if err := decodeJSON(data, &doc, nil, "the document"); err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, &ParseError{Message: fmt.Sprintf("unexpected data after the document at byte %d", dec.InputOffset())}
-	}
-	// The walk leaves only Block's own checks (e.g. "block": "none").
-	var doc Document
-	dec = json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, &ParseError{Message: strings.TrimPrefix(err.Error(), "json: ")}
 	}
 	return &doc, nil
 }
 
-// knownKeys is every JSON key of the document types; all are lower-case.
-var knownKeys = func() map[string]bool {
-	keys := map[string]bool{}
-	for _, t := range []reflect.Type{reflect.TypeFor[Document](), reflect.TypeFor[Pool](), reflect.TypeFor[Relay](),
-		reflect.TypeFor[DestinationSet](), reflect.TypeFor[Service](), reflect.TypeFor[Phase](), reflect.TypeFor[Bridge]()} {
-		for k := range jsonFields(t) {
-			keys[k] = true
-		}
+// ParseJSONWithRevision is ParseJSON for a document that may carry a
+// top-level "revision" (as GET /v1/config returns it, so that GET → edit →
+// PUT works). The revision is decoded in the same single pass and under
+// the same rules as every other key: it must be a non-negative integer and
+// may appear once; present reports whether it was there at all.
+func ParseJSONWithRevision(data []byte) (doc *Document, revision int64, present bool, err error) {
+	var d Document
+	dec, err := decodeJSONWith(data, &d, &revision, "the document")
+	if err != nil {
+		return nil, 0, false, err
 	}
-	return keys
-}()
-
-// strictKeys scans JSON text and reports false when it must take the slow
-// path: the top level is not an object, an object key is not spelt exactly
-// like a field of some document type (encoding/json matches keys
-// case-insensitively), a key repeats within one object, a key contains an
-// escape, or a literal null appears. It does not check syntax: the decoder
-// that runs after it does.
-func strictKeys(data []byte) bool {
-	type frame struct {
-		object    bool
-		expectKey bool
-		keys      [][]byte
-	}
-	var stack []frame
-	i := 0
-	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
-		i++
-	}
-	if i == len(data) || data[i] != '{' {
-		return false
-	}
-	for ; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '{', '[':
-			n := len(stack)
-			if n < cap(stack) {
-				stack = stack[:n+1]
-				stack[n].object, stack[n].expectKey, stack[n].keys = c == '{', c == '{', stack[n].keys[:0]
-			} else {
-				stack = append(stack, frame{object: c == '{', expectKey: c == '{'})
-			}
-		case '}', ']':
-			if len(stack) == 0 {
-				return false
-			}
-			stack = stack[:len(stack)-1]
-		case ',':
-			if len(stack) > 0 && stack[len(stack)-1].object {
-				stack[len(stack)-1].expectKey = true
-			}
-		case 'n':
-			return false // null: let the walker say where it is not allowed
-		case '"':
-			start := i + 1
-			escaped := false
-			for i++; i < len(data) && data[i] != '"'; i++ {
-				if data[i] == '\\' {
-					escaped = true
-					i++
-				}
-			}
-			if len(stack) == 0 {
-				return false
-			}
-			top := &stack[len(stack)-1]
-			if !top.object || !top.expectKey {
-				continue
-			}
-			if escaped || i > len(data) {
-				return false
-			}
-			key := data[start:i]
-			if !knownKeys[string(key)] {
-				return false
-			}
-			for _, k := range top.keys {
-				if bytes.Equal(k, key) {
-					return false
-				}
-			}
-			top.keys = append(top.keys, key)
-			top.expectKey = false
-		}
-	}
-	return true
+	return &d, revision, dec.sawRevision, nil
 }
 
-type jsonWalker struct {
-	dec *json.Decoder
+// ParseJSONItem decodes one item of the document (a *Pool, *Relay,
+// *DestinationSet, *Service or *Bridge) as strictly as ParseJSON; error
+// paths are relative to the item ("prefx", "phases[0].from").
+func ParseJSONItem(data []byte, item any) error {
+	v := reflect.ValueOf(item)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("ParseJSONItem: want a pointer to a struct, got %T", item)
+	}
+	return decodeJSON(data, item, nil, "an item")
+}
+
+func decodeJSON(data []byte, into any, revision *int64, what string) error {
+	_, err := decodeJSONWith(data, into, revision, what)
+	return err
+}
+
+func decodeJSONWith(data []byte, into any, revision *int64, what string) (*jsonDecoder, error) {
+	// Editors on some NOC desktops save a byte-order mark; it carries no
+	// meaning in JSON (RFC 8259 §8.1 lets parsers ignore it).
+	data = bytes.TrimPrefix(data, utf8BOM)
+	d := &jsonDecoder{data: data, revision: revision}
+	if err := d.decodeTop(reflect.ValueOf(into), what); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 var blockType = reflect.TypeFor[Block]()
-
-func (w *jsonWalker) token(path string) (json.Token, error) {
-	tok, err := w.dec.Token()
-	if err == io.EOF {
-		return nil, &ParseError{Field: path, Message: "unexpected end of input"}
-	}
-	if err != nil {
-		return nil, &ParseError{Field: path, Message: fmt.Sprintf("invalid JSON near byte %d: %s", w.dec.InputOffset(), strings.TrimPrefix(err.Error(), "json: "))}
-	}
-	return tok, nil
-}
-
-// value consumes one JSON value and checks it has the shape of t.
-func (w *jsonWalker) value(t reflect.Type, path string, top bool) error {
-	tok, err := w.token(path)
-	if err != nil {
-		return err
-	}
-	if tok == nil { // null
-		if top {
-			return &ParseError{Message: "the document must be a JSON object, not null"}
-		}
-		if t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			return nil
-		}
-		return &ParseError{Field: path, Message: fmt.Sprintf("must be %s, not null", describeType(t))}
-	}
-	if t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case t == blockType:
-		return w.block(tok, path)
-	case t.Kind() == reflect.Struct:
-		if tok != json.Delim('{') {
-			return w.mismatch(tok, t, path)
-		}
-		return w.object(t, path)
-	case t.Kind() == reflect.Slice:
-		if tok != json.Delim('[') {
-			return w.mismatch(tok, t, path)
-		}
-		for i := 0; w.dec.More(); i++ {
-			if err := w.value(t.Elem(), fmt.Sprintf("%s[%d]", path, i), false); err != nil {
-				return err
-			}
-		}
-		_, err := w.token(path)
-		return err
-	case t.Kind() == reflect.String:
-		if _, ok := tok.(string); !ok {
-			return w.mismatch(tok, t, path)
-		}
-	case t.Kind() == reflect.Bool:
-		if _, ok := tok.(bool); !ok {
-			return w.mismatch(tok, t, path)
-		}
-	case t.Kind() == reflect.Int:
-		n, ok := tok.(json.Number)
-		if !ok {
-			return w.mismatch(tok, t, path)
-		}
-		if _, err := strconv.ParseInt(string(n), 10, 0); err != nil {
-			return &ParseError{Field: path, Message: fmt.Sprintf("%s is not an integer in range", n)}
-		}
-	default:
-		return &ParseError{Field: path, Message: "unsupported field type " + t.String()}
-	}
-	return nil
-}
-
-// block checks the shape "all" or ["set", ...]; Block.UnmarshalJSON checks
-// the value.
-func (w *jsonWalker) block(tok json.Token, path string) error {
-	if _, ok := tok.(string); ok {
-		return nil
-	}
-	if tok != json.Delim('[') {
-		return &ParseError{Field: path, Message: `block must be "all" or a list of destination-set names`}
-	}
-	for i := 0; w.dec.More(); i++ {
-		if err := w.value(reflect.TypeFor[string](), fmt.Sprintf("%s[%d]", path, i), false); err != nil {
-			return err
-		}
-	}
-	_, err := w.token(path)
-	return err
-}
-
-func (w *jsonWalker) object(t reflect.Type, path string) error {
-	fields := jsonFields(t)
-	seen := make(map[string]bool, len(fields))
-	for w.dec.More() {
-		tok, err := w.token(path)
-		if err != nil {
-			return err
-		}
-		key, _ := tok.(string)
-		child := key
-		if path != "" {
-			child = path + "." + key
-		}
-		ft, ok := fields[key]
-		if !ok {
-			msg := fmt.Sprintf("unknown field %q", key)
-			if name, ok := closestField(fields, key); ok {
-				msg += fmt.Sprintf(" (did you mean %q?", name)
-				if strings.EqualFold(name, key) {
-					msg += " field names are case-sensitive"
-				}
-				msg += ")"
-			}
-			return &ParseError{Field: child, Message: msg}
-		}
-		if seen[key] {
-			return &ParseError{Field: child, Message: "field appears twice in the same object"}
-		}
-		seen[key] = true
-		if err := w.value(ft, child, false); err != nil {
-			return err
-		}
-	}
-	_, err := w.token(path)
-	return err
-}
 
 // closestField finds the known field a typo most likely meant: same letters
 // in another case, or at most two edits away.
@@ -355,31 +133,6 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-func (w *jsonWalker) mismatch(tok json.Token, t reflect.Type, path string) error {
-	var got string
-	switch tok.(type) {
-	case json.Delim:
-		if tok == json.Delim('{') {
-			got = "an object"
-		} else {
-			got = "a list"
-		}
-	case string:
-		got = "a string"
-	case bool:
-		got = "true/false"
-	case json.Number:
-		got = "a number"
-	default:
-		got = fmt.Sprintf("%v", tok)
-	}
-	msg := fmt.Sprintf("must be %s, not %s", describeType(t), got)
-	if path == "" {
-		msg = "the document must be a JSON object, not " + got
-	}
-	return &ParseError{Field: path, Message: msg}
 }
 
 func describeType(t reflect.Type) string {
@@ -438,6 +191,9 @@ func ParseYAML(data []byte) (*Document, error) {
 	if len(node.Content) == 0 || node.Content[0].Kind != yaml.MappingNode {
 		return nil, &ParseError{Message: "the document must be a YAML mapping (pools:, services:, ...)"}
 	}
+	if err := yamlDepth(&node); err != nil {
+		return nil, err
+	}
 
 	var doc Document
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -454,6 +210,29 @@ func ParseYAML(data []byte) (*Document, error) {
 		return nil, &ParseError{Message: "more than one YAML document in the input (a second '---')"}
 	}
 	return &doc, nil
+}
+
+// yamlDepth refuses a YAML tree nested deeper than MaxJSONDepth, walking
+// it with an explicit stack (no recursion) before the typed decode, whose
+// recursion follows the input. Aliases are not followed here: yaml.v3
+// bounds their expansion itself.
+func yamlDepth(root *yaml.Node) error {
+	type item struct {
+		n     *yaml.Node
+		depth int
+	}
+	stack := []item{{root, 0}}
+	for len(stack) > 0 {
+		it := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if it.depth > MaxJSONDepth {
+			return &ParseError{Message: fmt.Sprintf("line %d: nested more than %d levels deep", it.n.Line, MaxJSONDepth)}
+		}
+		for _, c := range it.n.Content {
+			stack = append(stack, item{c, it.depth + 1})
+		}
+	}
+	return nil
 }
 
 var (

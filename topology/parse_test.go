@@ -71,10 +71,20 @@ func TestParseJSONRejects(t *testing.T) {
 		{"null pool", `{"pools": [null]}`, "pools[0]", "not null"},
 		{"relays flag string", `{"services": [{"phases": [{"relays": "yes"}]}]}`, "services[0].phases[0].relays", "true or false"},
 		{"block number", `{"services": [{"phases": [{"block": 1}]}]}`, "services[0].phases[0].block", `block must be "all"`},
-		{"block other word", `{"services": [{"phases": [{"block": "none"}]}]}`, "", `"none"`},
+		{"block other word", `{"services": [{"phases": [{"block": "none"}]}]}`, "services[0].phases[0].block", `"none"`},
 		{"block list of numbers", `{"services": [{"phases": [{"block": [1]}]}]}`, "services[0].phases[0].block[0]", "must be a string"},
-		{"truncated", `{"pools": [`, "pools", "end of input"},
-		{"syntax error", `{"pools": [}`, "pools", "invalid JSON"},
+		{"truncated", `{"pools": [`, "pools[0]", "end of input"},
+		{"syntax error", `{"pools": [}`, "pools[0]", "invalid JSON"},
+		{"trailing comma", `{"ports": [25,]}`, "ports[1]", "invalid JSON"},
+		{"trailing comma in object", `{"ports": [25],}`, "", "after ','"},
+		{"control character", "{\"pools\": [{\"name\": \"a\tb\"}]}", "pools[0].name", "control character"},
+		{"bad escape", `{"pools": [{"name": "a\qb"}]}`, "pools[0].name", "bad escape"},
+		{"nested lists in block", `{"services": [{"phases": [{"block": [["a"]]}]}]}`, "services[0].phases[0].block[0]", "must be a string, not a list"},
+		{"nested lists in pools", `{"pools": [[[[[[[[]]]]]]]]}`, "pools[0]", "must be an object, not a list"},
+		{"revision in a plain document", `{"revision": 1}`, "revision", "unknown field"},
+		{"leading zero", `{"ports": [025]}`, "ports", "invalid JSON"},
+		{"bare minus", `{"ports": [-]}`, "ports[0]", "invalid JSON"},
+		{"literal typo", `{"services": [{"phases": [{"relays": tru}]}]}`, "services[0].phases[0].relays", "invalid JSON"},
 		{"empty", ``, "", "end of input"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -250,7 +260,7 @@ func BenchmarkUnmarshal100kPools(b *testing.B) {
 	}
 }
 
-func TestParseJSONFastPathFallsBack(t *testing.T) {
+func TestParseJSONStrictCases(t *testing.T) {
 	// Inputs the fast path must hand to the walker, which rejects them.
 	for _, input := range []string{
 		`{"pools": [{"NAME": "a"}]}`,

@@ -84,7 +84,7 @@ func parseStart(from string) (phaseStart, bool) {
 	if from == "" {
 		return phaseStart{}, true
 	}
-	t, err := time.Parse(time.RFC3339, from)
+	t, err := ParseTime(from)
 	if err != nil {
 		return phaseStart{}, false
 	}

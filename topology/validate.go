@@ -371,9 +371,9 @@ func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
 		pbase := fmt.Sprintf("%s.phases[%d]", base, j)
 		valid[j] = true
 		if ph.From != "" {
-			t, err := time.Parse(time.RFC3339, ph.From)
+			t, err := ParseTime(ph.From)
 			if err != nil {
-				v.add(pbase+".from", "%q is not an RFC 3339 time (e.g. 2006-12-01T00:00:00+09:00)", truncate(ph.From))
+				v.add(pbase+".from", "%s", err)
 				valid[j] = false
 			} else {
 				starts[j] = phaseStart{set: true, at: t}
@@ -553,6 +553,11 @@ func (v *validator) bridges(bridges []Bridge) {
 			dpids[CanonicalDPID(b.DPID)] = i
 		}
 		v.name(at("bridges", i, "name"), "bridge", b.Name, names)
+		if b.Cert != "" {
+			if p := certPatternProblem(b.Cert); p != "" {
+				v.add(field("cert"), "%s", p)
+			}
+		}
 		// An empty pop is allowed: such a bridge, like an unregistered
 		// one, only gets phases without "pops" (docs/semantics.md, phases).
 		if b.Pop != "" {

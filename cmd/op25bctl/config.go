@@ -87,11 +87,18 @@ func readDocument(g *globals, path string) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("read policy: %w", err)
 	}
-	data, rev, err := splitRevision(data)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: %w", path, err)
+	var doc *topology.Document
+	var rev int64
+	if trimmed := bytes.TrimLeft(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		// JSON: the revision is read in the same strict pass as the rest,
+		// so a repeated key cannot be lost on the way to the server.
+		doc, rev, _, err = topology.ParseJSONWithRevision(data)
+	} else {
+		data, rev, err = splitRevision(data)
+		if err == nil {
+			doc, err = topology.Parse(data)
+		}
 	}
-	doc, err := topology.Parse(data)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
 	"github.com/op25b/op25b/internal/buildinfo"
+	"github.com/op25b/op25b/internal/connlimit"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -99,6 +100,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	defer cli.Close()
 
 	st := store.New(cli, store.DefaultPrefix, logger)
+	keeper := etcdKeeper(cli, o, logger) // etcd size, alarms, maintenance (footprint.go)
 	cache := store.NewCache(st, logger)
 	metrics := api.NewMetrics(nil)
 
@@ -107,7 +109,10 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 		AuditInterval:    o.AuditInterval,
 		HandshakeTimeout: o.HandshakeTimeout,
 		MaxConnections:   o.OpenFlowMaxConns,
-		Logger:           logger,
+		// Under TLS, a certificate may claim only the dpids its bridge's
+		// "cert" allows (identity.go).
+		AuthorizeDatapath: datapathClaims(cache),
+		Logger:            logger,
 		Events: func(e controller.Event) {
 			metrics.ObserveEvent(e)
 			replica.ControllerEvent(e)
@@ -122,9 +127,9 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	// The TLS listener only wraps accepted connections; the controller
 	// runs each handshake in the connection's goroutine under
 	// --handshake-timeout. A plain-TCP switch fails that handshake.
-	ofServe := ofLn
+	ofServe := openFlowListener(ofLn, o, logger)
 	if certs.openflow != nil {
-		ofServe = tls.NewListener(ofLn, certs.openflow.ServerConfig())
+		ofServe = tls.NewListener(ofServe, certs.openflow.ServerConfig())
 	} else {
 		logger.Warn("OpenFlow over plain TCP: switches are not authenticated and flows travel in clear; " +
 			"set --openflow-tls-cert, --openflow-tls-key and --openflow-tls-ca outside a lab")
@@ -139,7 +144,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 		return fmt.Errorf("api listen %s: %w", apiAddr, err)
 	}
 	defer apiLn.Close()
-	apiServe := limitListener(apiLn, o.APIMaxConns, logger)
+	apiServe := apiListener(apiLn, o, logger)
 	if certs.api != nil {
 		// net/http runs the handshake in the connection's goroutine,
 		// bounded by the server's read timeouts.
@@ -170,6 +175,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	apiCfg := api.Config{
 		Store: st, Cache: ready, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
+		BodyReadTimeout: o.Limits.APIBodyTimeout, Etcd: keeper,
 	}
 	handler, err := api.New(apiCfg)
 	if err != nil {
@@ -189,13 +195,14 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	// supervisor ends it.
 	sup := newSupervisor(ctx, stages, logger)
 	sup.Go(stageCache, "watch cache", cache.Run)
+	sup.Go(stageCache, "etcd footprint", keeper.Run)
 	sup.Go(stageSwitches, "openflow controller", func(c context.Context) error { return ctrl.Serve(c, ofServe) })
 	sup.Go(stageCluster, "cluster", replica.Run)
 	sup.Go(stageAPI, "api", func(c context.Context) error { return serveHTTP(c, httpSrv, apiServe) })
 	if metricsSrv != nil {
 		// Few connections: a Prometheus and a load balancer or two.
 		sup.Go(stageAPI, "metrics listener", func(c context.Context) error {
-			return serveHTTP(c, metricsSrv, limitListener(metricsLn, 32, logger))
+			return serveHTTP(c, metricsSrv, metricsListener(metricsLn, logger))
 		})
 	}
 	reload := certs.reloaders(tokens)
@@ -237,6 +244,7 @@ func newHTTPServer(h http.Handler, o options, logger *slog.Logger) *http.Server 
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		ConnContext:       connlimit.ConnContext, // reserved connections serve health only
 	}
 }
 

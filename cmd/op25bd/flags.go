@@ -46,6 +46,7 @@ type options struct {
 	HandshakeTimeout time.Duration
 	OpenFlowMaxConns int
 	APIMaxConns      int
+	Limits           limitOptions // per-client caps, reserve, body deadline (limit.go)
 }
 
 // rawFlags are the flag values parseFlags converts and checks before they
@@ -113,6 +114,7 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "a new connection must finish its TLS handshake and OpenFlow HELLO/FEATURES (switches) or send its request headers (API) within this `duration`, else it is closed")
 	fs.IntVar(&o.OpenFlowMaxConns, "openflow-max-connections", controller.DefaultMaxConnections, "`n` OpenFlow connections served at once (handshaking or established); more wait in the listen backlog")
 	fs.IntVar(&o.APIMaxConns, "api-max-connections", 256, "`n` API connections served at once; more wait in the listen backlog")
+	limitFlags(fs, &o.Limits)
 	fs.BoolVar(&raw.version, "version", false, "print the version, commit and Go version, then exit")
 	return fs
 }
@@ -210,6 +212,9 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, fmt.Errorf("%s %d: must be at least 1", ref("openflow-max-connections"), o.OpenFlowMaxConns)
 	case o.APIMaxConns < 1:
 		return o, fmt.Errorf("%s %d: must be at least 1", ref("api-max-connections"), o.APIMaxConns)
+	}
+	if err := o.Limits.check(); err != nil {
+		return o, err
 	}
 	pipeline, err := parsePipeline(raw.firstTable, raw.continueTo)
 	if err != nil {

@@ -2,10 +2,6 @@ package main
 
 import (
 	"fmt"
-	"log/slog"
-	"net"
-	"sync"
-	"sync/atomic"
 
 	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/internal/tlsconfig"
@@ -55,60 +51,4 @@ func (c certificates) reloaders(tokens *api.TokenFile) []reloadable {
 		}
 	}
 	return r
-}
-
-// limitListener serves at most n connections at once: Accept waits while n
-// are open, so a flood of idle connections costs n goroutines, each closed
-// by the HTTP server's timeouts, and later clients wait in the backlog
-// instead of being refused.
-func limitListener(ln net.Listener, n int, logger *slog.Logger) net.Listener {
-	return &limitedListener{Listener: ln, slots: make(chan struct{}, n), done: make(chan struct{}), log: logger}
-}
-
-type limitedListener struct {
-	net.Listener
-	log       *slog.Logger
-	slots     chan struct{}
-	atLimit   atomic.Bool
-	closeOnce sync.Once
-	done      chan struct{}
-}
-
-func (l *limitedListener) Accept() (net.Conn, error) {
-	select {
-	case l.slots <- struct{}{}:
-		l.atLimit.Store(false)
-	default:
-		if !l.atLimit.Swap(true) { // once per episode, not per waiting client
-			l.log.Warn("api connection limit reached; accepting again when a connection ends", "max_connections", cap(l.slots))
-		}
-		select {
-		case l.slots <- struct{}{}:
-		case <-l.done:
-			return nil, net.ErrClosed
-		}
-	}
-	c, err := l.Listener.Accept()
-	if err != nil {
-		<-l.slots
-		return nil, err
-	}
-	return &limitedConn{Conn: c, release: func() { <-l.slots }}, nil
-}
-
-func (l *limitedListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return l.Listener.Close()
-}
-
-type limitedConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *limitedConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }

@@ -39,7 +39,7 @@ func run(docPath, dpid, atText string) error {
 	}
 	at := time.Now()
 	if atText != "" {
-		t, err := time.Parse(time.RFC3339, atText)
+		t, err := topology.ParseTime(atText)
 		if err != nil {
 			return fmt.Errorf("-at: %w", err)
 		}

@@ -76,15 +76,16 @@ func capList(l []string) []string {
 }
 
 // Audit returns audit records newest first: at most limit (100 when
-// limit ≤ 0, never more than 1000), only those with Revision < before
-// unless before is 0. Page with before = last record's Revision.
+// limit ≤ 0), only those with Revision < before unless before is 0. Page
+// with before = last record's Revision. The only cap on limit is the
+// log's own bound, so a caller can ask for one more record than it shows
+// to learn whether an older page exists (a cap of its own here made the
+// API's limit=1000 look like the last page).
 func (s *Store) Audit(ctx context.Context, limit int, before int64) ([]AuditRecord, error) {
 	if limit <= 0 {
 		limit = 100
 	}
-	if limit > 1000 {
-		limit = 1000
-	}
+	limit = min(limit, maxAuditRecords+auditTrimSlack)
 	opts := []clientv3.OpOption{
 		clientv3.WithPrefix(),
 		clientv3.WithSort(clientv3.SortByModRevision, clientv3.SortDescend),

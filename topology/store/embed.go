@@ -24,7 +24,7 @@ import (
 // free ports are picked by binding 127.0.0.1:0 and closing; another process
 // could grab one in between, hence a few attempts.
 func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
-	return startEmbedded(ctx, dataDir, logger, nil)
+	return startEmbedded(ctx, dataDir, logger, EmbeddedOptions{})
 }
 
 // EmbeddedTLS makes StartEmbeddedTLS's member serve clients over TLS:
@@ -39,16 +39,30 @@ type EmbeddedTLS struct {
 // client-certificate authentication (op25bd --etcd-cert/--etcd-key/--etcd-ca
 // without --etcd-endpoints).
 func StartEmbeddedTLS(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles EmbeddedTLS) ([]string, func(), error) {
-	return startEmbedded(ctx, dataDir, logger, &tlsFiles)
+	return StartEmbeddedWith(ctx, dataDir, logger, EmbeddedOptions{TLS: &tlsFiles})
 }
 
-func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles *EmbeddedTLS) ([]string, func(), error) {
+// EmbeddedOptions are the less common settings of the embedded member.
+type EmbeddedOptions struct {
+	// TLS, when set, serves clients as StartEmbeddedTLS does.
+	TLS *EmbeddedTLS
+	// QuotaBytes is the backend quota (etcd's --quota-backend-bytes);
+	// 0 is etcd's default, DefaultQuotaBytes. Past it etcd raises NOSPACE.
+	QuotaBytes int64
+}
+
+// StartEmbeddedWith is StartEmbedded with options.
+func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
+	return startEmbedded(ctx, dataDir, logger, opts)
+}
+
+func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger, tlsFiles)
+		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger, opts)
 		if err == nil {
 			logger.Info("embedded etcd started", "endpoints", endpoints, "data_dir", dataDir)
 			return endpoints, stop, nil
@@ -61,7 +75,8 @@ func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, tls
 	return nil, nil, fmt.Errorf("start embedded etcd in %s: %w", dataDir, lastErr)
 }
 
-func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles *EmbeddedTLS) ([]string, func(), error) {
+func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
+	tlsFiles := opts.TLS
 	ports, err := freeport.Loopback(2)
 	if err != nil {
 		return nil, nil, err
@@ -85,10 +100,28 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	cfg.LogLevel = "warn"
 	var stopping atomic.Bool
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdZapLogger(logger, &stopping))
-	// Keep an hour of history for watchers to resume from, then compact,
-	// so that repeated 100k-pool replaces do not grow the database forever.
+	// A backstop only: op25bd's Keeper (footprint.go) compacts and
+	// defragments the embedded member within seconds of a large write.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
+	cfg.QuotaBackendBytes = opts.QuotaBytes
+	// Start-up replays the WAL since the last snapshot, and WAL files are
+	// only released by snapshots. One 100k-pool replace is ~800 entries of
+	// up to 1 MiB, so etcd's default of a snapshot every 10,000 entries
+	// left gigabytes to replay and to keep on disk. A snapshot of a single
+	// member costs little (the backend file is the snapshot; what is
+	// written is a small .snap of metadata), and there are no followers
+	// to catch up. Two spare WAL files (64 MiB each) instead of five.
+	cfg.SnapshotCount = 100
+	cfg.SnapshotCatchUpEntries = 50
+	cfg.MaxWalFiles = 2
+	// etcd compacts in batches of 1000 revisions with a 10 ms pause
+	// between them, to spare a busy cluster; a 100k-pool replace leaves
+	// ~200k revisions of keys, so at that pace compaction falls behind a
+	// run of replaces. Bigger batches, shorter pauses: each batch holds
+	// the backend for tens of milliseconds.
+	cfg.CompactionBatchLimit = 20000
+	cfg.CompactionSleepInterval = time.Millisecond
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {

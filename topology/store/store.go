@@ -600,6 +600,8 @@ func (s *Store) etcdError(op string, err error) error {
 		errors.Is(err, rpctypes.ErrGRPCTooManyOps), errors.Is(err, rpctypes.ErrGRPCRequestTooLarge),
 		errors.Is(err, rpctypes.ErrLeaseNotFound), errors.Is(err, rpctypes.ErrGRPCLeaseNotFound):
 		return fmt.Errorf("%s: %w", op, err)
+	case isNoSpace(err):
+		return fmt.Errorf("%s: %w (%w: %v)", op, ErrNoSpace, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w: %w", op, ErrUnavailable, err)
 }
