@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/op25b/op25b/api/apitypes"
 )
 
 // Audit paging limits.
@@ -13,23 +14,11 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// AuditResponse is GET /v1/audit: newest first. NextBefore, when non-zero,
-// is the ?before= value of the next (older) page.
-type AuditResponse struct {
-	Records    []AuditEntry `json:"records"`
-	NextBefore int64        `json:"next_before,omitempty"`
-}
-
-// AuditEntry is one write: its revision, time, token name and the items it
-// added, changed or removed ("pools/tokyo-dyn", "ports", ...).
-type AuditEntry struct {
-	Revision int64     `json:"revision"`
-	Time     time.Time `json:"time"`
-	Who      string    `json:"who"`
-	Added    []string  `json:"added"`
-	Changed  []string  `json:"changed"`
-	Removed  []string  `json:"removed"`
-}
+// The response types live in apitypes, shared with clients.
+type (
+	AuditResponse = apitypes.Audit
+	AuditEntry    = apitypes.AuditEntry
+)
 
 func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()

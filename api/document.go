@@ -8,21 +8,17 @@ import (
 	"sort"
 	"time"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
 // documentResponse is GET /v1/config: the document with its revision.
-type documentResponse struct {
-	Revision int64 `json:"revision"`
-	*topology.Document
-}
+type documentResponse = apitypes.Config
 
 // writeResponse is what every successful write returns (docs/rest-api.md).
-type writeResponse struct {
-	Revision int64 `json:"revision"`
-}
+type writeResponse = apitypes.WriteResult
 
 func (s *server) getConfig(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.storeContext(r)
@@ -100,38 +96,12 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// DryRunResponse is PUT /v1/config?dry_run=true: what the write would
-// change, per item and per bridge, without storing anything.
-type DryRunResponse struct {
-	DryRun bool `json:"dry_run"`
-	// Revision is the current revision the diff was computed against.
-	Revision int64 `json:"revision"`
-	// ComparedWith says what the "before" flows are: "desired" = the flows
-	// compiled from the current document at the same instant.
-	ComparedWith string       `json:"compared_with"`
-	At           time.Time    `json:"at"`
-	Items        ItemChanges  `json:"items"`
-	Bridges      []BridgeDiff `json:"bridges"`
-}
-
-// ItemChanges names changed document items as "kind/name" ("pools/tokyo-dyn",
-// "bridges/0000000000000001", "ports").
-type ItemChanges struct {
-	Added   []string `json:"added"`
-	Changed []string `json:"changed"`
-	Removed []string `json:"removed"`
-}
-
-// BridgeDiff is one bridge's flow changes, each flow in ovs-ofctl syntax.
-type BridgeDiff struct {
-	DPID       string   `json:"dpid"`
-	Name       string   `json:"name,omitempty"`
-	Registered bool     `json:"registered"`
-	Connected  bool     `json:"connected"`
-	Add        []string `json:"add"`
-	Modify     []string `json:"modify"`
-	Delete     []string `json:"delete"`
-}
+// The response types live in apitypes, shared with clients.
+type (
+	DryRunResponse = apitypes.DryRun
+	ItemChanges    = apitypes.ItemChanges
+	BridgeDiff     = apitypes.BridgeDiff
+)
 
 func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topology.Document, ifRev int64) error {
 	current, rev, err := s.cfg.Store.Load(ctx)

@@ -7,26 +7,28 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
 // Error codes of the {"error":{"code",...}} body. Clients branch on the
 // code, not on the message.
+// They are defined in apitypes, where clients find them.
 const (
-	CodeBadRequest       = "bad_request"      // malformed query, header or URL
-	CodeInvalidJSON      = "invalid_json"     // body is not the expected JSON (syntax, unknown field, type)
-	CodeInvalidDocument  = "invalid_document" // parsed, but topology.Validate rejected it
-	CodeNameMismatch     = "name_mismatch"    // item body names another item than the URL
-	CodeUnauthorized     = "unauthorized"     // no or unknown bearer token
-	CodeForbidden        = "forbidden"        // read token on a write
-	CodeNotFound         = "not_found"        // no such item, bridge or route
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeConflict         = "revision_conflict" // If-Match did not match the current revision
-	CodeReferenced       = "referenced"        // delete of an item other items still use
-	CodeTooLarge         = "body_too_large"
-	CodeUnavailable      = "unavailable" // etcd unreachable or desired state not loaded
-	CodeInternal         = "internal"
+	CodeBadRequest       = apitypes.CodeBadRequest
+	CodeInvalidJSON      = apitypes.CodeInvalidJSON
+	CodeInvalidDocument  = apitypes.CodeInvalidDocument
+	CodeNameMismatch     = apitypes.CodeNameMismatch
+	CodeUnauthorized     = apitypes.CodeUnauthorized
+	CodeForbidden        = apitypes.CodeForbidden
+	CodeNotFound         = apitypes.CodeNotFound
+	CodeMethodNotAllowed = apitypes.CodeMethodNotAllowed
+	CodeConflict         = apitypes.CodeConflict
+	CodeReferenced       = apitypes.CodeReferenced
+	CodeTooLarge         = apitypes.CodeTooLarge
+	CodeUnavailable      = apitypes.CodeUnavailable
+	CodeInternal         = apitypes.CodeInternal
 )
 
 // Error is the API's error value and wire format. Handlers return it (or
@@ -41,10 +43,7 @@ type Error struct {
 
 // FieldIssue is one validation problem; Details lists all of them because
 // topology.Validate reports every problem at once, not just the first.
-type FieldIssue struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldIssue = apitypes.FieldIssue
 
 func (e *Error) Error() string {
 	if e.Field != "" {
