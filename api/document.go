@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,9 +22,24 @@ type documentResponse = apitypes.Config
 type writeResponse = apitypes.WriteResult
 
 func (s *server) getConfig(w http.ResponseWriter, r *http.Request) error {
+	at, err := queryInt(r.URL.Query().Get("revision"), "revision", 0, 1, 1<<62)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	doc, rev, err := s.cfg.Store.Load(ctx)
+	var doc *topology.Document
+	var rev int64
+	if at > 0 {
+		// A past document: no ETag, it is not something to PUT If-Match on.
+		doc, rev, err = s.cfg.Store.LoadAt(ctx, at)
+		if err != nil {
+			return fmt.Errorf("load document at revision %d: %w", at, err)
+		}
+		writeJSON(w, http.StatusOK, documentResponse{Revision: rev, Document: withEmptyLists(doc)})
+		return nil
+	}
+	doc, rev, err = s.cfg.Store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load document: %w", err)
 	}
@@ -96,6 +112,46 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// rollback stores the document of an earlier revision again. If-Match is
+// required: a rollback decided on what the operator saw must not undo a
+// change made since, unseen.
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
+	data, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	if err := requireObject(data); err != nil {
+		return err
+	}
+	var body apitypes.Rollback
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return jsonError(err)
+	}
+	if body.Revision <= 0 {
+		return newError(http.StatusBadRequest, CodeBadRequest, "revision", "revision must be a positive integer: the revision whose document to restore")
+	}
+	rev, err := ifMatch(r, 0)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		return newError(http.StatusBadRequest, CodeBadRequest, "If-Match",
+			"If-Match is required: the current revision, as you saw it (GET /v1/config)")
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	who := infoFrom(r.Context()).who
+	newRev, err := s.cfg.Store.Rollback(ctx, body.Revision, store.WriteOptions{IfRevision: rev, Who: who})
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("document rolled back", "to", body.Revision, "revision", newRev, "who", who)
+	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})
+	return nil
+}
+
 // The response types live in apitypes, shared with clients.
 type (
 	DryRunResponse = apitypes.DryRun
@@ -109,7 +165,7 @@ func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topolog
 		return fmt.Errorf("load document: %w", err)
 	}
 	if ifRev != 0 && ifRev != rev {
-		return newError(http.StatusConflict, CodeConflict, "", fmt.Sprintf("If-Match revision %d, current revision is %d", ifRev, rev))
+		return conflictError(rev, ifRev)
 	}
 	connected := s.connectedBridges(ctx)
 	at := s.cfg.Now()

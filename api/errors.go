@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -64,6 +65,8 @@ func errorFor(err error) *Error {
 	var verr *topology.ValidationError
 	var tooBig *http.MaxBytesError
 	var perr *topology.ParseError
+	var conflict *store.ConflictError
+	var pruned *store.PrunedError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -80,14 +83,28 @@ func errorFor(err error) *Error {
 		return e
 	case errors.As(err, &tooBig):
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "request body exceeds the limit")
+	case errors.As(err, &conflict):
+		return conflictError(conflict.Current, conflict.Based)
 	case errors.Is(err, store.ErrConflict):
-		return newError(http.StatusConflict, CodeConflict, "", err.Error())
+		return newError(http.StatusConflict, CodeConflict, "", err.Error()+
+			"; re-base: GET /v1/config, redo the change on that document and send it with its revision")
+	case errors.As(err, &pruned):
+		return newError(http.StatusNotFound, CodeNotFound, "revision", pruned.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return newError(http.StatusNotFound, CodeNotFound, "", err.Error())
 	case errors.Is(err, store.ErrUnavailable), errors.Is(err, store.ErrInvalidStored), errors.Is(err, context.DeadlineExceeded):
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "", err.Error())
 	}
 	return newError(http.StatusInternalServerError, CodeInternal, "", "internal error")
+}
+
+// conflictError says what a client whose change is based on an old
+// revision should do: re-base, or overwrite on purpose.
+func conflictError(current, based int64) *Error {
+	return newError(http.StatusConflict, CodeConflict, "", fmt.Sprintf(
+		"the document is at revision %d, but this change is based on revision %d: someone changed it since. "+
+			"Re-base: GET /v1/config (revision %d), redo the change on that document and send it with its revision; "+
+			"or send the change without If-Match and without a revision to overwrite", current, based, current))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

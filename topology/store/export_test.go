@@ -26,11 +26,6 @@ func (s *Store) AuditKey(nanos int64) string {
 	return s.auditPrefix() + fmt.Sprintf("%016x.%s", nanos, "00000000")
 }
 
-// SetHistoryLimits shrinks the history bounds so tests reach them quickly.
-func (s *Store) SetHistoryLimits(maxRecords, minRecords int, maxBytes int64) {
-	s.history.maxRecords, s.history.minRecords, s.history.maxBytes = maxRecords, minRecords, maxBytes
-}
-
 // SetHistoryOrphanAge makes orphan history records old sooner.
 func (s *Store) SetHistoryOrphanAge(d time.Duration) { s.history.orphanAge = d }
 

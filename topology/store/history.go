@@ -100,6 +100,15 @@ var defaultHistoryLimits = historyLimits{
 	orphanAge:   10 * time.Minute,
 }
 
+// SetHistoryLimits changes how much history the Store keeps (call it
+// before the Store is used): at most maxRecords writes, and beyond the
+// newest minRecords at most maxBytes of compressed history. The defaults
+// are 1000, 100 and 256 MiB. Fewer than 100 records break the API's
+// promise of the last 100 revisions; tests use it to reach the limits.
+func (s *Store) SetHistoryLimits(maxRecords, minRecords int, maxBytes int64) {
+	s.history.maxRecords, s.history.minRecords, s.history.maxBytes = max(maxRecords, 1), max(minRecords, 0), maxBytes
+}
+
 // Inline changes in the audit record, for GET /v1/audit and op25bctl
 // history without reading the history chunks.
 const (
