@@ -45,6 +45,9 @@ func Lines(data []byte, paths []string) map[string]int {
 	} else {
 		ok = yamlLines(data, want, found)
 	}
+	if ok {
+		found[""] = 1 // the document starts on line 1, whatever comments come first
+	}
 	out := make(map[string]int, len(paths))
 	for _, p := range paths {
 		line := 0
@@ -172,10 +175,8 @@ func yamlLines(data []byte, want map[string]bool, found map[string]int) bool {
 			for _, c := range n.Content {
 				walk(c, path, c.Line)
 			}
-		case yaml.AliasNode:
-			if n.Alias != nil {
-				walk(n.Alias, path, line)
-			}
+		// An alias is a leaf here: following it could loop ("&a [*a]"), and
+		// its values are written, with their lines, where the anchor is.
 		case yaml.MappingNode:
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k, v := n.Content[i], n.Content[i+1]

@@ -68,9 +68,23 @@ func conflictHint(err error, file string) error {
 	if file == "" || file == "-" {
 		file = "FILE"
 	}
-	return fmt.Errorf("%w; re-base: see what changed with `op25bctl history`, fetch the current document with `op25bctl get config > new.yaml`, "+
+	return fmt.Errorf("%s; re-base: see what changed with `op25bctl history`, fetch the current document with `op25bctl get config > new.yaml`, "+
 		"redo your edit there and apply that (`op25bctl diff -f %s --force` shows what your file would change now); "+
-		"or overwrite the newer document with `op25bctl apply -f %s --force`", err, file, file)
+		"or overwrite the newer document with `op25bctl apply -f %s --force`", conflictSummary(err), file, file)
+}
+
+// conflictSummary keeps the server's statement of a 409 (which revisions)
+// and drops its generic advice, which the caller replaces with commands.
+func conflictSummary(err error) string {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	msg := ae.Message
+	if i := strings.Index(msg, ". Re-base"); i > 0 {
+		msg = msg[:i]
+	}
+	return fmt.Sprintf("%s (HTTP %d %s)", msg, ae.Status, ae.Code)
 }
 
 func runDiff(g *globals, args []string) error {

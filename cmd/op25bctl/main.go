@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -132,9 +133,11 @@ func fail(g *globals, who string, err error) int {
 func printUsage(w io.Writer) {
 	fmt.Fprintln(w, "usage: op25bctl [--server URL] [--token TOKEN] [-o table|json] [--timeout D] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\ncommands:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-66s %s\n", c.usage, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.usage, c.summary)
 	}
+	tw.Flush()
 	fmt.Fprintln(w, "\n--server defaults to $OP25B_SERVER or "+defaultServer+" (HOST:PORT means http://HOST:PORT);")
 	fmt.Fprintln(w, "--token to $OP25B_TOKEN; --timeout bounds the whole command (default 2m).")
 	fmt.Fprintln(w, "For an https:// server: --ca FILE (the CA of op25bd's certificate), and --cert FILE --key FILE")

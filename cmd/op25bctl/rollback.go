@@ -52,7 +52,7 @@ func runRollback(g *globals, args []string) error {
 	rev, err := c.Rollback(ctx, target, current)
 	if err != nil {
 		if client.ErrorCode(err) == apitypes.CodeConflict {
-			return fmt.Errorf("%w; someone changed the document since revision %d: look at `op25bctl history` and run the rollback again", err, current)
+			return fmt.Errorf("%s; look at `op25bctl history` and run the rollback again if it is still what you want", conflictSummary(err))
 		}
 		return err
 	}
