@@ -1,6 +1,8 @@
 package topology
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -72,4 +74,20 @@ func FuzzLines(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestValidateItemSizes(t *testing.T) {
+	doc := &Document{Destinations: []DestinationSet{{Name: "small", Prefixes: []string{"192.0.2.0/24"}}, {Name: "huge"}}}
+	for i := 0; i < 90000; i++ {
+		doc.Destinations[1].Prefixes = append(doc.Destinations[1].Prefixes, fmt.Sprintf("10.%d.%d.%d/32", i>>16, (i>>8)&255, i&255))
+	}
+	err := ValidateItemSizes(doc, DefaultStoredKeyOverhead)
+	var verr *ValidationError
+	if !errors.As(err, &verr) || len(verr.Errors) != 1 || verr.Errors[0].Field != "destinations[1]" {
+		t.Fatalf("ValidateItemSizes: %v", err)
+	}
+	doc.Destinations = doc.Destinations[:1]
+	if err := ValidateItemSizes(doc, DefaultStoredKeyOverhead); err != nil {
+		t.Fatal(err)
+	}
 }

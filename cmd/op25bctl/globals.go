@@ -58,7 +58,7 @@ func (g *globals) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&g.token, "token", g.token, "bearer token (default $OP25B_TOKEN)")
 	fs.StringVar(&g.output, "o", g.output, "output: table or json")
 	fs.StringVar(&g.output, "output", g.output, "output: table or json")
-	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up after this long (default 2m; status --wait-revision: 1m)")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up after this long (default 2m; status --wait-revision and ovs: 1m)")
 	fs.StringVar(&g.caFile, "ca", g.caFile, "PEM file of the CA that signs op25bd's API certificate (default $OP25B_CA)")
 	fs.StringVar(&g.certFile, "cert", g.certFile, "PEM client certificate for an API with --api-tls-client-ca (default $OP25B_CERT)")
 	fs.StringVar(&g.keyFile, "key", g.keyFile, "PEM key of --cert (default $OP25B_KEY)")
@@ -195,8 +195,6 @@ func errorJSON(command string, err error) []byte {
 		je.Code, je.Field = "invalid_json", perr.Field
 	case errors.Is(err, context.DeadlineExceeded):
 		je.Code = "timeout"
-	case errors.As(err, new(*exitCodeError)):
-		je.Code = "changes"
 	}
 	out, _ := json.Marshal(map[string]jsonError{"error": je})
 	return out

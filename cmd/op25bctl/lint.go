@@ -114,6 +114,10 @@ func lint(data []byte) []lintProblem {
 	}
 	err = topology.Validate(doc)
 	if err == nil {
+		// The store's own limit, which a PUT also meets.
+		err = topology.ValidateItemSizes(doc, topology.DefaultStoredKeyOverhead)
+	}
+	if err == nil {
 		return nil
 	}
 	var verr *topology.ValidationError

@@ -45,7 +45,7 @@ const (
 	// maxTxnBytes leaves headroom under 1.5 MiB for protobuf framing.
 	maxTxnBytes = 1 << 20
 	// maxItemBytes: a single item bigger than this cannot be stored.
-	maxItemBytes = maxTxnBytes - 4096
+	maxItemBytes = topology.MaxStoredItemBytes
 	// readPageSize keeps each range response a few MiB at most.
 	readPageSize = 5000
 	// writeParallelism: concurrent batch transactions while writing a new
