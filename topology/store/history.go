@@ -156,7 +156,9 @@ func inlineChanges(changes []ItemChange) []ItemChange {
 // encodeHistory compresses changes and splits them into chunks.
 func encodeHistory(changes []ItemChange, chunkBytes int) ([][]byte, error) {
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
+	// The fastest level: the default one saves a fifth of the bytes of a
+	// 100k-pool replace for much more CPU on every write (README figures).
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	enc := json.NewEncoder(zw)
 	// One change per line: the encoder streams 100k changes without first
 	// building one 16 MB array.
