@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"time"
+
+	"github.com/op25b/op25b/api/apitypes"
+	"github.com/op25b/op25b/topology/store"
 )
 
 // Audit paging limits.
@@ -13,23 +15,11 @@ const (
 	maxAuditLimit     = 1000
 )
 
-// AuditResponse is GET /v1/audit: newest first. NextBefore, when non-zero,
-// is the ?before= value of the next (older) page.
-type AuditResponse struct {
-	Records    []AuditEntry `json:"records"`
-	NextBefore int64        `json:"next_before,omitempty"`
-}
-
-// AuditEntry is one write: its revision, time, token name and the items it
-// added, changed or removed ("pools/tokyo-dyn", "ports", ...).
-type AuditEntry struct {
-	Revision int64     `json:"revision"`
-	Time     time.Time `json:"time"`
-	Who      string    `json:"who"`
-	Added    []string  `json:"added"`
-	Changed  []string  `json:"changed"`
-	Removed  []string  `json:"removed"`
-}
+// The response types live in apitypes, shared with clients.
+type (
+	AuditResponse = apitypes.Audit
+	AuditEntry    = apitypes.AuditEntry
+)
 
 func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -54,8 +44,7 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 			resp.NextBefore = records[i-1].Revision
 			break
 		}
-		resp.Records = append(resp.Records, AuditEntry{Revision: rec.Revision, Time: rec.Time, Who: rec.Who,
-			Added: nonNil(rec.Summary.Added), Changed: nonNil(rec.Summary.Changed), Removed: nonNil(rec.Summary.Removed)})
+		resp.Records = append(resp.Records, auditEntry(rec))
 	}
 	writeJSON(w, http.StatusOK, resp)
 	return nil
@@ -78,4 +67,15 @@ func queryInt(v, name string, def, lo, hi int64) (int64, error) {
 		return 0, newError(http.StatusBadRequest, CodeBadRequest, name, fmt.Sprintf("%s must be an integer in [%d, %d], got %q", name, lo, hi, v))
 	}
 	return n, nil
+}
+
+// auditEntry is the wire form of one audit record.
+func auditEntry(rec store.AuditRecord) AuditEntry {
+	e := AuditEntry{Revision: rec.Revision, Time: rec.Time, Who: rec.Who,
+		Added: nonNil(rec.Summary.Added), Changed: nonNil(rec.Summary.Changed), Removed: nonNil(rec.Summary.Removed),
+		Op: rec.Op, RollbackOf: rec.RollbackOf, Base: rec.Base, ChangesTotal: rec.ChangesTotal}
+	for _, ch := range rec.Changes {
+		e.Changes = append(e.Changes, apitypes.ItemChange{Item: ch.Item, Old: ch.Old, New: ch.New})
+	}
+	return e
 }

@@ -27,6 +27,13 @@ type ConfigStore interface {
 	// returned by mutate are returned unchanged and store nothing.
 	Update(ctx context.Context, opts store.WriteOptions, mutate func(*topology.Document) error) (int64, error)
 	Audit(ctx context.Context, limit int, before int64) ([]store.AuditRecord, error)
+	// LoadAt returns the document as it was at revision rev and the
+	// revision of the write that made it; *store.PrunedError when that
+	// history is no longer kept.
+	LoadAt(ctx context.Context, rev int64) (*topology.Document, int64, error)
+	// Rollback stores the document of revision rev again, conditioned on
+	// opts.IfRevision, audited as a rollback.
+	Rollback(ctx context.Context, rev int64, opts store.WriteOptions) (int64, error)
 }
 
 // DocSource is the replica's watch-fed copy of the document (*store.Cache).

@@ -8,26 +8,37 @@ import (
 	"sort"
 	"time"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
 // documentResponse is GET /v1/config: the document with its revision.
-type documentResponse struct {
-	Revision int64 `json:"revision"`
-	*topology.Document
-}
+type documentResponse = apitypes.Config
 
 // writeResponse is what every successful write returns (docs/rest-api.md).
-type writeResponse struct {
-	Revision int64 `json:"revision"`
-}
+type writeResponse = apitypes.WriteResult
 
 func (s *server) getConfig(w http.ResponseWriter, r *http.Request) error {
+	at, err := queryInt(r.URL.Query().Get("revision"), "revision", 0, 1, 1<<62)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
-	doc, rev, err := s.cfg.Store.Load(ctx)
+	var doc *topology.Document
+	var rev int64
+	if at > 0 {
+		// A past document: no ETag, it is not something to PUT If-Match on.
+		doc, rev, err = s.cfg.Store.LoadAt(ctx, at)
+		if err != nil {
+			return fmt.Errorf("load document at revision %d: %w", at, err)
+		}
+		writeJSON(w, http.StatusOK, documentResponse{Revision: rev, Document: withEmptyLists(doc)})
+		return nil
+	}
+	doc, rev, err = s.cfg.Store.Load(ctx)
 	if err != nil {
 		return fmt.Errorf("load document: %w", err)
 	}
@@ -102,38 +113,49 @@ func (s *server) putConfig(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// DryRunResponse is PUT /v1/config?dry_run=true: what the write would
-// change, per item and per bridge, without storing anything.
-type DryRunResponse struct {
-	DryRun bool `json:"dry_run"`
-	// Revision is the current revision the diff was computed against.
-	Revision int64 `json:"revision"`
-	// ComparedWith says what the "before" flows are: "desired" = the flows
-	// compiled from the current document at the same instant.
-	ComparedWith string       `json:"compared_with"`
-	At           time.Time    `json:"at"`
-	Items        ItemChanges  `json:"items"`
-	Bridges      []BridgeDiff `json:"bridges"`
+// rollback stores the document of an earlier revision again. If-Match is
+// required: a rollback decided on what the operator saw must not undo a
+// change made since, unseen.
+func (s *server) rollback(w http.ResponseWriter, r *http.Request) error {
+	data, err := s.readBody(w, r)
+	if err != nil {
+		return err
+	}
+	// The same strict decoder as every other body: a repeated "revision"
+	// is refused, not resolved by last-wins.
+	var body apitypes.Rollback
+	if err := topology.ParseJSONItem(data, &body); err != nil {
+		return jsonError(err)
+	}
+	if body.Revision <= 0 {
+		return newError(http.StatusBadRequest, CodeBadRequest, "revision", "revision must be a positive integer: the revision whose document to restore")
+	}
+	rev, err := ifMatch(r, 0)
+	if err != nil {
+		return err
+	}
+	if rev == 0 {
+		return newError(http.StatusBadRequest, CodeBadRequest, "If-Match",
+			"If-Match is required: the current revision, as you saw it (GET /v1/config)")
+	}
+	ctx, cancel := s.storeContext(r)
+	defer cancel()
+	who := infoFrom(r.Context()).who
+	newRev, err := s.cfg.Store.Rollback(ctx, body.Revision, store.WriteOptions{IfRevision: rev, Who: who})
+	if err != nil {
+		return err
+	}
+	s.cfg.Logger.Info("document rolled back", "to", body.Revision, "revision", newRev, "who", who)
+	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})
+	return nil
 }
 
-// ItemChanges names changed document items as "kind/name" ("pools/tokyo-dyn",
-// "bridges/0000000000000001", "ports").
-type ItemChanges struct {
-	Added   []string `json:"added"`
-	Changed []string `json:"changed"`
-	Removed []string `json:"removed"`
-}
-
-// BridgeDiff is one bridge's flow changes, each flow in ovs-ofctl syntax.
-type BridgeDiff struct {
-	DPID       string   `json:"dpid"`
-	Name       string   `json:"name,omitempty"`
-	Registered bool     `json:"registered"`
-	Connected  bool     `json:"connected"`
-	Add        []string `json:"add"`
-	Modify     []string `json:"modify"`
-	Delete     []string `json:"delete"`
-}
+// The response types live in apitypes, shared with clients.
+type (
+	DryRunResponse = apitypes.DryRun
+	ItemChanges    = apitypes.ItemChanges
+	BridgeDiff     = apitypes.BridgeDiff
+)
 
 func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topology.Document, ifRev int64) error {
 	current, rev, err := s.cfg.Store.Load(ctx)
@@ -141,7 +163,7 @@ func (s *server) dryRun(ctx context.Context, w http.ResponseWriter, doc *topolog
 		return fmt.Errorf("load document: %w", err)
 	}
 	if ifRev != 0 && ifRev != rev {
-		return newError(http.StatusConflict, CodeConflict, "", fmt.Sprintf("If-Match revision %d, current revision is %d", ifRev, rev))
+		return conflictError(rev, ifRev)
 	}
 	connected := s.connectedBridges(ctx)
 	at := s.cfg.Now()

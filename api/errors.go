@@ -4,30 +4,33 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
 // Error codes of the {"error":{"code",...}} body. Clients branch on the
 // code, not on the message.
+// They are defined in apitypes, where clients find them.
 const (
-	CodeBadRequest       = "bad_request"      // malformed query, header or URL
-	CodeInvalidJSON      = "invalid_json"     // body is not the expected JSON (syntax, unknown field, type)
-	CodeInvalidDocument  = "invalid_document" // parsed, but topology.Validate rejected it
-	CodeNameMismatch     = "name_mismatch"    // item body names another item than the URL
-	CodeUnauthorized     = "unauthorized"     // no or unknown bearer token
-	CodeForbidden        = "forbidden"        // read token on a write
-	CodeNotFound         = "not_found"        // no such item, bridge or route
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeConflict         = "revision_conflict" // If-Match did not match the current revision
-	CodeReferenced       = "referenced"        // delete of an item other items still use
-	CodeTooLarge         = "body_too_large"
-	CodeUnavailable      = "unavailable"  // etcd unreachable or desired state not loaded
-	CodeNoSpace          = "etcd_nospace" // etcd's NOSPACE alarm: writes refused until space is reclaimed
-	CodeInternal         = "internal"
+	CodeBadRequest       = apitypes.CodeBadRequest
+	CodeInvalidJSON      = apitypes.CodeInvalidJSON
+	CodeInvalidDocument  = apitypes.CodeInvalidDocument
+	CodeNameMismatch     = apitypes.CodeNameMismatch
+	CodeUnauthorized     = apitypes.CodeUnauthorized
+	CodeForbidden        = apitypes.CodeForbidden
+	CodeNotFound         = apitypes.CodeNotFound
+	CodeMethodNotAllowed = apitypes.CodeMethodNotAllowed
+	CodeConflict         = apitypes.CodeConflict
+	CodeReferenced       = apitypes.CodeReferenced
+	CodeTooLarge         = apitypes.CodeTooLarge
+	CodeUnavailable      = apitypes.CodeUnavailable
+	CodeNoSpace          = apitypes.CodeNoSpace
+	CodeInternal         = apitypes.CodeInternal
 )
 
 // Error is the API's error value and wire format. Handlers return it (or
@@ -42,10 +45,7 @@ type Error struct {
 
 // FieldIssue is one validation problem; Details lists all of them because
 // topology.Validate reports every problem at once, not just the first.
-type FieldIssue struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
-}
+type FieldIssue = apitypes.FieldIssue
 
 func (e *Error) Error() string {
 	if e.Field != "" {
@@ -66,6 +66,8 @@ func errorFor(err error) *Error {
 	var verr *topology.ValidationError
 	var tooBig *http.MaxBytesError
 	var perr *topology.ParseError
+	var conflict *store.ConflictError
+	var pruned *store.PrunedError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -82,8 +84,13 @@ func errorFor(err error) *Error {
 		return e
 	case errors.As(err, &tooBig):
 		return newError(http.StatusRequestEntityTooLarge, CodeTooLarge, "", "request body exceeds the limit")
+	case errors.As(err, &conflict):
+		return conflictError(conflict.Current, conflict.Based)
 	case errors.Is(err, store.ErrConflict):
-		return newError(http.StatusConflict, CodeConflict, "", err.Error())
+		return newError(http.StatusConflict, CodeConflict, "", err.Error()+
+			"; re-base: GET /v1/config, redo the change on that document and send it with its revision")
+	case errors.As(err, &pruned):
+		return newError(http.StatusNotFound, CodeNotFound, "revision", pruned.Error())
 	case errors.Is(err, store.ErrNotFound):
 		return newError(http.StatusNotFound, CodeNotFound, "", err.Error())
 	case errors.Is(err, store.ErrNoSpace):
@@ -92,6 +99,15 @@ func errorFor(err error) *Error {
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "", err.Error())
 	}
 	return newError(http.StatusInternalServerError, CodeInternal, "", "internal error")
+}
+
+// conflictError says what a client whose change is based on an old
+// revision should do: re-base, or overwrite on purpose.
+func conflictError(current, based int64) *Error {
+	return newError(http.StatusConflict, CodeConflict, "", fmt.Sprintf(
+		"the document is at revision %d, but this change is based on revision %d: someone changed it since. "+
+			"Re-base: GET /v1/config (revision %d), redo the change on that document and send it with its revision; "+
+			"or send the change without If-Match and without a revision to overwrite", current, based, current))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -3,7 +3,6 @@ package api
 import (
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -14,16 +13,6 @@ import (
 // it: database size and alarms (a NOSPACE alarm refuses every write).
 type EtcdSource interface {
 	Current() store.Footprint
-}
-
-// EtcdView is the "etcd" part of GET /v1/status.
-type EtcdView struct {
-	DBSizeBytes      int64     `json:"db_size_bytes"`
-	DBSizeInUseBytes int64     `json:"db_size_in_use_bytes"`
-	Alarms           []string  `json:"alarms"`
-	NoSpace          bool      `json:"nospace"`
-	CheckedAt        time.Time `json:"checked_at"`
-	Error            string    `json:"error,omitempty"`
 }
 
 func etcdView(src EtcdSource) *EtcdView {

@@ -22,6 +22,7 @@ type memStore struct {
 	rev    int64
 	writes int
 	audit  []store.AuditRecord
+	past   map[int64]*topology.Document
 }
 
 func newMemStore() *memStore { return &memStore{doc: &topology.Document{}} }
@@ -52,10 +53,34 @@ func (m *memStore) Update(ctx context.Context, opts store.WriteOptions, mutate f
 	if err := topology.Validate(d); err != nil {
 		return 0, err
 	}
+	if m.past == nil {
+		m.past = map[int64]*topology.Document{}
+	}
+	m.past[m.rev] = m.doc
 	m.doc, m.rev = d, m.rev+1
 	m.writes++
 	m.audit = append(m.audit, store.AuditRecord{Revision: m.rev, Who: opts.Who})
 	return m.rev, nil
+}
+
+func (m *memStore) LoadAt(ctx context.Context, rev int64) (*topology.Document, int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if rev >= m.rev {
+		return m.doc.Clone(), m.rev, nil
+	}
+	if d, ok := m.past[rev]; ok {
+		return d.Clone(), rev, nil
+	}
+	return nil, 0, &store.PrunedError{Revision: rev, Oldest: 1}
+}
+
+func (m *memStore) Rollback(ctx context.Context, rev int64, opts store.WriteOptions) (int64, error) {
+	d, _, err := m.LoadAt(ctx, rev)
+	if err != nil {
+		return 0, err
+	}
+	return m.Replace(ctx, d, opts)
 }
 
 func (m *memStore) Audit(ctx context.Context, limit int, before int64) ([]store.AuditRecord, error) {

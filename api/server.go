@@ -78,6 +78,7 @@ func (s *server) routes() {
 	r.Handle("/v1/openapi.yaml", s.serve(s.openAPI)).Methods(http.MethodGet)
 	r.Handle("/v1/config", s.serve(s.getConfig)).Methods(http.MethodGet)
 	r.Handle("/v1/config", s.serve(s.putConfig)).Methods(http.MethodPut)
+	r.Handle("/v1/config/rollback", s.serve(s.rollback)).Methods(http.MethodPost)
 	registerItems(s, poolItems)
 	registerItems(s, relayItems)
 	registerItems(s, destinationItems)

@@ -9,46 +9,24 @@ import (
 	"net/url"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
-// StatusResponse is GET /v1/status (docs/rest-api.md). A change is in the
-// switches when every connected bridge has AppliedRevision >= Revision.
-type StatusResponse struct {
-	Revision int64               `json:"revision"`
-	Replicas []store.ReplicaInfo `json:"replicas"`
-	Bridges  []BridgeView        `json:"bridges"`
-	// DocumentError is set when etcd holds a value that does not decode or
-	// validate (written by hand, say): this replica keeps enforcing the last
-	// good document, at Revision, and says why it is not following etcd.
-	DocumentError string `json:"document_error,omitempty"`
-	// Etcd is etcd's database size and alarms, as this replica last saw
-	// them (absent when the replica does not watch them).
-	Etcd *EtcdView `json:"etcd,omitempty"`
-}
-
-// BridgeView merges a bridge of the document with its status record.
-// Bridges connected but not in the document are listed with
-// Registered=false (enforced with pop "", docs/semantics.md, phases).
-type BridgeView struct {
-	DPID            string     `json:"dpid"`
-	Name            string     `json:"name"`
-	Pop             string     `json:"pop"`
-	Registered      bool       `json:"registered"`
-	Connected       bool       `json:"connected"`
-	Master          string     `json:"master"`
-	AppliedRevision int64      `json:"applied_revision"`
-	Flows           int        `json:"flows"`
-	LastError       string     `json:"last_error"`
-	LastReconcile   *time.Time `json:"last_reconcile,omitempty"`
-}
+// The response types live in apitypes, shared with clients.
+type (
+	StatusResponse = apitypes.Status
+	BridgeView     = apitypes.BridgeView
+	FlowsResponse  = apitypes.Flows
+	InstalledFlow  = apitypes.InstalledFlow
+	EtcdView       = apitypes.EtcdView
+)
 
 // currentDocument prefers the watch cache (cheap, what the controllers
 // converge to) and falls back to a consistent etcd read.
@@ -72,20 +50,22 @@ func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := StatusResponse{Revision: rev, Replicas: []store.ReplicaInfo{}, Etcd: etcdView(s.cfg.Etcd)}
+	resp := StatusResponse{Revision: rev, Replicas: []apitypes.Replica{}, Etcd: etcdView(s.cfg.Etcd)}
 	var records []store.BridgeStatus
 	if s.cfg.Cluster != nil {
-		if resp.Replicas, err = s.cfg.Cluster.Replicas(ctx); err != nil {
+		replicas, err := s.cfg.Cluster.Replicas(ctx)
+		if err != nil {
 			return fmt.Errorf("read replicas: %w", err)
+		}
+		for _, r := range replicas {
+			resp.Replicas = append(resp.Replicas, apitypes.Replica{ID: r.ID, APIAddr: r.APIAddr,
+				OpenFlowAddr: r.OpenFlowAddr, Version: r.Version, Started: r.Started})
 		}
 		if records, err = s.cfg.Cluster.BridgeStatuses(ctx); err != nil {
 			return fmt.Errorf("read bridge status: %w", err)
 		}
 	} else if s.cfg.Switches != nil {
 		records = localRecords(s.cfg.Switches.Status(), s.cfg.NodeID)
-	}
-	if resp.Replicas == nil {
-		resp.Replicas = []store.ReplicaInfo{}
 	}
 	resp.Bridges = mergeBridges(doc, records)
 	if s.cfg.Cache != nil {
@@ -138,33 +118,6 @@ func mergeBridges(doc *topology.Document, records []store.BridgeStatus) []Bridge
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].DPID < out[j].DPID })
 	return out
-}
-
-// FlowsResponse is GET /v1/bridges/{dpid}/flows: the bridge's desired flows
-// and, when some replica is connected to it, the installed ones with their
-// packet counts. InstalledSource says where they came from: "local" (this
-// replica's controller), "replica:<id>" (forwarded to the master's API) or
-// "" with InstalledError explaining why they are unavailable.
-type FlowsResponse struct {
-	DPID            string          `json:"dpid"`
-	Registered      bool            `json:"registered"`
-	Revision        int64           `json:"revision"`
-	At              time.Time       `json:"at"`
-	Desired         []string        `json:"desired"`
-	Installed       []InstalledFlow `json:"installed"`
-	InstalledSource string          `json:"installed_source"`
-	InstalledError  string          `json:"installed_error,omitempty"`
-	// Missing and Extra compare installed with desired (by flow identity
-	// and actions); both empty means the bridge has converged.
-	Missing []string `json:"missing"`
-	Extra   []string `json:"extra"`
-}
-
-// InstalledFlow is one flow on the switch with its counters.
-type InstalledFlow struct {
-	Flow    string `json:"flow"`
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
 }
 
 // localOnlyParam stops a forwarded request from being forwarded again.

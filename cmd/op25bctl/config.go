@@ -3,9 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -13,7 +13,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/op25b/op25b/api"
+	"github.com/op25b/op25b/api/apitypes"
+	"github.com/op25b/op25b/client"
 	"github.com/op25b/op25b/topology"
 )
 
@@ -22,70 +23,107 @@ func runApply(g *globals, args []string) error {
 	file := fs.String("f", "", "policy document, JSON or YAML (- for stdin)")
 	dryRun := fs.Bool("dry-run", false, "validate and show the flow diff; store nothing")
 	ifMatch := fs.Int64("if-match", 0, "only apply if the stored revision is still REV")
+	force := fs.Bool("force", false, "ignore the file's revision: overwrite whatever is stored")
 	if _, err := g.parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	body, fileRev, err := readDocument(g, *file)
+	if *force && *ifMatch != 0 {
+		return usagef("--force and --if-match contradict each other")
+	}
+	doc, fileRev, err := readDocument(g, *file)
 	if err != nil {
 		return err
 	}
 	rev := *ifMatch
-	if rev == 0 {
+	if rev == 0 && !*force {
 		rev = fileRev
 	}
 	if *dryRun {
-		return showDiff(g, body, rev)
+		_, err := showDiff(g, doc, rev)
+		return conflictHint(err, *file)
 	}
-	var w struct{ Revision int64 }
-	raw, err := g.call(http.MethodPut, "/v1/config", body, revisionHeader(rev), &w)
+	c, err := g.client()
 	if err != nil {
 		return err
 	}
-	if g.jsonOutput() {
-		g.printRaw(raw)
-		return nil
+	ctx, cancel := g.context(defaultTimeout)
+	defer cancel()
+	newRev, err := c.Apply(ctx, doc, rev)
+	if err != nil {
+		return conflictHint(err, *file)
 	}
-	fmt.Fprintf(g.stdout, "applied: revision %d\n", w.Revision)
+	if g.jsonOutput() {
+		return g.printJSON(apitypes.WriteResult{Revision: newRev})
+	}
+	fmt.Fprintf(g.stdout, "applied: revision %d\n", newRev)
 	return nil
+}
+
+// conflictHint tells an operator whose file is based on an old revision
+// how to re-base it, rather than just that it is stale.
+func conflictHint(err error, file string) error {
+	if client.ErrorCode(err) != apitypes.CodeConflict {
+		return err
+	}
+	if file == "" || file == "-" {
+		file = "FILE"
+	}
+	return fmt.Errorf("%s; re-base: see what changed with `op25bctl history`, fetch the current document with `op25bctl get config > new.yaml`, "+
+		"redo your edit there and apply that (`op25bctl diff -f %s --force` shows what your file would change now); "+
+		"or overwrite the newer document with `op25bctl apply -f %s --force`", conflictSummary(err), file, file)
+}
+
+// conflictSummary keeps the server's statement of a 409 (which revisions)
+// and drops its generic advice, which the caller replaces with commands.
+func conflictSummary(err error) string {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return err.Error()
+	}
+	msg := ae.Message
+	if i := strings.Index(msg, ". Re-base"); i > 0 {
+		msg = msg[:i]
+	}
+	return fmt.Sprintf("%s (HTTP %d %s)", msg, ae.Status, ae.Code)
 }
 
 func runDiff(g *globals, args []string) error {
 	fs := g.flagSet("diff")
 	file := fs.String("f", "", "policy document, JSON or YAML (- for stdin)")
+	exitCode := fs.Bool("exit-code", false, "exit 1 when there are changes, 0 when none, 2 on errors (like diff(1))")
+	force := fs.Bool("force", false, "compare even if the file's revision is not the stored one")
 	if _, err := g.parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	body, rev, err := readDocument(g, *file)
-	if err != nil {
-		return err
+	doc, rev, err := readDocument(g, *file)
+	if err == nil {
+		if *force {
+			rev = 0
+		}
+		var dr *apitypes.DryRun
+		dr, err = showDiff(g, doc, rev)
+		err = conflictHint(err, *file)
+		if err == nil && *exitCode && !dr.Empty() {
+			return &exitCodeError{code: 1}
+		}
 	}
-	return showDiff(g, body, rev)
-}
-
-func revisionHeader(rev int64) map[string]string {
-	if rev <= 0 {
-		return nil
+	if err != nil && *exitCode {
+		var ue *usageError
+		if !errors.As(err, &ue) {
+			return &exitCodeError{code: 2, err: err}
+		}
 	}
-	return map[string]string{"If-Match": strconv.FormatInt(rev, 10)}
+	return err
 }
 
 // readDocument parses a JSON or YAML file locally (so YAML never reaches
-// the API, and syntax errors name the line before any request) and
-// returns it as JSON. A top-level "revision", as printed by
-// `get config`, is returned separately and used as If-Match.
-func readDocument(g *globals, path string) ([]byte, int64, error) {
-	if path == "" {
-		return nil, 0, usagef("-f FILE is required")
-	}
-	var data []byte
-	var err error
-	if path == "-" {
-		data, err = io.ReadAll(g.stdin)
-	} else {
-		data, err = os.ReadFile(path)
-	}
+// the API, and syntax errors name the line before any request). A
+// top-level "revision", as printed by `get config`, is returned separately
+// and used as If-Match.
+func readDocument(g *globals, path string) (*topology.Document, int64, error) {
+	data, err := readFile(g, path)
 	if err != nil {
-		return nil, 0, fmt.Errorf("read policy: %w", err)
+		return nil, 0, err
 	}
 	var doc *topology.Document
 	var rev int64
@@ -102,11 +140,24 @@ func readDocument(g *globals, path string) ([]byte, int64, error) {
 	if err != nil {
 		return nil, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	body, err := json.Marshal(doc)
-	if err != nil {
-		return nil, 0, fmt.Errorf("%s: encode: %w", path, err)
+	return doc, rev, nil
+}
+
+func readFile(g *globals, path string) ([]byte, error) {
+	if path == "" {
+		return nil, usagef("-f FILE is required")
 	}
-	return body, rev, nil
+	var data []byte
+	var err error
+	if path == "-" {
+		data, err = io.ReadAll(g.stdin)
+	} else {
+		data, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read policy: %w", err)
+	}
+	return data, nil
 }
 
 // splitRevision removes a top-level "revision" key from a JSON or YAML
@@ -146,6 +197,16 @@ func splitRevision(data []byte) ([]byte, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("line %d: revision must be an integer", m.Content[i+1].Line)
 		}
+		k, v := m.Content[i], m.Content[i+1]
+		if k.Line == v.Line && k.Column == 1 {
+			// Blank the line rather than re-encode the document, so that
+			// the line numbers of parse errors (and of lint) stay the file's.
+			lines := bytes.SplitAfter(data, []byte("\n"))
+			if k.Line-1 < len(lines) && bytes.HasPrefix(lines[k.Line-1], []byte("revision:")) {
+				lines[k.Line-1] = []byte("\n")
+				return bytes.Join(lines, nil), rev, nil
+			}
+		}
 		m.Content = append(m.Content[:i:i], m.Content[i+2:]...)
 		out, err := yaml.Marshal(&root)
 		return out, rev, err
@@ -153,15 +214,19 @@ func splitRevision(data []byte) ([]byte, int64, error) {
 	return data, 0, nil
 }
 
-func showDiff(g *globals, body []byte, rev int64) error {
-	var dr api.DryRunResponse
-	raw, err := g.call(http.MethodPut, "/v1/config?dry_run=true", body, revisionHeader(rev), &dr)
+func showDiff(g *globals, doc *topology.Document, rev int64) (*apitypes.DryRun, error) {
+	c, err := g.client()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	ctx, cancel := g.context(defaultTimeout)
+	defer cancel()
+	dr, err := c.DryRun(ctx, doc, rev)
+	if err != nil {
+		return nil, err
 	}
 	if g.jsonOutput() {
-		g.printRaw(raw)
-		return nil
+		return dr, g.printJSON(dr)
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "against revision %d (flows compiled from the stored document at %s)\n", dr.Revision, dr.At.Format("2006-01-02T15:04:05Z07:00"))
@@ -208,70 +273,91 @@ func showDiff(g *globals, body []byte, rev int64) error {
 			fmt.Fprintf(w, "  - %s\n", f)
 		}
 	}
-	return nil
+	return dr, nil
 }
 
 var collections = map[string]bool{"pools": true, "relays": true, "destinations": true, "services": true, "bridges": true}
 
 func runGet(g *globals, args []string) error {
 	fs := g.flagSet("get")
+	at := fs.Int64("revision", 0, "get config: the document as it was at this revision")
 	pos, err := g.parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 || (pos[0] != "config" && !collections[pos[0]]) {
-		return usagef("usage: get config|pools|relays|destinations|services|bridges")
+		return usagef("usage: get config [--revision N] | pools|relays|destinations|services|bridges")
+	}
+	if *at < 0 || *at != 0 && pos[0] != "config" {
+		return usagef("--revision N (N > 0) goes with get config only")
 	}
 	if pos[0] == "config" {
-		return getConfig(g)
+		return getConfig(g, *at)
 	}
 	return getCollection(g, pos[0])
 }
 
-// getConfig prints YAML by default: it is what operators edit, and the
-// revision goes in a comment so the file re-applies cleanly.
-func getConfig(g *globals) error {
-	raw, err := g.call(http.MethodGet, "/v1/config", nil, nil, nil)
+// configYAML is the YAML form of get config: the revision first, as data,
+// so that apply -f of an edited copy is refused if the document moved on.
+type configYAML struct {
+	Revision          int64 `yaml:"revision"`
+	topology.Document `yaml:",inline"`
+}
+
+// getConfig prints YAML by default: it is what operators edit. The
+// revision is a key of the document, not a comment, so that it survives
+// editors and tools and re-applying the file is guarded by it.
+func getConfig(g *globals, at int64) error {
+	c, err := g.client()
 	if err != nil {
 		return err
+	}
+	ctx, cancel := g.context(defaultTimeout)
+	defer cancel()
+	var cfg *apitypes.Config
+	if at > 0 {
+		cfg, err = c.ConfigAt(ctx, at)
+	} else {
+		cfg, err = c.Config(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Document == nil {
+		cfg.Document = &topology.Document{}
 	}
 	if g.jsonOutput() {
-		g.printRaw(raw)
-		return nil
+		return g.printJSON(cfg)
 	}
-	var resp struct {
-		Revision int64 `json:"revision"`
-		topology.Document
-	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
-		return fmt.Errorf("unexpected answer: %w", err)
-	}
-	out, err := yaml.Marshal(&resp.Document)
+	out, err := yaml.Marshal(configYAML{Revision: cfg.Revision, Document: *cfg.Document})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(g.stdout, "# revision: %d\n%s", resp.Revision, out)
-	return nil
+	if at > 0 {
+		fmt.Fprintf(g.stdout, "# The policy document as it was at revision %d (written at revision %d).\n"+
+			"# To restore it: op25bctl rollback %d. Applying this file is refused while the\n"+
+			"# stored document is newer, unless with apply --force.\n", at, cfg.Revision, cfg.Revision)
+	} else {
+		fmt.Fprintf(g.stdout, "# op25b policy document at revision %d. Edit and apply -f this file:\n"+
+			"# the apply is refused (409) if the stored document changed since this revision.\n", cfg.Revision)
+	}
+	_, err = g.stdout.Write(out)
+	return err
 }
 
 func getCollection(g *globals, kind string) error {
-	raw, err := g.call(http.MethodGet, "/v1/"+kind, nil, nil, nil)
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := g.context(defaultTimeout)
+	defer cancel()
+	resp, err := c.Collection(ctx, kind)
 	if err != nil {
 		return err
 	}
 	if g.jsonOutput() {
-		g.printRaw(raw)
-		return nil
-	}
-	var resp struct {
-		Pools        []topology.Pool           `json:"pools"`
-		Relays       []topology.Relay          `json:"relays"`
-		Destinations []topology.DestinationSet `json:"destinations"`
-		Services     []topology.Service        `json:"services"`
-		Bridges      []topology.Bridge         `json:"bridges"`
-	}
-	if err := json.Unmarshal(raw, &resp); err != nil {
-		return fmt.Errorf("unexpected answer: %w", err)
+		return g.printJSON(collectionJSON(kind, resp))
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -303,4 +389,30 @@ func getCollection(g *globals, kind string) error {
 		}
 	}
 	return nil
+}
+
+// collectionJSON is the API's answer shape: the revision and the one list,
+// [] rather than absent when empty.
+func collectionJSON(kind string, c *apitypes.Collection) map[string]any {
+	var list any
+	switch kind {
+	case "pools":
+		list = nonNil(c.Pools)
+	case "relays":
+		list = nonNil(c.Relays)
+	case "destinations":
+		list = nonNil(c.Destinations)
+	case "services":
+		list = nonNil(c.Services)
+	case "bridges":
+		list = nonNil(c.Bridges)
+	}
+	return map[string]any{"revision": c.Revision, kind: list}
+}
+
+func nonNil[T any](l []T) []T {
+	if l == nil {
+		return []T{}
+	}
+	return l
 }

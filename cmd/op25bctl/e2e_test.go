@@ -176,3 +176,80 @@ func TestDaemonTokensReloadOnHUP(t *testing.T) {
 		t.Fatalf("audit does not name the token: %s", aud)
 	}
 }
+
+// TestLostUpdateRefusedEndToEnd: op25bctl get config → edit → apply -f
+// against a real op25bd, with another write in between, is refused with
+// 409 and a message that says how to re-base, for the YAML and the JSON
+// form; --force overwrites on purpose. Then the NOC's way back: history
+// shows old and new values, get config --revision shows the old document,
+// rollback restores it, guarded and audited.
+func TestLostUpdateRefusedEndToEnd(t *testing.T) {
+	dir := buildBinaries(t)
+	_, apiAddr, _ := startOp25bd(t, dir)
+	// No scheme: HOST:PORT means http://.
+	c := ctl{t: t, bin: filepath.Join(dir, "op25bctl"), env: []string{"OP25B_SERVER=" + apiAddr}}
+	rev1 := appliedRevision(t, c.ok("apply", "-f", writeFile(t, "policy.yaml", exampleYAML)))
+
+	for _, form := range []string{"yaml", "json"} {
+		args := []string{"get", "config"}
+		if form == "json" {
+			args = append(args, "-o", "json")
+		}
+		mine := c.ok(args...)
+		if !strings.Contains(mine, "revision") {
+			t.Fatalf("get config (%s) has no revision:\n%s", form, mine)
+		}
+		// Someone else changes the relay meanwhile.
+		c.ok("apply", "-f", writeFile(t, "theirs-"+form+".yaml", strings.Replace(exampleYAML, "192.0.2.25/32", "192.0.2.26/32", 1)))
+		// My edit of my (now stale) copy.
+		edited := writeFile(t, "mine."+form, strings.Replace(mine, "10.1.200.0/29", "10.1.201.0/29", 1))
+		r := c.run("apply", "-f", edited)
+		if r.code != 1 {
+			t.Fatalf("stale %s apply: exit %d\n%s%s", form, r.code, r.stdout, r.stderr)
+		}
+		for _, want := range []string{"HTTP 409 revision_conflict", "re-base", "op25bctl get config", "--force"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Fatalf("stale %s apply: stderr lacks %q: %s", form, want, r.stderr)
+			}
+		}
+		// Nothing of mine was stored: the relay is theirs, the pool unchanged.
+		now := c.ok("get", "config")
+		if !strings.Contains(now, "192.0.2.26/32") || strings.Contains(now, "10.1.201.0/29") {
+			t.Fatalf("after the refused %s apply:\n%s", form, now)
+		}
+		c.ok("apply", "-f", writeFile(t, "theirs-undo-"+form+".yaml", exampleYAML))
+	}
+
+	// --force: overwrite on purpose.
+	stale := writeFile(t, "stale.yaml", "revision: "+fmt.Sprint(rev1)+"\n"+strings.Replace(exampleYAML, "10.1.200.0/29", "10.1.202.0/29", 1))
+	c.fails(1, "revision_conflict", "apply", "-f", stale)
+	forced := appliedRevision(t, c.ok("apply", "-f", stale, "--force"))
+
+	// history: each write with old → new values.
+	hist := c.ok("history", "--limit", "3")
+	for _, want := range []string{fmt.Sprintf("revision %d", forced), "~ pools/tokyo-fixed: prefix 10.1.200.0/29 → 10.1.202.0/29", "replace"} {
+		if !strings.Contains(hist, want) {
+			t.Fatalf("history lacks %q:\n%s", want, hist)
+		}
+	}
+	// The document as it was at rev1, and a rollback to it.
+	old := c.ok("get", "config", "--revision", fmt.Sprint(rev1))
+	if !strings.Contains(old, "10.1.200.0/29") || strings.Contains(old, "10.1.202.0/29") {
+		t.Fatalf("get config --revision %d:\n%s", rev1, old)
+	}
+	if dry := c.ok("rollback", fmt.Sprint(rev1), "--dry-run"); !strings.Contains(dry, "~ pools/tokyo-fixed") {
+		t.Fatalf("rollback --dry-run:\n%s", dry)
+	}
+	c.fails(1, "revision_conflict", "rollback", fmt.Sprint(rev1), "--if-match", fmt.Sprint(forced-1))
+	out := c.ok("rollback", fmt.Sprint(rev1))
+	if !strings.HasPrefix(out, fmt.Sprintf("rolled back to revision %d: revision ", rev1)) {
+		t.Fatalf("rollback: %q", out)
+	}
+	if now := c.ok("get", "config"); !strings.Contains(now, "10.1.200.0/29") {
+		t.Fatalf("after rollback:\n%s", now)
+	}
+	if hist := c.ok("history", "--limit", "1"); !strings.Contains(hist, fmt.Sprintf("rollback to revision %d", rev1)) {
+		t.Fatalf("history after rollback:\n%s", hist)
+	}
+	c.fails(1, "does not exist yet", "get", "config", "--revision", "99999999")
+}

@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/topology"
 )
 
@@ -20,18 +17,28 @@ func runFlows(g *globals, args []string) error {
 	if len(pos) != 1 {
 		return usagef("usage: flows BRIDGE (dpid or name)")
 	}
-	dpid, err := resolveBridge(g, pos[0])
+	c, err := g.client()
 	if err != nil {
 		return err
 	}
-	var fr api.FlowsResponse
-	raw, err := g.call(http.MethodGet, "/v1/bridges/"+url.PathEscape(dpid)+"/flows", nil, nil, &fr)
+	ctx, cancel := g.context(defaultTimeout)
+	defer cancel()
+	dpid := pos[0]
+	if !topology.ValidDPID(dpid) {
+		bridges, err := c.Collection(ctx, topology.ItemBridges)
+		if err != nil {
+			return err
+		}
+		if dpid, err = bridgeByName(bridges.Bridges, pos[0]); err != nil {
+			return err
+		}
+	}
+	fr, err := c.Flows(ctx, topology.CanonicalDPID(dpid))
 	if err != nil {
 		return err
 	}
 	if g.jsonOutput() {
-		g.printRaw(raw)
-		return nil
+		return g.printJSON(fr)
 	}
 	w := g.stdout
 	fmt.Fprintf(w, "bridge %s, revision %d, %d desired flow(s)", fr.DPID, fr.Revision, len(fr.Desired))
@@ -71,21 +78,12 @@ func runFlows(g *globals, args []string) error {
 	return tw.Flush()
 }
 
-// resolveBridge accepts a dpid or a bridge name from the document.
-func resolveBridge(g *globals, arg string) (string, error) {
-	if len(arg) == 16 && strings.Trim(strings.ToLower(arg), "0123456789abcdef") == "" {
-		return topology.CanonicalDPID(arg), nil
-	}
-	var resp struct {
-		Bridges []topology.Bridge `json:"bridges"`
-	}
-	if _, err := g.call(http.MethodGet, "/v1/bridges", nil, nil, &resp); err != nil {
-		return "", err
-	}
-	for _, b := range resp.Bridges {
-		if b.Name == arg {
-			return topology.CanonicalDPID(b.DPID), nil
+// bridgeByName finds a bridge of the document by its name.
+func bridgeByName(bridges []topology.Bridge, name string) (string, error) {
+	for _, b := range bridges {
+		if b.Name == name {
+			return b.DPID, nil
 		}
 	}
-	return "", fmt.Errorf("no bridge named %q in the document (give a 16-hex-digit dpid for an unregistered bridge)", arg)
+	return "", fmt.Errorf("no bridge named %q in the document (give a 16-hex-digit dpid for an unregistered bridge)", strings.TrimSpace(name))
 }

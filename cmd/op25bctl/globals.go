@@ -1,21 +1,24 @@
 package main
 
 import (
-	"bytes"
-	"crypto/tls"
-	"crypto/x509"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/op25b/op25b/client"
+	"github.com/op25b/op25b/topology"
 )
 
 const defaultServer = "http://127.0.0.1:8080"
+
+// defaultTimeout bounds a command when --timeout is not given: a 100k-pool
+// document takes a few seconds to store and compile, so this is generous.
+const defaultTimeout = 2 * time.Minute
 
 var errHelp = flag.ErrHelp
 
@@ -24,6 +27,9 @@ type globals struct {
 	server string
 	token  string
 	output string
+	// timeout bounds the whole command (every request, and the wait of
+	// status --wait-revision); 0 means the command's default.
+	timeout time.Duration
 	// HTTPS to an op25bd serving --api-tls-*: the CA that signs its
 	// certificate, and this client's certificate and key when op25bd asks
 	// for one (--api-tls-client-ca).
@@ -36,15 +42,14 @@ type globals struct {
 	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
-	http     *http.Client
+
+	api *client.Client // built on first use, after every flag is parsed
 }
 
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *globals {
 	g := &globals{server: getenv("OP25B_SERVER"), token: getenv("OP25B_TOKEN"), output: "table",
 		caFile: getenv("OP25B_CA"), certFile: getenv("OP25B_CERT"), keyFile: getenv("OP25B_KEY"),
-		stdin: stdin, stdout: stdout, stderr: stderr,
-		// A 100k-pool document takes a few seconds to store and compile.
-		http: &http.Client{Timeout: 2 * time.Minute}}
+		stdin: stdin, stdout: stdout, stderr: stderr}
 	if g.server == "" {
 		g.server = defaultServer
 	}
@@ -58,6 +63,7 @@ func (g *globals) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&g.token, "token", g.token, "bearer token (default $OP25B_TOKEN)")
 	fs.StringVar(&g.output, "o", g.output, "output: table or json")
 	fs.StringVar(&g.output, "output", g.output, "output: table or json")
+	fs.DurationVar(&g.timeout, "timeout", g.timeout, "give up after this long (default 2m; status --wait-revision and ovs: 1m)")
 	fs.StringVar(&g.caFile, "ca", g.caFile, "PEM file of the CA that signs op25bd's API certificate (default $OP25B_CA)")
 	fs.StringVar(&g.certFile, "cert", g.certFile, "PEM client certificate for an API with --api-tls-client-ca (default $OP25B_CERT)")
 	fs.StringVar(&g.keyFile, "key", g.keyFile, "PEM key of --cert (default $OP25B_KEY)")
@@ -65,37 +71,34 @@ func (g *globals) flagSet(name string) *flag.FlagSet {
 	return fs
 }
 
-// useTLSFiles sets the HTTP client's TLS from --ca, --cert and --key
-// (once; later calls keep it).
-func (g *globals) useTLSFiles() error {
-	if g.caFile == "" && g.certFile == "" && g.keyFile == "" || g.http.Transport != nil {
-		return nil
+// client returns the API client for --server, --token and the TLS files.
+func (g *globals) client() (*client.Client, error) {
+	if g.api != nil {
+		return g.api, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	if g.caFile != "" {
-		pem, err := os.ReadFile(g.caFile)
+	opts := client.Options{Token: g.token}
+	if g.caFile != "" || g.certFile != "" || g.keyFile != "" {
+		cfg, err := client.TLSFromFiles(g.caFile, g.certFile, g.keyFile)
 		if err != nil {
-			return usagef("--ca: %v", err)
+			return nil, usagef("--ca/--cert/--key: %v", err)
 		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return usagef("--ca %s: no PEM certificate", g.caFile)
-		}
+		opts.TLS = cfg
 	}
-	if (g.certFile == "") != (g.keyFile == "") {
-		return usagef("--cert and --key go together")
+	c, err := client.New(g.server, opts)
+	if err != nil {
+		return nil, usagef("--server: %v", err)
 	}
-	if g.certFile != "" {
-		c, err := tls.LoadX509KeyPair(g.certFile, g.keyFile)
-		if err != nil {
-			return usagef("--cert %s --key %s: %v", g.certFile, g.keyFile, err)
-		}
-		cfg.Certificates = []tls.Certificate{c}
+	g.api = c
+	return c, nil
+}
+
+// context is the command's deadline: --timeout, or def.
+func (g *globals) context(def time.Duration) (context.Context, context.CancelFunc) {
+	d := g.timeout
+	if d <= 0 {
+		d = def
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = cfg
-	g.http.Transport = tr
-	return nil
+	return context.WithTimeout(context.Background(), d)
 }
 
 // parseInterleaved parses flags wherever they appear among positional
@@ -120,88 +123,91 @@ func (g *globals) parseInterleaved(fs *flag.FlagSet, args []string) ([]string, e
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
-	if g.output != "table" && g.output != "json" {
-		return nil, usagef("-o must be table or json, got %q", g.output)
+	if err := g.checkOutput(); err != nil {
+		return nil, err
+	}
+	if g.timeout < 0 {
+		return nil, usagef("--timeout must be positive, got %s", g.timeout)
 	}
 	return positional, nil
 }
 
+func (g *globals) checkOutput() error {
+	if g.output != "table" && g.output != "json" {
+		return usagef("-o must be table or json, got %q", g.output)
+	}
+	return nil
+}
+
 func (g *globals) jsonOutput() bool { return g.output == "json" }
 
-// apiError is the API's error body (docs/rest-api.md).
-type apiError struct {
-	Status  int    `json:"-"`
+// printJSON writes v as indented JSON (-o json): the API's answer, decoded
+// into the shared apitypes and encoded again.
+func (g *globals) printJSON(v any) error {
+	enc := json.NewEncoder(g.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// withHints adds what an operator should do next to errors whose fix is
+// not in the server's message: missing or unknown token, read-only token.
+func (g *globals) withHints(err error) error {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return err
+	}
+	switch ae.Status {
+	case 401:
+		if g.token == "" {
+			return fmt.Errorf("%w; op25bd wants a bearer token: pass --token TOKEN or set OP25B_TOKEN", err)
+		}
+		return fmt.Errorf("%w; the token given with --token or OP25B_TOKEN is not in op25bd's --api-token-file", err)
+	case 403:
+		return fmt.Errorf("%w; this token has role read, and the command needs a token with role write", err)
+	}
+	return err
+}
+
+// jsonError is how a failure is printed under -o json: the API's error
+// object, plus the HTTP status (0 when no answer was involved) and the
+// command, on one line.
+type jsonError struct {
+	Command string `json:"command"`
+	Status  int    `json:"status"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
-	Field   string `json:"field"`
+	Field   string `json:"field,omitempty"`
+	Details any    `json:"details,omitempty"`
 }
 
-func (e *apiError) Error() string {
-	msg := e.Message
-	if e.Field != "" && !strings.Contains(msg, e.Field) {
-		msg = e.Field + ": " + msg
-	}
-	return fmt.Sprintf("%s (HTTP %d %s)", msg, e.Status, e.Code)
-}
-
-// call sends one request and decodes a 2xx JSON answer into out (raw
-// receives the body verbatim for -o json). Non-2xx answers become
-// *apiError with the server's code, field and message.
-func (g *globals) call(method, path string, body []byte, headers map[string]string, out any) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	if err := g.useTLSFiles(); err != nil {
-		return nil, err
-	}
-	url := strings.TrimSuffix(g.server, "/") + path
-	req, err := http.NewRequest(method, url, rd)
-	if err != nil {
-		return nil, fmt.Errorf("bad --server %q: %w", g.server, err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if g.token != "" {
-		req.Header.Set("Authorization", "Bearer "+g.token)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := g.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach %s: %w", g.server, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: reading answer: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb struct {
-			Error *apiError `json:"error"`
+func errorJSON(command string, err error) []byte {
+	je := jsonError{Command: command, Code: "error", Message: oneLine(err)}
+	var ae *client.APIError
+	var ue *usageError
+	var verr *topology.ValidationError
+	var perr *topology.ParseError
+	var lerr *lintError
+	switch {
+	case errors.As(err, &ae):
+		je.Status, je.Code, je.Field = ae.Status, ae.Code, ae.Field
+		if len(ae.Details) > 0 {
+			je.Details = ae.Details
 		}
-		if json.Unmarshal(raw, &eb) == nil && eb.Error != nil {
-			eb.Error.Status = resp.StatusCode
-			return nil, eb.Error
-		}
-		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(raw)))
+	case errors.As(err, &ue):
+		je.Code = "usage"
+	case errors.As(err, &lerr):
+		je.Code = "invalid_document"
+		je.Details = lerr.problems
+	case errors.As(err, &verr):
+		je.Code = "invalid_document"
+		je.Details = verr.Errors
+	case errors.As(err, &perr):
+		je.Code, je.Field = "invalid_json", perr.Field
+	case errors.Is(err, context.DeadlineExceeded):
+		je.Code = "timeout"
 	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			return nil, fmt.Errorf("%s %s: unexpected answer: %w", method, path, err)
-		}
-	}
-	return raw, nil
-}
-
-// printRaw writes the API's JSON answer (for -o json).
-func (g *globals) printRaw(raw []byte) {
-	g.stdout.Write(raw)
-	if !bytes.HasSuffix(raw, []byte("\n")) {
-		fmt.Fprintln(g.stdout)
-	}
+	out, _ := json.Marshal(map[string]jsonError{"error": je})
+	return out
 }
 
 // oneLine keeps error output to a single line whatever the server sent.

@@ -1,10 +1,15 @@
 // Command op25bctl is the operator's client for op25bd's REST API
-// (docs/operations.md): apply and diff policy documents, watch a rollout reach
-// the switches, inspect a bridge's flows and read the audit log.
+// (docs/operations.md): lint, diff and apply policy documents, watch a
+// rollout reach the switches, inspect a bridge's flows, read the history
+// of changes and roll one back.
 //
-// Output is a human table by default and the API's JSON with -o json.
-// Every failure is one line on stderr and a non-zero exit status (1 for
-// errors, 2 for usage), so scripts can rely on it.
+// It talks to the API through package client and links no server code: no
+// etcd, no OpenFlow codec (checked by TestNoServerDependencies). lint runs
+// topology's validation, the same the server runs, without a server.
+//
+// Output is a human table by default and JSON with -o json. Every failure
+// is one line on stderr (a JSON object with -o json) and a non-zero exit
+// status (1 for errors, 2 for usage), so scripts can rely on it.
 package main
 
 import (
@@ -12,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
 
 	"github.com/op25b/op25b/internal/buildinfo"
 	"github.com/op25b/op25b/internal/clidoc"
@@ -30,12 +36,15 @@ type command struct {
 }
 
 var commands = []command{
-	{"apply", "apply -f FILE [--dry-run] [--if-match REV]", "store a policy document (JSON or YAML); --dry-run shows the flow diff instead", runApply},
-	{"diff", "diff -f FILE", "show what applying FILE would change, per item and per bridge", runDiff},
-	{"get", "get config|pools|relays|destinations|services|bridges", "print the document or one collection", runGet},
-	{"status", "status [--wait-revision N] [--timeout D]", "bridges, replicas and applied revisions; wait until every connected bridge applied N", runStatus},
+	{"lint", "lint -f FILE", "validate a policy file offline, as the server would; every problem with its line", runLint},
+	{"diff", "diff -f FILE [--exit-code] [--force]", "show what applying FILE would change, per item and per bridge", runDiff},
+	{"apply", "apply -f FILE [--dry-run] [--if-match REV] [--force]", "store a policy document (JSON or YAML); --dry-run shows the flow diff instead", runApply},
+	{"get", "get config [--revision N] | pools|relays|destinations|services|bridges", "print the document (as it is, or as it was at revision N) or one collection", runGet},
+	{"status", "status [--wait-revision N] [--allow-disconnected]", "bridges, replicas and applied revisions; wait until every bridge applied N", runStatus},
 	{"flows", "flows BRIDGE", "desired and installed flows of a bridge (dpid or name) with packet counts", runFlows},
-	{"audit", "audit [--limit N] [--before REV]", "change history, newest first", runAudit},
+	{"history", "history [--limit N] [--before REV]", "changes, newest first, each item with its old and new value", runHistory},
+	{"rollback", "rollback REVISION [--dry-run] [--if-match REV]", "store the document as it was at REVISION again (audited as a rollback)", runRollback},
+	{"audit", "audit [--limit N] [--before REV]", "change log, one line per write, newest first", runAudit},
 	{"ovs", "ovs attach BRIDGE --controllers tcp:IP:PORT,... | ovs detach BRIDGE", "configure a local OVS bridge for op25b", runOVS},
 }
 
@@ -45,6 +54,22 @@ type usageError struct{ msg string }
 func (e *usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitCodeError ends the command with a given status; with a nil err it
+// prints nothing (diff --exit-code: 1 means "there are changes").
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitCodeError) Unwrap() error { return e.err }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
 	if code, done := clidoc.Generate(args, docPage, stdout, stderr); done {
@@ -58,8 +83,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			printUsage(stdout)
 			return 0
 		}
-		fmt.Fprintf(stderr, "op25bctl: %v\n", err)
-		return 2
+		return fail(g, "op25bctl", usagef("%v", err))
 	}
 	if g.version {
 		fmt.Fprintln(stdout, buildinfo.Read().Line("op25bctl"))
@@ -86,24 +110,43 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(s
 			fmt.Fprintf(stdout, "usage: op25bctl %s\n  %s\n", c.usage, c.summary)
 			return 0
 		}
-		fmt.Fprintf(stderr, "op25bctl %s: %v\n", c.name, oneLine(err))
-		var ue *usageError
-		if errors.As(err, &ue) {
-			return 2
-		}
-		return 1
+		return fail(g, "op25bctl "+c.name, g.withHints(err))
 	}
-	fmt.Fprintf(stderr, "op25bctl: unknown command %q (see op25bctl help)\n", rest[0])
-	return 2
+	return fail(g, "op25bctl", usagef("unknown command %q (see op25bctl help)", rest[0]))
+}
+
+// fail prints err (one line, JSON with -o json) and returns the exit status.
+func fail(g *globals, who string, err error) int {
+	code := 1
+	var ue *usageError
+	var ec *exitCodeError
+	switch {
+	case errors.As(err, &ec):
+		code = ec.code
+		if ec.err == nil {
+			return code
+		}
+	case errors.As(err, &ue):
+		code = 2
+	}
+	if g.jsonOutput() {
+		fmt.Fprintf(g.stderr, "%s\n", errorJSON(who, err))
+	} else {
+		fmt.Fprintf(g.stderr, "%s: %s\n", who, oneLine(err))
+	}
+	return code
 }
 
 func printUsage(w io.Writer) {
-	fmt.Fprintln(w, "usage: op25bctl [--server URL] [--token TOKEN] [-o table|json] COMMAND [ARGS]")
+	fmt.Fprintln(w, "usage: op25bctl [--server URL] [--token TOKEN] [-o table|json] [--timeout D] COMMAND [ARGS]")
 	fmt.Fprintln(w, "\ncommands:")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-58s %s\n", c.usage, c.summary)
+		fmt.Fprintf(tw, "  %s\t%s\n", c.usage, c.summary)
 	}
-	fmt.Fprintln(w, "\n--server defaults to $OP25B_SERVER or "+defaultServer+"; --token to $OP25B_TOKEN.")
+	tw.Flush()
+	fmt.Fprintln(w, "\n--server defaults to $OP25B_SERVER or "+defaultServer+" (HOST:PORT means http://HOST:PORT);")
+	fmt.Fprintln(w, "--token to $OP25B_TOKEN; --timeout bounds the whole command (default 2m).")
 	fmt.Fprintln(w, "For an https:// server: --ca FILE (the CA of op25bd's certificate), and --cert FILE --key FILE")
 	fmt.Fprintln(w, "when op25bd asks for client certificates; defaults $OP25B_CA, $OP25B_CERT, $OP25B_KEY.")
 	fmt.Fprintln(w, "--version prints the version, commit and Go version.")

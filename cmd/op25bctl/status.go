@@ -1,91 +1,154 @@
 package main
 
 import (
+	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/op25b/op25b/api"
+	"github.com/op25b/op25b/api/apitypes"
 )
 
 // pollInterval is how often status --wait-revision asks again.
 const pollInterval = 500 * time.Millisecond
 
+// defaultWait bounds status --wait-revision when --timeout is not given.
+const defaultWait = time.Minute
+
 func runStatus(g *globals, args []string) error {
 	fs := g.flagSet("status")
-	wait := fs.Int64("wait-revision", 0, "wait until every connected bridge applied this revision")
-	timeout := fs.Duration("timeout", time.Minute, "how long --wait-revision waits")
+	wait := fs.Int64("wait-revision", 0, "wait until every registered bridge is connected and applied this revision")
+	allowDisconnected := fs.Bool("allow-disconnected", false, "with --wait-revision: do not wait for registered bridges that are not connected")
 	if _, err := g.parseInterleaved(fs, args); err != nil {
 		return err
 	}
-	if *wait < 0 || *timeout <= 0 {
-		return usagef("--wait-revision must be >= 0 and --timeout > 0")
+	if *wait < 0 {
+		return usagef("--wait-revision must be >= 0")
+	}
+	c, err := g.client()
+	if err != nil {
+		return err
 	}
 	if *wait == 0 {
-		st, raw, err := fetchStatus(g)
+		ctx, cancel := g.context(defaultTimeout)
+		defer cancel()
+		st, err := c.Status(ctx)
 		if err != nil {
 			return err
 		}
-		printStatus(g, st, raw)
-		return nil
+		return printStatus(g, st)
 	}
-	deadline := time.Now().Add(*timeout)
+	timeout := g.timeout
+	if timeout <= 0 {
+		timeout = defaultWait
+	}
+	ctx, cancel := g.context(defaultWait)
+	defer cancel()
+	var last *apitypes.Status
+	var lastErr error
 	for {
-		st, raw, err := fetchStatus(g)
+		st, err := c.Status(ctx)
 		if err == nil {
-			if lagging := laggingBridges(st, *wait); len(lagging) == 0 && st.Revision >= *wait {
-				printStatus(g, st, raw)
+			last, lastErr = st, nil
+			v := waitVerdict(st, *wait, *allowDisconnected)
+			if v.done() {
+				if err := printStatus(g, st); err != nil {
+					return err
+				}
+				if len(v.disconnected) > 0 {
+					fmt.Fprintf(g.stderr, "note: not connected, so not confirmed (--allow-disconnected): %s\n", strings.Join(v.disconnected, ", "))
+				}
 				if !anyConnected(st) {
 					// The API promises this for connected bridges only; say so
 					// rather than let a script believe a switch confirmed it.
 					fmt.Fprintf(g.stderr, "note: no bridge is connected; revision %d is stored but no switch confirmed it\n", *wait)
 				}
 				return nil
-			} else if time.Now().After(deadline) {
-				printStatus(g, st, raw)
-				if st.Revision < *wait {
-					return fmt.Errorf("timeout after %s: the cluster is at revision %d, not %d", *timeout, st.Revision, *wait)
-				}
-				return fmt.Errorf("timeout after %s: not at revision %d: %s", *timeout, *wait, strings.Join(lagging, ", "))
 			}
-		} else if time.Now().After(deadline) {
-			return fmt.Errorf("timeout after %s waiting for revision %d: %w", *timeout, *wait, err)
+		} else if ctx.Err() == nil {
+			lastErr = err
 		}
-		time.Sleep(pollInterval)
+		select {
+		case <-ctx.Done():
+			return waitTimeout(g, last, lastErr, *wait, *allowDisconnected, timeout)
+		case <-time.After(pollInterval):
+		}
 	}
 }
 
-func fetchStatus(g *globals) (*api.StatusResponse, []byte, error) {
-	var st api.StatusResponse
-	raw, err := g.call(http.MethodGet, "/v1/status", nil, nil, &st)
-	if err != nil {
-		return nil, nil, err
+// waitTimeout explains why status --wait-revision gave up, naming the
+// bridges that did not make it.
+func waitTimeout(g *globals, st *apitypes.Status, lastErr error, rev int64, allowDisconnected bool, timeout time.Duration) error {
+	if st == nil {
+		if lastErr == nil {
+			lastErr = context.DeadlineExceeded
+		}
+		return fmt.Errorf("timeout after %s waiting for revision %d: %w", timeout, rev, lastErr)
 	}
-	return &st, raw, nil
+	if err := printStatus(g, st); err != nil {
+		return err
+	}
+	if st.Revision < rev {
+		return fmt.Errorf("timeout after %s: the cluster is at revision %d, not %d", timeout, st.Revision, rev)
+	}
+	v := waitVerdict(st, rev, allowDisconnected)
+	var why []string
+	if len(v.lagging) > 0 {
+		why = append(why, "not at revision "+fmt.Sprint(rev)+": "+strings.Join(v.lagging, ", "))
+	}
+	if len(v.disconnected) > 0 && !allowDisconnected {
+		why = append(why, "registered but not connected to any replica: "+strings.Join(v.disconnected, ", ")+
+			" (--allow-disconnected to accept that)")
+	}
+	return fmt.Errorf("timeout after %s: %s", timeout, strings.Join(why, "; "))
 }
 
-// laggingBridges lists the connected bridges below revision rev (docs/rest-api.md:
-// applied_revision >= revision on every connected bridge means the
-// change is in the switches).
-func laggingBridges(st *api.StatusResponse, rev int64) []string {
-	var out []string
+// verdict is what stands between the cluster and "revision N is in the
+// switches".
+type verdict struct {
+	atRevision   bool
+	lagging      []string // connected bridges below the revision
+	disconnected []string // registered bridges no replica is connected to
+	allowDisc    bool
+}
+
+func (v verdict) done() bool {
+	return v.atRevision && len(v.lagging) == 0 && (v.allowDisc || len(v.disconnected) == 0)
+}
+
+// waitVerdict: applied_revision >= revision on every connected bridge
+// means the change is in those switches; a registered bridge that no
+// replica is connected to has not confirmed anything, so it counts as not
+// there unless the operator allows it.
+func waitVerdict(st *apitypes.Status, rev int64, allowDisconnected bool) verdict {
+	v := verdict{atRevision: st.Revision >= rev, allowDisc: allowDisconnected}
 	for _, b := range st.Bridges {
-		if b.Connected && b.AppliedRevision < rev {
-			desc := fmt.Sprintf("%s (applied %d", b.DPID, b.AppliedRevision)
+		switch {
+		case b.Connected && b.AppliedRevision < rev:
+			desc := fmt.Sprintf("%s (applied %d", bridgeLabel(b), b.AppliedRevision)
 			if b.LastError != "" {
 				desc += ", last error: " + b.LastError
 			}
-			out = append(out, desc+")")
+			v.lagging = append(v.lagging, desc+")")
+		case !b.Connected && b.Registered:
+			v.disconnected = append(v.disconnected, bridgeLabel(b))
 		}
 	}
-	sort.Strings(out)
-	return out
+	sort.Strings(v.lagging)
+	sort.Strings(v.disconnected)
+	return v
 }
 
-func anyConnected(st *api.StatusResponse) bool {
+func bridgeLabel(b apitypes.BridgeView) string {
+	if b.Name != "" {
+		return b.DPID + " " + b.Name
+	}
+	return b.DPID
+}
+
+func anyConnected(st *apitypes.Status) bool {
 	for _, b := range st.Bridges {
 		if b.Connected {
 			return true
@@ -94,10 +157,9 @@ func anyConnected(st *api.StatusResponse) bool {
 	return false
 }
 
-func printStatus(g *globals, st *api.StatusResponse, raw []byte) {
+func printStatus(g *globals, st *apitypes.Status) error {
 	if g.jsonOutput() {
-		g.printRaw(raw)
-		return
+		return g.printJSON(st)
 	}
 	var ids []string
 	for _, r := range st.Replicas {
@@ -117,7 +179,7 @@ func printStatus(g *globals, st *api.StatusResponse, raw []byte) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.DPID, name, dash(b.Pop), yesNo(b.Connected), dash(b.Master), b.AppliedRevision, b.Flows, dash(b.LastError))
 	}
-	tw.Flush()
+	return tw.Flush()
 }
 
 func dash(s string) string {

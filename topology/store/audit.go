@@ -21,18 +21,38 @@ type ChangeSummary struct {
 // AuditRecord is one committed write. Revision is the document revision
 // the write produced (the ModRevision of its audit key, written in the
 // same transaction as the commit record).
+//
+// Records written before the store kept history have no Op, Base or
+// Changes; history cannot reach past them.
 type AuditRecord struct {
 	Revision int64         `json:"revision"`
 	Time     time.Time     `json:"time"`
 	Who      string        `json:"who"`
 	Summary  ChangeSummary `json:"summary"`
+	// Op is OpReplace, OpUpdate or OpRollback; RollbackOf is the revision
+	// whose document a rollback restored.
+	Op         string `json:"op,omitempty"`
+	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// Base is the document revision the write replaced (0: none).
+	Base int64 `json:"base,omitempty"`
+	// Changes are the first item changes (by key) with old and new values;
+	// ChangesTotal counts them all (history.go keeps every one).
+	Changes      []ItemChange `json:"changes,omitempty"`
+	ChangesTotal int          `json:"changes_total,omitempty"`
 }
 
-// auditValue is the stored form; the revision is etcd's.
+// auditValue is the stored form; the revision is etcd's. Fields added
+// since the first version are optional, so older records still decode.
 type auditValue struct {
-	Time    time.Time     `json:"time"`
-	Who     string        `json:"who"`
-	Summary ChangeSummary `json:"summary"`
+	Time          time.Time     `json:"time"`
+	Who           string        `json:"who"`
+	Summary       ChangeSummary `json:"summary"`
+	Op            string        `json:"op,omitempty"`
+	RollbackOf    int64         `json:"rollback_of,omitempty"`
+	Base          int64         `json:"base,omitempty"`
+	Changes       []ItemChange  `json:"changes,omitempty"`
+	ChangesTotal  int           `json:"changes_total,omitempty"`
+	HistoryChunks int           `json:"history_chunks,omitempty"`
 }
 
 // diffItems compares the stored items (nil when unknown: everything is
@@ -110,7 +130,7 @@ func (s *Store) Audit(ctx context.Context, limit int, before int64) ([]AuditReco
 			s.log.Warn("skipping undecodable audit record", "key", string(kv.Key), "revision", kv.ModRevision, "err", err)
 			continue
 		}
-		out = append(out, AuditRecord{Revision: kv.ModRevision, Time: v.Time, Who: v.Who, Summary: v.Summary})
+		out = append(out, v.record(kv.ModRevision))
 	}
 	return out, nil
 }
@@ -148,4 +168,9 @@ func (s *Store) trimAudit(ctx context.Context) {
 		return
 	}
 	s.log.Info("audit log trimmed", "deleted", len(old.Kvs), "kept", maxAuditRecords)
+}
+
+func (v auditValue) record(rev int64) AuditRecord {
+	return AuditRecord{Revision: rev, Time: v.Time, Who: v.Who, Summary: v.Summary, Op: v.Op, RollbackOf: v.RollbackOf,
+		Base: v.Base, Changes: v.Changes, ChangesTotal: v.ChangesTotal}
 }

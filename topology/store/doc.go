@@ -15,6 +15,8 @@
 //	config/g/<G>/services/<name>
 //	config/g/<G>/bridges/<dpid>
 //	audit/<time>.<random>           one AuditRecord per committed write
+//	history/<time>.<random>/<i>.<n> chunk i (n bytes) of that write's history:
+//	                                every item change, old and new value (history.go)
 //	status/bridges/<dpid>           BridgeStatus, bound to the writing master's lease
 //	replicas/<id>                   ReplicaInfo, bound to the replica's lease
 //

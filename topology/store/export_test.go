@@ -28,3 +28,12 @@ const MaxAuditRecords, AuditTrimSlack = maxAuditRecords, auditTrimSlack
 func (s *Store) AuditKey(nanos int64) string {
 	return s.auditPrefix() + fmt.Sprintf("%016x.%s", nanos, "00000000")
 }
+
+// SetHistoryOrphanAge makes orphan history records old sooner.
+func (s *Store) SetHistoryOrphanAge(d time.Duration) { s.history.orphanAge = d }
+
+// PruneHistory runs the pruning a write runs.
+func (s *Store) PruneHistory() { s.pruneHistory(context.Background()) }
+
+// HistoryPrefix is where history records live.
+func (s *Store) HistoryPrefix() string { return s.historyPrefix() }

@@ -45,7 +45,7 @@ const (
 	// maxTxnBytes leaves headroom under 1.5 MiB for protobuf framing.
 	maxTxnBytes = 1 << 20
 	// maxItemBytes: a single item bigger than this cannot be stored.
-	maxItemBytes = maxTxnBytes - 4096
+	maxItemBytes = topology.MaxStoredItemBytes
 	// readPageSize keeps each range response a few MiB at most.
 	readPageSize = 5000
 	// writeParallelism: concurrent batch transactions while writing a new
@@ -69,6 +69,7 @@ type Store struct {
 	// new generation, which a loaded etcd may take seconds to apply.
 	opTimeout    time.Duration
 	batchTimeout time.Duration
+	history      historyLimits
 
 	// last is the most recent state this Store read in full or wrote,
 	// known valid. A read whose commit record and generation are unchanged
@@ -90,7 +91,8 @@ func New(cli *clientv3.Client, prefix string, logger *slog.Logger) *Store {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 10 * time.Second, batchTimeout: 30 * time.Second}
+	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 10 * time.Second, batchTimeout: 30 * time.Second,
+		history: defaultHistoryLimits}
 }
 
 // Client returns the etcd client the store uses.
@@ -343,9 +345,9 @@ func (s *Store) Replace(ctx context.Context, doc *topology.Document, opts WriteO
 		return 0, err
 	}
 	if opts.IfRevision != 0 && opts.IfRevision != st.rev {
-		return 0, fmt.Errorf("replace: document is at revision %d, not %d: %w", st.rev, opts.IfRevision, ErrConflict)
+		return 0, fmt.Errorf("replace: %w", &ConflictError{Current: st.rev, Based: opts.IfRevision})
 	}
-	return s.commit(ctx, st, doc, opts)
+	return s.commit(ctx, st, doc, opts, writeKind{op: OpReplace})
 }
 
 // Update loads the document, lets mutate change a copy, validates the
@@ -359,7 +361,7 @@ func (s *Store) Update(ctx context.Context, opts WriteOptions, mutate func(*topo
 		return 0, err
 	}
 	if opts.IfRevision != 0 && opts.IfRevision != st.rev {
-		return 0, fmt.Errorf("update: document is at revision %d, not %d: %w", st.rev, opts.IfRevision, ErrConflict)
+		return 0, fmt.Errorf("update: %w", &ConflictError{Current: st.rev, Based: opts.IfRevision})
 	}
 	if err := st.usable(); err != nil {
 		return 0, fmt.Errorf("update: %w (replace the whole document to repair it)", err)
@@ -371,11 +373,38 @@ func (s *Store) Update(ctx context.Context, opts WriteOptions, mutate func(*topo
 	if err := topology.Validate(doc); err != nil {
 		return 0, err
 	}
-	return s.commit(ctx, st, doc, opts)
+	return s.commit(ctx, st, doc, opts, writeKind{op: OpUpdate})
+}
+
+// writeKind is what the audit log says a write was.
+type writeKind struct {
+	op         string // OpReplace, OpUpdate, OpRollback
+	rollbackOf int64
+}
+
+// pendingWrite is the audit and history side of one commit.
+type pendingWrite struct {
+	auditKey string
+	audit    []byte
+	// historyOps go into the commit transaction (a small record); a big
+	// one was written before the commit under historyID (prewritten).
+	historyOps []clientv3.Op
+	historyID  string
+	prewritten bool
+	who        string
+	now        time.Time
+}
+
+// abandon removes a history record written for a commit that did not
+// happen.
+func (s *Store) abandon(w *pendingWrite) {
+	if w.prewritten {
+		s.deleteHistory(w.historyID)
+	}
 }
 
 // commit writes doc over the state st was read as, conditioned on st.rev.
-func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, opts WriteOptions) (int64, error) {
+func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, opts WriteOptions, kind writeKind) (int64, error) {
 	items, err := encodeDocument(doc)
 	if err != nil {
 		return 0, err
@@ -392,27 +421,53 @@ func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, o
 		return st.rev, nil // nothing changed: no write, no audit record
 	}
 	now := time.Now().UTC()
-	audit, err := json.Marshal(auditValue{Time: now, Who: opts.Who, Summary: summary})
+	w := &pendingWrite{who: opts.Who, now: now, historyID: fmt.Sprintf("%016x.%s", now.UnixNano(), randomHex(4))}
+	w.auditKey = s.auditPrefix() + w.historyID
+	av := auditValue{Time: now, Who: opts.Who, Summary: summary, Op: kind.op, RollbackOf: kind.rollbackOf, Base: st.rev}
+	var historyBytes int
+	if old != nil {
+		// The stored document is known, so is every item's old value.
+		changes := itemChanges(old, puts, dels)
+		chunks, err := encodeHistory(changes, s.history.chunkBytes)
+		if err != nil {
+			return 0, err
+		}
+		av.Changes, av.ChangesTotal, av.HistoryChunks = inlineChanges(changes), len(changes), len(chunks)
+		if len(chunks) == 1 && len(chunks[0]) <= s.history.inlineBytes {
+			w.historyOps = s.historyOps(w.historyID, chunks)
+			historyBytes = len(chunks[0])
+		} else {
+			if err := s.writeHistory(ctx, w.historyID, chunks); err != nil {
+				s.deleteHistory(w.historyID)
+				return 0, err
+			}
+			w.prewritten = true
+		}
+	}
+	audit, err := json.Marshal(av)
 	if err != nil {
+		s.abandon(w)
 		return 0, fmt.Errorf("encode audit record: %w", err)
 	}
-	auditKey := s.auditPrefix() + fmt.Sprintf("%016x.%s", now.UnixNano(), randomHex(4))
+	w.audit = audit
 
 	size := 0
 	for _, it := range puts {
 		size += len(it.key) + len(it.value) + 64
 	}
-	if st.gen != "" && old != nil && len(puts)+len(dels)+2 <= maxTxnOps && size+len(audit) < maxTxnBytes-8192 {
-		return s.commitInPlace(ctx, st, doc, items, puts, dels, auditKey, audit, opts.Who, now)
+	if st.gen != "" && old != nil && len(puts)+len(dels)+2+len(w.historyOps) <= maxTxnOps &&
+		size+len(audit)+historyBytes < maxTxnBytes-8192 {
+		return s.commitInPlace(ctx, st, doc, items, puts, dels, w)
 	}
-	return s.commitNewGeneration(ctx, st, doc, items, auditKey, audit, opts.Who, now)
+	return s.commitNewGeneration(ctx, st, doc, items, w)
 }
 
 // commitInPlace is one conditional transaction: the changed items of the
 // current generation, the commit record and the audit record.
 func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Document, items, puts []encodedItem, dels []string,
-	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
-	rec, _ := json.Marshal(commitRecord{Generation: st.gen, Time: now, Who: who})
+	w *pendingWrite) (int64, error) {
+	who := w.who
+	rec, _ := json.Marshal(commitRecord{Generation: st.gen, Time: w.now, Who: who})
 	genPrefix := s.generationKey(st.gen)
 	ops := make([]clientv3.Op, 0, len(puts)+len(dels)+2)
 	for _, it := range puts {
@@ -421,7 +476,8 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 	for _, k := range dels {
 		ops = append(ops, clientv3.OpDelete(genPrefix+k))
 	}
-	ops = append(ops, clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(auditKey, string(audit)))
+	ops = append(ops, clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(w.auditKey, string(w.audit)))
+	ops = append(ops, w.historyOps...)
 	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	defer cancel()
 	resp, err := s.cli.Txn(cctx).
@@ -431,12 +487,14 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 		return 0, s.etcdError("commit", err)
 	}
 	if !resp.Succeeded {
+		s.abandon(w)
 		return 0, fmt.Errorf("commit: document changed since revision %d: %w", st.rev, ErrConflict)
 	}
 	s.log.Info("document committed", "revision", resp.Header.Revision, "generation", st.gen,
 		"who", who, "puts", len(puts), "deletes", len(dels))
 	s.rememberWritten(doc, items, st.gen, resp.Header.Revision)
 	s.trimAudit(ctx)
+	s.pruneHistory(ctx)
 	return resp.Header.Revision, nil
 }
 
@@ -444,18 +502,21 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 // batches that respect etcd's limits, then flips config/current to it in
 // one conditional transaction, then deletes the generations it replaced.
 func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topology.Document, items []encodedItem,
-	auditKey string, audit []byte, who string, now time.Time) (int64, error) {
+	w *pendingWrite) (int64, error) {
+	who := w.who
 	gen := fmt.Sprintf("%016x.%s", st.readRev, randomHex(4))
 	genPrefix := s.generationKey(gen)
 	if err := s.writeBatches(ctx, genPrefix, items); err != nil {
 		s.deleteGeneration(gen)
+		s.abandon(w)
 		return 0, err
 	}
-	rec, _ := json.Marshal(commitRecord{Generation: gen, Time: now, Who: who})
+	rec, _ := json.Marshal(commitRecord{Generation: gen, Time: w.now, Who: who})
+	ops := append([]clientv3.Op{clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(w.auditKey, string(w.audit))}, w.historyOps...)
 	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	resp, err := s.cli.Txn(cctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.currentKey()), "=", st.rev)).
-		Then(clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(auditKey, string(audit))).
+		Then(ops...).
 		Commit()
 	cancel()
 	if err != nil {
@@ -466,6 +527,7 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topolog
 	}
 	if !resp.Succeeded {
 		s.deleteGeneration(gen)
+		s.abandon(w)
 		return 0, fmt.Errorf("commit: document changed since revision %d: %w", st.rev, ErrConflict)
 	}
 	flip := resp.Header.Revision
@@ -473,6 +535,7 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topolog
 	s.deleteOlderGenerations(gen, flip)
 	s.rememberWritten(doc, items, gen, flip)
 	s.trimAudit(ctx)
+	s.pruneHistory(ctx)
 	return flip, nil
 }
 

@@ -1,0 +1,254 @@
+// Package apitypes holds the request and response bodies of op25b's REST
+// API (v1), shared by the server (package api) and its clients (package
+// client, op25bctl, an ISP's own automation).
+//
+// It imports nothing but the standard library and package topology (the
+// policy document, which is pure), so a client that uses these types links
+// no etcd, no OpenFlow codec and no server code.
+package apitypes
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/op25b/op25b/topology"
+)
+
+// Config is GET /v1/config (and GET /v1/config?revision=N): the whole
+// document with the revision it is at. Sent back in a PUT, the revision acts
+// as If-Match, so that GET → edit → PUT cannot overwrite a newer document.
+type Config struct {
+	Revision int64 `json:"revision"`
+	*topology.Document
+}
+
+// WriteResult is what every successful write returns.
+type WriteResult struct {
+	Revision int64 `json:"revision"`
+}
+
+// Collection is GET /v1/{pools,relays,destinations,services,bridges}: only
+// the list named by the path is present.
+type Collection struct {
+	Revision     int64                     `json:"revision"`
+	Pools        []topology.Pool           `json:"pools,omitempty"`
+	Relays       []topology.Relay          `json:"relays,omitempty"`
+	Destinations []topology.DestinationSet `json:"destinations,omitempty"`
+	Services     []topology.Service        `json:"services,omitempty"`
+	Bridges      []topology.Bridge         `json:"bridges,omitempty"`
+}
+
+// DryRun is PUT /v1/config?dry_run=true: what the write would change, per
+// item and per bridge, without storing anything.
+type DryRun struct {
+	DryRun bool `json:"dry_run"`
+	// Revision is the current revision the diff was computed against.
+	Revision int64 `json:"revision"`
+	// ComparedWith says what the "before" flows are: "desired" = the flows
+	// compiled from the current document at the same instant.
+	ComparedWith string       `json:"compared_with"`
+	At           time.Time    `json:"at"`
+	Items        ItemChanges  `json:"items"`
+	Bridges      []BridgeDiff `json:"bridges"`
+}
+
+// Empty reports whether applying the document would change nothing: no item
+// and no flow on any bridge.
+func (d *DryRun) Empty() bool {
+	if len(d.Items.Added)+len(d.Items.Changed)+len(d.Items.Removed) > 0 {
+		return false
+	}
+	for _, b := range d.Bridges {
+		if len(b.Add)+len(b.Modify)+len(b.Delete) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// ItemChanges names changed document items as "kind/name" ("pools/tokyo-dyn",
+// "bridges/0000000000000001", "ports").
+type ItemChanges struct {
+	Added   []string `json:"added"`
+	Changed []string `json:"changed"`
+	Removed []string `json:"removed"`
+}
+
+// BridgeDiff is one bridge's flow changes, each flow in ovs-ofctl syntax.
+type BridgeDiff struct {
+	DPID       string   `json:"dpid"`
+	Name       string   `json:"name,omitempty"`
+	Registered bool     `json:"registered"`
+	Connected  bool     `json:"connected"`
+	Add        []string `json:"add"`
+	Modify     []string `json:"modify"`
+	Delete     []string `json:"delete"`
+}
+
+// Status is GET /v1/status. A change is in the switches when every
+// connected bridge has AppliedRevision >= Revision.
+type Status struct {
+	Revision int64        `json:"revision"`
+	Replicas []Replica    `json:"replicas"`
+	Bridges  []BridgeView `json:"bridges"`
+	// DocumentError is set when etcd holds a value that does not decode or
+	// validate (written by hand, say): the replica keeps enforcing the last
+	// good document, at Revision, and says why it is not following etcd.
+	DocumentError string `json:"document_error,omitempty"`
+	// Etcd is etcd's database size and alarms, as the answering replica
+	// last saw them (absent when it does not watch them).
+	Etcd *EtcdView `json:"etcd,omitempty"`
+}
+
+// EtcdView is the "etcd" part of Status.
+type EtcdView struct {
+	DBSizeBytes      int64     `json:"db_size_bytes"`
+	DBSizeInUseBytes int64     `json:"db_size_in_use_bytes"`
+	Alarms           []string  `json:"alarms"`
+	NoSpace          bool      `json:"nospace"`
+	CheckedAt        time.Time `json:"checked_at"`
+	Error            string    `json:"error,omitempty"`
+}
+
+// Replica is one live op25bd replica.
+type Replica struct {
+	ID           string    `json:"id"`
+	APIAddr      string    `json:"api_addr"`
+	OpenFlowAddr string    `json:"openflow_addr"`
+	Version      string    `json:"version"`
+	Started      time.Time `json:"started"`
+}
+
+// BridgeView merges a bridge of the document with its status record.
+// Bridges connected but not in the document are listed with
+// Registered=false (they are enforced with pop "").
+type BridgeView struct {
+	DPID            string     `json:"dpid"`
+	Name            string     `json:"name"`
+	Pop             string     `json:"pop"`
+	Registered      bool       `json:"registered"`
+	Connected       bool       `json:"connected"`
+	Master          string     `json:"master"`
+	AppliedRevision int64      `json:"applied_revision"`
+	Flows           int        `json:"flows"`
+	LastError       string     `json:"last_error"`
+	LastReconcile   *time.Time `json:"last_reconcile,omitempty"`
+}
+
+// Flows is GET /v1/bridges/{dpid}/flows: the bridge's desired flows and,
+// when some replica is connected to it, the installed ones with their
+// packet counts. InstalledSource says where they came from: "local" (the
+// answering replica's controller), "replica:<id>" (forwarded to the
+// master's API) or "" with InstalledError explaining why they are
+// unavailable.
+type Flows struct {
+	DPID            string          `json:"dpid"`
+	Registered      bool            `json:"registered"`
+	Revision        int64           `json:"revision"`
+	At              time.Time       `json:"at"`
+	Desired         []string        `json:"desired"`
+	Installed       []InstalledFlow `json:"installed"`
+	InstalledSource string          `json:"installed_source"`
+	InstalledError  string          `json:"installed_error,omitempty"`
+	// Missing and Extra compare installed with desired (by flow identity
+	// and actions); both empty means the bridge has converged.
+	Missing []string `json:"missing"`
+	Extra   []string `json:"extra"`
+}
+
+// InstalledFlow is one flow on the switch with its counters.
+type InstalledFlow struct {
+	Flow    string `json:"flow"`
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
+// Audit is GET /v1/audit: newest first. NextBefore, when non-zero, is the
+// ?before= value of the next (older) page.
+type Audit struct {
+	Records    []AuditEntry `json:"records"`
+	NextBefore int64        `json:"next_before,omitempty"`
+}
+
+// Write operations recorded in the audit log.
+const (
+	OpReplace  = "replace"  // PUT /v1/config
+	OpUpdate   = "update"   // PUT or DELETE of one item
+	OpRollback = "rollback" // POST /v1/config/rollback
+)
+
+// AuditEntry is one write: its revision, time, token name and the items it
+// added, changed or removed ("pools/tokyo-dyn", "ports", ...).
+//
+// Records written before op25b kept history have no Op, Base or Changes.
+type AuditEntry struct {
+	Revision int64     `json:"revision"`
+	Time     time.Time `json:"time"`
+	Who      string    `json:"who"`
+	Added    []string  `json:"added"`
+	Changed  []string  `json:"changed"`
+	Removed  []string  `json:"removed"`
+	// Op is replace, update or rollback; RollbackOf is the revision whose
+	// document a rollback restored.
+	Op         string `json:"op,omitempty"`
+	RollbackOf int64  `json:"rollback_of,omitempty"`
+	// Base is the document revision the write replaced (0 for the first).
+	Base int64 `json:"base,omitempty"`
+	// Changes are the item-level changes with their old and new values, at
+	// most a few dozen (the first ones by item key); ChangesTotal counts all
+	// of them. The complete set is what GET /v1/config?revision=N uses.
+	Changes      []ItemChange `json:"changes,omitempty"`
+	ChangesTotal int          `json:"changes_total,omitempty"`
+}
+
+// ItemChange is one item as it was before a write (Old) and after it (New),
+// each its JSON value in the document; Old is absent for an added item and
+// New for a removed one. Item is "kind/name" or "ports".
+type ItemChange struct {
+	Item string          `json:"item"`
+	Old  json.RawMessage `json:"old,omitempty"`
+	New  json.RawMessage `json:"new,omitempty"`
+}
+
+// Rollback is the body of POST /v1/config/rollback: restore the document
+// as it was at Revision. If-Match (the current revision) is required.
+type Rollback struct {
+	Revision int64 `json:"revision"`
+}
+
+// ErrorBody is every error answer: {"error": {...}}.
+type ErrorBody struct {
+	Error *Error `json:"error"`
+}
+
+// Error is the API's error object. Clients branch on Code.
+type Error struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Field   string       `json:"field"`
+	Details []FieldIssue `json:"details,omitempty"`
+}
+
+// FieldIssue is one validation problem; Details lists all of them.
+type FieldIssue struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// Error codes of the error body.
+const (
+	CodeBadRequest       = "bad_request"      // malformed query, header or URL
+	CodeInvalidJSON      = "invalid_json"     // body is not the expected JSON (syntax, unknown field, type)
+	CodeInvalidDocument  = "invalid_document" // parsed, but topology.Validate rejected it
+	CodeNameMismatch     = "name_mismatch"    // item body names another item than the URL
+	CodeUnauthorized     = "unauthorized"     // no or unknown bearer token
+	CodeForbidden        = "forbidden"        // read token on a write
+	CodeNotFound         = "not_found"        // no such item, bridge, route or (pruned) revision
+	CodeMethodNotAllowed = "method_not_allowed"
+	CodeConflict         = "revision_conflict" // If-Match did not match the current revision
+	CodeReferenced       = "referenced"        // delete of an item other items still use
+	CodeTooLarge         = "body_too_large"
+	CodeUnavailable      = "unavailable"  // etcd unreachable or desired state not loaded
+	CodeNoSpace          = "etcd_nospace" // etcd's NOSPACE alarm: writes refused until space is reclaimed
+	CodeInternal         = "internal"
+)
