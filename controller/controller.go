@@ -592,7 +592,12 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 		req.Role, name = ofp.ControllerRoleMaster, "master"
 	}
 	xid := s.nextXID()
-	_, err := s.request(ctx, xid, ofwire.AppendRoleRequest(nil, xid, req))
+	reply, err := s.request(ctx, xid, ofwire.AppendRoleRequest(nil, xid, req))
+	if err == nil {
+		// A reply that grants another role or generation is a failure:
+		// writing as master on its strength could undo another replica's.
+		err = ofwire.CheckRoleReply(reply.body, req)
+	}
 	var oe *ofwire.Error
 	switch {
 	case errors.As(err, &oe) && oe.IsStale():

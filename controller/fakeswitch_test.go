@@ -46,6 +46,9 @@ type fakeSwitch struct {
 	closeInDump int    // close the connection after this many dump parts
 	silent      bool   // answer nothing at all (dead peer)
 
+	// roleReply says what a ROLE_REPLY grants; nil grants what was asked.
+	roleReply func(ofp.RoleRequest) ofp.RoleRequest
+
 	done chan struct{}
 }
 
@@ -151,6 +154,9 @@ func (fs *fakeSwitch) handle(h ofwire.Header, body []byte) bool {
 		var req ofp.RoleRequest
 		if _, err := req.ReadFrom(bytes.NewReader(body)); err != nil {
 			fs.t.Errorf("fake switch: role request % x: %v", body, err)
+		}
+		if fs.roleReply != nil {
+			req = fs.roleReply(req)
 		}
 		fs.send(ofwiretest.Message(of.TypeRoleReply, h.XID, &req))
 	case of.TypeBarrierRequest:

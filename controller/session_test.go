@@ -324,3 +324,49 @@ func TestFakeDemotionAndForget(t *testing.T) {
 		t.Fatalf("status = %+v", st)
 	}
 }
+
+// A ROLE_REPLY that grants something other than what was asked (an older
+// generation, or SLAVE for a MASTER request) is a failed role request:
+// nothing is written, the bridge's status says why and shows no role, and
+// once the switch answers properly the role is claimed and flows applied.
+func TestFakeRoleReplyMismatch(t *testing.T) {
+	cases := []struct {
+		name  string
+		reply func(ofp.RoleRequest) ofp.RoleRequest
+		want  string
+	}{
+		{"older generation", func(r ofp.RoleRequest) ofp.RoleRequest { r.GenerationID--; return r },
+			"requested master generation 3, switch replied master generation 2"},
+		{"slave instead of master", func(r ofp.RoleRequest) ofp.RoleRequest { r.Role = ofp.ControllerRoleSlave; return r },
+			"requested master generation 3, switch replied slave generation 3"},
+	}
+	rc := startController(t, Config{})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := uint64(0xd00 + i)
+			dpid := dpidString(id)
+			fs := connectFake(t, rc, id, func(fs *fakeSwitch) { fs.roleReply = tc.reply })
+			rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 3})
+			waitFor(t, "role request failure in status", func() bool {
+				return strings.Contains(rc.status(dpid).LastError, ofwire.ErrRoleMismatch.Error())
+			})
+			st := rc.status(dpid)
+			if !strings.Contains(st.LastError, tc.want) || st.Role != "none" || st.AppliedRevision != 0 {
+				t.Fatalf("status after a mismatched role reply = %+v", st)
+			}
+			fs.get(func(fs *fakeSwitch) {
+				if len(fs.flowMods) != 0 || fs.commits != 0 {
+					t.Fatalf("wrote %d flow-mods, %d commits without the role", len(fs.flowMods), fs.commits)
+				}
+			})
+			if n := rc.events.count(EventLostMastership); n != 0 {
+				t.Fatalf("%d lost-mastership events for a role never granted", n)
+			}
+			fs.set(func(fs *fakeSwitch) { fs.roleReply = nil })
+			rc.SetDesired(Desired{DPID: dpid, Revision: 2, Flows: pipelineFlows(), Master: true, Generation: 3})
+			if st := rc.waitApplied(t, dpid, 2); st.Role != "master" {
+				t.Fatalf("status = %+v", st)
+			}
+		})
+	}
+}
