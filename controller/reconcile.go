@@ -248,14 +248,14 @@ func (s *switchSession) applyBundle(ctx context.Context, mods []ofwire.FlowMod) 
 	t0 := time.Now()
 	// OPEN is pipelined with the adds: its reply (or error) arrives before
 	// the barrier's, so waiting for it separately would only add a round trip.
-	ox := s.nextXID()
+	// It takes the first of the reserved xids, the adds the rest.
+	ox := s.reserveXIDs(len(mods) + 1)
 	open := s.expect(ox)
 	defer s.forget(ox)
-	lo := s.reserveXIDs(len(mods))
-	b := s.addBatch(lo, len(mods))
-	err := s.writeMany(lo-1, len(mods)+1, func(buf []byte, xid uint32, i int) []byte {
+	b := s.addBatch(ox+1, len(mods))
+	err := s.writeMany(ox, len(mods)+1, func(buf []byte, xid uint32, i int) []byte {
 		if i == 0 {
-			return ofwire.AppendBundleControl(buf, ox, ofwire.BundleControl{BundleID: id, Type: ofwire.BundleOpenRequest, Flags: flags})
+			return ofwire.AppendBundleControl(buf, xid, ofwire.BundleControl{BundleID: id, Type: ofwire.BundleOpenRequest, Flags: flags})
 		}
 		return ofwire.AppendBundleAdd(buf, xid, id, flags, mods[i-1])
 	})

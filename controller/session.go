@@ -116,7 +116,6 @@ func (s *session) reserveXIDs(n int) uint32 {
 	}
 }
 
-// close tears the connection down once; pending callers get err.
 // contain is deferred at the top of each of a session's goroutines. A bug
 // that panics while handling one switch ends that switch's session only:
 // the connection closes with the flows left on the switch, the switch
@@ -130,6 +129,7 @@ func (s *session) contain(where string) {
 	}
 }
 
+// close tears the connection down once; pending callers get err.
 func (s *session) close(err error) {
 	s.closeOnce.Do(func() {
 		s.closeErr = err
