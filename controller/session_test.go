@@ -207,6 +207,8 @@ func TestFakeDeadPeerDisconnected(t *testing.T) {
 	fs.set(func(fs *fakeSwitch) { fs.silent = true })
 	waitClosed(t, fs)
 	waitFor(t, "disconnect", func() bool { return !rc.status(dpidString(0x700)).Connected })
+	// The status flips just before the event is emitted: wait for both.
+	waitFor(t, "disconnect event", func() bool { return rc.events.count(EventDisconnected) > 0 })
 	if rc.events.count(EventDisconnected) != 1 {
 		t.Fatalf("disconnect events = %d", rc.events.count(EventDisconnected))
 	}
