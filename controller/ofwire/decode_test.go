@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"path/filepath"
@@ -15,7 +16,6 @@ import (
 	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/controller/ofwire/ofwiretest"
 	"github.com/op25b/op25b/flows"
-	"github.com/op25b/op25b/topology"
 )
 
 // ovsMessage reads testdata/ovs/<name>.hex as one framed message.
@@ -42,7 +42,7 @@ func TestDecodeHandshakeFromOVS(t *testing.T) {
 	if err != nil || h.Type != of.TypeFeaturesReply || h.XID != xidFeatures {
 		t.Fatalf("features reply: %+v %+v %v", h, feat, err)
 	}
-	if got := topology.FormatDPID(feat.DatapathID); got != captureDPID || feat.AuxiliaryID != 0 {
+	if got := fmt.Sprintf("%016x", feat.DatapathID); got != captureDPID || feat.AuxiliaryID != 0 {
 		t.Fatalf("features = %s aux %d, want %s aux 0", got, feat.AuxiliaryID, captureDPID)
 	}
 	h, body = ovsMessage(t, "echo-reply")
