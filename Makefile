@@ -65,9 +65,9 @@ test: deps lint build
 lab-test: deps build
 	LAB_MN_CLEANUP=1 lab/run.sh --disruptive
 
-## bench: Go benchmarks, with ratios against ovs-ofctl measured in the same run.
+## bench: Go benchmarks, with ratios against ovs-ofctl (netrack for controller/ofwire) measured in the same run.
 bench: deps
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./flows/ ./topology/ ./topology/store/ ./controller/ ./controller/cluster/ ./api/ ./cmd/op25bd/
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x -timeout 60m ./flows/ ./topology/ ./topology/store/ ./controller/ ./controller/ofwire/ ./controller/cluster/ ./api/ ./cmd/op25bd/
 
 ## demo: the Mininet lab with one op25bd on its embedded etcd: the
 ## reachability matrix (real SMTP) and the installed flows of one bridge.

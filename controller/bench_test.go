@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/testenv"
 )
@@ -200,7 +201,7 @@ func BenchmarkPlan100k(b *testing.B) {
 	dump := encodeDump(fs)
 	b.Run("decode", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
-			if _, err := decodeFlowStats(dump, nil); err != nil {
+			if _, err := ofwire.DecodeFlowStats(dump, nil); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -3,6 +3,8 @@ package controller
 import (
 	"sync/atomic"
 	"testing"
+
+	"github.com/op25b/op25b/controller/ofwire"
 )
 
 // TestPanicInSessionIsContained: a bug that panics while handling one switch
@@ -22,7 +24,7 @@ func TestPanicInSessionIsContained(t *testing.T) {
 	}})
 	connectFake(t, rc, bystander, nil)
 
-	first := dialFake(t, rc.addr, victim, Version13)
+	first := dialFake(t, rc.addr, victim, ofwire.Version13)
 	go first.serve()
 	waitClosed(t, first)
 	if !panicked.Load() {

@@ -36,8 +36,10 @@ import (
 	"sync"
 	"time"
 
+	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
 
+	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 )
@@ -473,22 +475,22 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 
 	xid := base.nextXID()
 	fctx, fcancel := context.WithDeadline(sctx, handshakeEnd)
-	reply, err := base.request(fctx, xid, encodeSimple(nil, typeFeaturesReq, xid, nil))
+	reply, err := base.request(fctx, xid, ofwire.AppendFeaturesRequest(nil, xid))
 	fcancel()
 	if err != nil {
 		log.Warn("features request failed", "err", err)
 		return
 	}
-	dpidNum, aux, err := parseFeatures(reply.body)
+	features, err := ofwire.ParseFeaturesReply(reply.body)
 	if err != nil {
 		log.Warn("bad features reply", "err", err)
 		return
 	}
-	dpid := topology.FormatDPID(dpidNum)
+	dpid := topology.FormatDPID(features.DatapathID)
 	log = log.With("dpid", dpid)
 	base.setLogger(log)
-	if aux != 0 {
-		log.Warn("auxiliary connections are not used, closing", "auxiliary_id", aux)
+	if features.AuxiliaryID != 0 {
+		log.Warn("auxiliary connections are not used, closing", "auxiliary_id", features.AuxiliaryID)
 		return
 	}
 	if isTLS && c.cfg.AuthorizeDatapath != nil {
@@ -534,26 +536,20 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 // hello exchanges HELLO messages (OpenFlow 1.3 §6.3.1) before the reader
 // goroutine starts. A peer without 1.3 gets HELLO_FAILED/INCOMPATIBLE.
 func (c *Controller) hello(s *session, r *bufio.Reader, deadline time.Time) error {
-	if err := s.write(encodeHello(nil, s.nextXID())); err != nil {
+	if err := s.write(ofwire.AppendHello(nil, s.nextXID())); err != nil {
 		return err
 	}
 	_ = s.conn.SetReadDeadline(deadline)
-	h, body, err := readMessage(r)
+	h, body, err := ofwire.ReadMessage(r)
 	_ = s.conn.SetReadDeadline(time.Time{})
 	if err != nil {
 		return fmt.Errorf("read hello: %w", err)
 	}
-	if h.Type != typeHello {
+	if h.Type != of.TypeHello {
 		return fmt.Errorf("first message is type %d, want HELLO", h.Type)
 	}
-	if !helloAccepts(h, body) {
-		msg := make([]byte, 0, 16)
-		start := len(msg)
-		msg = appendHeader(msg, typeError, h.XID)
-		msg = be16(msg, uint16(ofp.ErrTypeHelloFailed))
-		msg = be16(msg, uint16(ofp.ErrCodeHelloFailedIncompatible))
-		msg = append(msg, "op25b speaks OpenFlow 1.3 only"...)
-		_ = s.write(finish(msg, start))
+	if !ofwire.HelloOffersVersion13(h, body) {
+		_ = s.write(ofwire.AppendError(nil, h.XID, ofp.ErrTypeHelloFailed, ofp.ErrCodeHelloFailedIncompatible, []byte("op25b speaks OpenFlow 1.3 only")))
 		return fmt.Errorf("switch offers OpenFlow version %#x without 1.3", h.Version)
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
@@ -611,13 +607,18 @@ func (s *switchSession) step(ctx context.Context, isAudit bool) {
 }
 
 func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
-	role, name := roleSlave, "slave"
+	req, name := ofwire.RoleMessage{Role: ofp.ControllerRoleSlave, GenerationID: want.gen}, "slave"
 	if want.master {
-		role, name = roleMaster, "master"
+		req.Role, name = ofp.ControllerRoleMaster, "master"
 	}
 	xid := s.nextXID()
-	_, err := s.request(ctx, xid, encodeRoleRequest(nil, xid, role, want.gen))
-	var oe *OFError
+	reply, err := s.request(ctx, xid, ofwire.AppendRoleRequest(nil, xid, req))
+	if err == nil {
+		// A reply that grants another role or generation is a failure:
+		// writing as master on its strength could undo another replica's.
+		err = ofwire.CheckRoleReply(reply.body, req)
+	}
+	var oe *ofwire.Error
 	switch {
 	case errors.As(err, &oe) && oe.IsStale():
 		s.staleFor = &want

@@ -2,21 +2,29 @@ package controller
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
 
+	"github.com/op25b/op25b/controller/ofwire"
+	"github.com/op25b/op25b/controller/ofwire/ofwiretest"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
 )
 
 // fakeSwitch is a minimal in-test OpenFlow 1.3 peer. It answers what op25b
 // asks (features, role, bundles, barriers, flow dumps) and can misbehave on
-// demand. Everything it receives is recorded.
+// demand. Everything it receives is recorded. Its replies are encoded by
+// netrack/openflow (ofwiretest), not by ofwire, and it reads op25b's
+// FLOW_MODs with netrack's decoder, so the controller's codec meets a
+// second implementation here too.
 type fakeSwitch struct {
 	t    testing.TB
 	conn net.Conn
@@ -24,7 +32,7 @@ type fakeSwitch struct {
 	dpid uint64
 
 	mu          sync.Mutex
-	received    []header
+	received    []ofwire.Header
 	flowMods    []flowModSeen
 	bundleAdds  int
 	commits     int
@@ -38,11 +46,14 @@ type fakeSwitch struct {
 	closeInDump int    // close the connection after this many dump parts
 	silent      bool   // answer nothing at all (dead peer)
 
+	// roleReply says what a ROLE_REPLY grants; nil grants what was asked.
+	roleReply func(ofp.RoleRequest) ofp.RoleRequest
+
 	done chan struct{}
 }
 
 type flowModSeen struct {
-	command  uint8
+	command  ofp.FlowModCommand
 	inBundle bool
 }
 
@@ -50,9 +61,7 @@ type flowModSeen struct {
 // given version (0x04 for a normal switch).
 func dialFake(t testing.TB, addr string, dpid uint64, version uint8) *fakeSwitch {
 	t.Helper()
-	hello := encodeSimple(nil, typeHello, 1, nil)
-	hello[0] = version
-	return dialFakeHello(t, addr, dpid, hello)
+	return dialFakeHello(t, addr, dpid, ofwiretest.Hello(version, 1, 0))
 }
 
 // dialFakeHello connects and sends hello as the first message.
@@ -92,7 +101,7 @@ func (fs *fakeSwitch) get(f func(*fakeSwitch)) {
 func (fs *fakeSwitch) serve() {
 	defer close(fs.done)
 	for {
-		h, body, err := readMessage(fs.r)
+		h, body, err := ofwire.ReadMessage(fs.r)
 		if err != nil {
 			return
 		}
@@ -110,68 +119,87 @@ func (fs *fakeSwitch) serve() {
 	}
 }
 
-func ofError(xid uint32, typ ofp.ErrType, code ofp.ErrCode) []byte {
-	b := appendHeader(nil, typeError, xid)
-	b = be16(b, uint16(typ))
-	b = be16(b, uint16(code))
-	b = append(b, make([]byte, 8)...)
-	return finish(b, 0)
+// ofError is an OFPT_ERROR as a switch sends it: the data holds the
+// offending request's header.
+func ofError(h ofwire.Header, typ ofp.ErrType, code ofp.ErrCode) []byte {
+	data := []byte{h.Version, uint8(h.Type), byte(h.Length >> 8), byte(h.Length), 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(data[4:], h.XID)
+	return ofwiretest.Error(h.XID, typ, code, data)
 }
 
-func (fs *fakeSwitch) handle(h header, body []byte) bool {
+// readFlowMod decodes a FLOW_MOD body with netrack; a message netrack
+// cannot read fails the test.
+func (fs *fakeSwitch) readFlowMod(body []byte) ofp.FlowMod {
+	var fm ofp.FlowMod
+	if _, err := fm.ReadFrom(bytes.NewReader(body)); err != nil {
+		fs.t.Errorf("fake switch: netrack cannot decode op25b's FLOW_MOD % x: %v", body, err)
+	}
+	return fm
+}
+
+func (fs *fakeSwitch) handle(h ofwire.Header, body []byte) bool {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	switch h.Type {
-	case typeHello:
-	case typeFeaturesReq:
-		b := appendHeader(nil, typeFeaturesRep, h.XID)
-		b = be64(b, fs.dpid)
-		b = append(b, make([]byte, 16)...)
-		fs.send(finish(b, 0))
-	case typeEchoRequest:
-		fs.send(encodeSimple(nil, typeEchoReply, h.XID, body))
-	case typeRoleRequest:
+	case of.TypeHello:
+	case of.TypeFeaturesRequest:
+		fs.send(ofwiretest.Message(of.TypeFeaturesReply, h.XID, &ofp.SwitchFeatures{DatapathID: fs.dpid, NumTables: 254}))
+	case of.TypeEchoRequest:
+		fs.send(ofwiretest.Message(of.TypeEchoReply, h.XID, &ofp.EchoReply{Data: body}))
+	case of.TypeRoleRequest:
 		if fs.staleRole {
-			fs.send(ofError(h.XID, ofp.ErrTypeRoleRequestFailed, ofp.ErrCodeRoleRequestFailedStale))
+			fs.send(ofError(h, ofp.ErrTypeRoleRequestFailed, ofp.ErrCodeRoleRequestFailedStale))
 			break
 		}
-		b := appendHeader(nil, typeRoleReply, h.XID)
-		b = append(b, body...)
-		fs.send(finish(b, 0))
-	case typeBarrierReq:
+		var req ofp.RoleRequest
+		if _, err := req.ReadFrom(bytes.NewReader(body)); err != nil {
+			fs.t.Errorf("fake switch: role request % x: %v", body, err)
+		}
+		if fs.roleReply != nil {
+			req = fs.roleReply(req)
+		}
+		fs.send(ofwiretest.Message(of.TypeRoleReply, h.XID, &req))
+	case of.TypeBarrierRequest:
 		if !fs.noBarrier {
-			fs.send(encodeSimple(nil, typeBarrierRep, h.XID, nil))
+			fs.send(ofwiretest.Message(of.TypeBarrierReply, h.XID, nil))
 		}
-	case typeFlowMod:
-		fs.flowMods = append(fs.flowMods, flowModSeen{command: body[17]})
-	case typeExperimenter:
-		if len(body) < 8 || binary.BigEndian.Uint32(body) != onfExperimenterID {
-			fs.send(ofError(h.XID, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter))
-			break
-		}
-		if fs.noBundles {
-			fs.send(ofError(h.XID, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter))
+	case of.TypeFlowMod:
+		fs.flowMods = append(fs.flowMods, flowModSeen{command: fs.readFlowMod(body).Command})
+	case of.TypeExperiment:
+		if len(body) < 8 || binary.BigEndian.Uint32(body) != ofwire.ONFExperimenterID || fs.noBundles {
+			fs.send(ofError(h, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter))
 			break
 		}
 		switch binary.BigEndian.Uint32(body[4:]) {
-		case onfBundleAdd:
+		case ofwire.ONFTypeBundleAdd:
 			fs.bundleAdds++
+			// ONFT_BUNDLE_ADD_MESSAGE: experimenter header, bundle id,
+			// pad, flags, then the whole inner message.
 			inner := body[16:]
-			fs.flowMods = append(fs.flowMods, flowModSeen{command: inner[headerLen+17], inBundle: true})
-			if fs.bundleAdds == fs.rejectAdd {
-				fs.send(ofError(h.XID, ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadPrereq))
+			if xid := binary.BigEndian.Uint32(inner[4:]); xid != h.XID {
+				fs.t.Errorf("fake switch: bundled message xid %d in an add with xid %d", xid, h.XID)
 			}
-		case onfBundleControl:
-			id, typ := binary.BigEndian.Uint32(body[8:]), binary.BigEndian.Uint16(body[12:])
-			switch typ {
-			case bundleCommitRequest:
+			fm := fs.readFlowMod(inner[ofwire.HeaderLen:])
+			fs.flowMods = append(fs.flowMods, flowModSeen{command: fm.Command, inBundle: true})
+			if fs.bundleAdds == fs.rejectAdd {
+				fs.send(ofError(h, ofp.ErrTypeBadMatch, ofp.ErrCodeBadMatchBadPrereq))
+			}
+		case ofwire.ONFTypeBundleControl:
+			c, err := ofwire.ParseBundleControl(body)
+			if err != nil {
+				fs.t.Errorf("fake switch: bundle control: %v", err)
+				break
+			}
+			switch c.Type {
+			case ofwire.BundleCommitRequest:
 				fs.commits++
-			case bundleDiscardReq:
+			case ofwire.BundleDiscardRequest:
 				fs.discards++
 			}
-			fs.send(encodeBundleControl(nil, h.XID, id, typ+1))
+			c.Type++ // each reply is its request + 1
+			fs.send(ofwire.AppendBundleControl(nil, h.XID, c))
 		}
-	case typeMultipartReq:
+	case of.TypeMultipartRequest:
 		part := fs.dumpPart
 		if part == 0 {
 			part = 60000
@@ -189,22 +217,14 @@ func (fs *fakeSwitch) handle(h header, body []byte) bool {
 				}
 				cut += l
 			}
-			flags := uint16(0)
-			if cut < len(data) {
-				flags = multipartReplyMore
-			}
-			b := appendHeader(nil, typeMultipartRep, h.XID)
-			b = be16(b, multipartFlow)
-			b = be16(b, flags)
-			b = pad(b, 4)
-			b = append(b, data[:cut]...)
-			fs.send(finish(b, 0))
+			more := cut < len(data)
+			fs.send(ofwiretest.MultipartReply(h.XID, ofp.MultipartTypeFlow, more, data[:cut]))
 			sentParts++
 			data = data[cut:]
 			if fs.closeInDump > 0 && sentParts >= fs.closeInDump {
 				return false
 			}
-			if flags == 0 {
+			if !more {
 				break
 			}
 		}
@@ -212,38 +232,27 @@ func (fs *fakeSwitch) handle(h header, body []byte) bool {
 	return true
 }
 
-// encodeFlowStatsEntry builds one ofp_flow_stats entry as a switch would.
-func encodeFlowStatsEntry(f flows.Flow, packets uint64) []byte {
-	b := be16(nil, 0)
-	b = append(b, f.Table, 0)
-	b = be32(b, 12) // duration sec
-	b = be32(b, 0)
-	b = be16(b, f.Priority)
-	b = be16(b, 0)
-	b = be16(b, 0)
-	b = be16(b, 0)
-	b = pad(b, 4)
-	b = be64(b, f.Cookie)
-	b = be64(b, packets)
-	b = be64(b, packets*64)
-	b = encodeMatch(b, f.Match)
-	b = encodeInstructions(b, f.Actions)
-	binary.BigEndian.PutUint16(b, uint16(len(b)))
-	return b
-}
+// encodeDump is the body of a FLOW_STATS reply listing fs (one packet
+// each), encoded by netrack as a switch would send it.
+func encodeDump(fs []flows.Flow) []byte { return ofwiretest.FlowStatsEntries(fs, 1) }
 
-func encodeDump(fs []flows.Flow) []byte {
-	var b []byte
-	for _, f := range fs {
-		b = append(b, encodeFlowStatsEntry(f, 1)...)
-	}
-	return b
+var (
+	bigDumpOnce sync.Once
+	bigDump     []byte
+)
+
+// bigDropDump is encodeDump(dropFlows(100_000, 10.0.0.0)), built once per
+// test binary: netrack's reflection encoder needs a while for 100k entries,
+// longer under -race.
+func bigDropDump() []byte {
+	bigDumpOnce.Do(func() { bigDump = encodeDump(dropFlows(100_000, netip.MustParseAddr("10.0.0.0"))) })
+	return bigDump
 }
 
 // connectFake dials, serves and waits until the controller registered it.
 func connectFake(t *testing.T, rc *runningController, dpid uint64, setup func(*fakeSwitch)) *fakeSwitch {
 	t.Helper()
-	fs := dialFake(t, rc.addr, dpid, Version13)
+	fs := dialFake(t, rc.addr, dpid, ofwire.Version13)
 	if setup != nil {
 		setup(fs)
 	}

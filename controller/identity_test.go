@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/controller/ofwire"
+	"github.com/op25b/op25b/controller/ofwire/ofwiretest"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 )
@@ -24,7 +26,7 @@ func dialFakeTLS(t *testing.T, addr string, pki *testenv.PKI, cert testenv.CertF
 	}
 	fs := &fakeSwitch{t: t, conn: conn, r: bufio.NewReader(conn), dpid: dpid, done: make(chan struct{})}
 	t.Cleanup(func() { _ = conn.Close() })
-	fs.send(encodeSimple(nil, typeHello, 1, nil))
+	fs.send(ofwiretest.Hello(ofwire.Version13, 1, 0))
 	go fs.serve()
 	return fs
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/internal/testenv"
 )
 
@@ -49,7 +50,7 @@ func TestFakeSilentPeersBoundedByTimeoutAndLimit(t *testing.T) {
 		waitEOF(t, c)
 	}
 	// A peer that sends HELLO but never answers FEATURES is also bounded.
-	fs := dialFake(t, rc.addr, 0x902, Version13)
+	fs := dialFake(t, rc.addr, 0x902, ofwire.Version13)
 	fs.set(func(fs *fakeSwitch) { fs.silent = true })
 	go fs.serve()
 	waitClosed(t, fs)
@@ -97,8 +98,7 @@ func TestFakeTLSSilentPeerDoesNotBlockAccept(t *testing.T) {
 		t.Fatalf("TLS switch behind a silent peer: %v", err)
 	}
 	defer conn.Close()
-	hello := encodeSimple(nil, typeHello, 1, nil)
-	if _, err := conn.Write(hello); err != nil {
+	if _, err := conn.Write(ofwire.AppendHello(nil, 1)); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
@@ -90,7 +91,7 @@ func TestOVSInstallPipeline(t *testing.T) {
 func canonicalAll(fs []flows.Flow) []flows.Flow {
 	out := make([]flows.Flow, len(fs))
 	for i, f := range fs {
-		out[i] = canonicalFlow(f)
+		out[i] = ofwire.Canonical(f)
 	}
 	return out
 }

@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
+
+	"github.com/op25b/op25b/controller/ofwire"
 )
 
 // countingHandler counts log records by message prefix.
@@ -58,7 +61,7 @@ func TestRegressionOpenFlowErrorFloodLogLines(t *testing.T) {
 	const flood = 5000
 	var msgs [][]byte
 	for i := 0; i < flood; i++ {
-		msgs = append(msgs, ofError(0x7000_0000+uint32(i), ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadType))
+		msgs = append(msgs, ofError(ofwire.Header{Version: ofwire.Version13, Type: of.TypeFlowMod, Length: 8, XID: 0x7000_0000 + uint32(i)}, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadType))
 	}
 	fs.send(msgs...)
 	waitFor(t, "all errors counted", func() bool { return rc.status(dpidString(0x5000)).OpenFlowErrors >= flood })

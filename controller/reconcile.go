@@ -7,20 +7,23 @@ import (
 	"slices"
 	"time"
 
+	"github.com/netrack/openflow/ofp"
+
+	"github.com/op25b/op25b/controller/ofwire"
 	"github.com/op25b/op25b/flows"
 )
 
 // dump reads op25b's flows (cookie/mask = our marker, all tables) and
 // decodes them entry by entry.
-func (s *session) dump(ctx context.Context) ([]InstalledEntry, error) {
+func (s *session) dump(ctx context.Context) ([]ofwire.FlowStatsEntry, error) {
 	xid := s.nextXID()
-	reply, err := s.request(ctx, xid, encodeFlowStatsRequest(nil, xid))
+	reply, err := s.request(ctx, xid, ofwire.AppendFlowStatsRequest(nil, xid, flows.CookieMarker, flows.CookieMask))
 	if err != nil {
 		return nil, fmt.Errorf("dump flows: %w", err)
 	}
-	entries := make([]InstalledEntry, 0, reply.size/88) // op25b entries are ≥ 88 bytes
+	entries := make([]ofwire.FlowStatsEntry, 0, reply.size/88) // op25b entries are ≥ 88 bytes
 	for _, part := range reply.parts {
-		if entries, err = decodeFlowStats(part, entries); err != nil {
+		if entries, err = ofwire.DecodeFlowStats(part, entries); err != nil {
 			return nil, fmt.Errorf("dump flows: %w", err)
 		}
 	}
@@ -30,7 +33,7 @@ func (s *session) dump(ctx context.Context) ([]InstalledEntry, error) {
 // changePlan is the list of flow-mods that turns a dump into the desired set.
 // It is pure: computed from values, tested without a switch.
 type changePlan struct {
-	Mods []flowMod
+	Mods []ofwire.FlowMod
 	// Foreign counts op25b-cookie entries of a shape op25b never writes;
 	// each becomes a strict delete (and, if the key is desired, a re-add).
 	Foreign int
@@ -40,7 +43,7 @@ type changePlan struct {
 // cookie but a foreign shape (altered by hand with actions op25b never
 // writes) are strictly deleted first by their raw match, then flows.Diff's
 // add restores the desired flow inside the same ordered bundle.
-func planChanges(desired []flows.Flow, entries []InstalledEntry) changePlan {
+func planChanges(desired []flows.Flow, entries []ofwire.FlowStatsEntry) changePlan {
 	return newDesiredIndex(desired).plan(entries)
 }
 
@@ -55,7 +58,7 @@ type desiredIndex struct {
 func newDesiredIndex(desired []flows.Flow) *desiredIndex {
 	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired))}
 	for i, f := range desired {
-		f = canonicalFlow(f)
+		f = ofwire.Canonical(f)
 		idx.canon[i] = f
 		idx.byKey[f.Key()] = f
 	}
@@ -66,7 +69,7 @@ func newDesiredIndex(desired []flows.Flow) *desiredIndex {
 // go through flows.Diff (which orders changes make-before-break and is
 // per-key, so unchanged flows cannot affect its result): a one-pool change
 // on a 100k-flow bridge costs one lookup per installed flow plus a tiny diff.
-func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
+func (idx *desiredIndex) plan(entries []ofwire.FlowStatsEntry) changePlan {
 	var p changePlan
 	var want, installed []flows.Flow
 	matched := 0
@@ -77,7 +80,7 @@ func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
 				continue // unaddressable, or not ours: never touch
 			}
 			p.Foreign++
-			p.Mods = append(p.Mods, flowMod{Command: fmcDeleteStrict, Table: e.Flow.Table, Priority: e.Flow.Priority,
+			p.Mods = append(p.Mods, ofwire.FlowMod{Command: ofp.FlowDeleteStrict, Table: e.Flow.Table, Priority: e.Flow.Priority,
 				Cookie: e.Flow.Cookie, CookieMask: ^uint64(0), RawMatch: e.RawMatch})
 			continue
 		}
@@ -123,14 +126,14 @@ func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
 		f := ch.Flow
 		switch ch.Op {
 		case flows.OpAdd:
-			p.Mods = append(p.Mods, flowMod{Command: fmcAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
+			p.Mods = append(p.Mods, ofwire.FlowMod{Command: ofp.FlowAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
 		case flows.OpModify:
 			// OpenFlow 1.3 MODIFY cannot change a cookie (§6.4): when it
 			// differs, ADD replaces the entry in place instead.
 			if old, ok := cookieOf[f.Key()]; ok && old != f.Cookie {
-				p.Mods = append(p.Mods, flowMod{Command: fmcAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
+				p.Mods = append(p.Mods, ofwire.FlowMod{Command: ofp.FlowAdd, Table: f.Table, Priority: f.Priority, Cookie: f.Cookie, Match: f.Match, Actions: f.Actions})
 			} else {
-				p.Mods = append(p.Mods, flowMod{Command: fmcModifyStrict, Table: f.Table, Priority: f.Priority,
+				p.Mods = append(p.Mods, ofwire.FlowMod{Command: ofp.FlowModifyStrict, Table: f.Table, Priority: f.Priority,
 					Cookie: f.Cookie, CookieMask: ^uint64(0), Match: f.Match, Actions: f.Actions})
 			}
 		case flows.OpDelete:
@@ -138,7 +141,7 @@ func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
 			if !flows.Owned(cookie) {
 				continue // defensive: the dump only returns ours
 			}
-			p.Mods = append(p.Mods, flowMod{Command: fmcDeleteStrict, Table: f.Table, Priority: f.Priority,
+			p.Mods = append(p.Mods, ofwire.FlowMod{Command: ofp.FlowDeleteStrict, Table: f.Table, Priority: f.Priority,
 				Cookie: cookie, CookieMask: ^uint64(0), Match: f.Match})
 		}
 	}
@@ -147,7 +150,7 @@ func (idx *desiredIndex) plan(entries []InstalledEntry) changePlan {
 
 // errRejected wraps the switch's rejection of part of a change set.
 type errRejected struct {
-	first *OFError
+	first *ofwire.Error
 	count int
 	mode  string
 }
@@ -171,7 +174,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 	elapsed := time.Since(start)
 	log := s.logger().With("revision", d.Revision, "audit", isAudit)
 	if err != nil {
-		var oe *OFError
+		var oe *ofwire.Error
 		if errors.As(err, &oe) && oe.IsSlave() {
 			log.Warn("switch says we are slave: lost mastership", "type", oe.TypeName(), "code", oe.CodeName())
 			s.lostMastership(err)
@@ -218,14 +221,14 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 
 // apply sends mods in one ONF bundle (ATOMIC|ORDERED), or as ordered
 // flow-mods + barrier when the switch refuses bundles.
-func (s *switchSession) apply(ctx context.Context, mods []flowMod) error {
+func (s *switchSession) apply(ctx context.Context, mods []ofwire.FlowMod) error {
 	if len(mods) == 0 {
 		return nil
 	}
 	if !s.noBun {
 		err := s.applyBundle(ctx, mods)
-		var oe *OFError
-		if errors.As(err, &oe) && oe.isBundleUnsupported() {
+		var oe *ofwire.Error
+		if errors.As(err, &oe) && oe.IsBundleUnsupported() {
 			s.logger().Warn("switch refuses ONF bundles, falling back to ordered flow-mods", "type", oe.TypeName(), "code", oe.CodeName())
 			s.noBun = true
 		} else {
@@ -238,22 +241,23 @@ func (s *switchSession) apply(ctx context.Context, mods []flowMod) error {
 // applyBundle: OPEN, ADD×n, BARRIER, then COMMIT, or DISCARD when any add
 // was rejected: OVS validates each add on arrival, leaves a bad one out and
 // would still COMMIT the rest (platform-notes "Bundles").
-func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
+func (s *switchSession) applyBundle(ctx context.Context, mods []ofwire.FlowMod) error {
 	s.bundleID++
 	id := s.bundleID
+	flags := ofwire.BundleAtomic | ofwire.BundleOrdered
 	t0 := time.Now()
 	// OPEN is pipelined with the adds: its reply (or error) arrives before
 	// the barrier's, so waiting for it separately would only add a round trip.
-	ox := s.nextXID()
+	// It takes the first of the reserved xids, the adds the rest.
+	ox := s.reserveXIDs(len(mods) + 1)
 	open := s.expect(ox)
 	defer s.forget(ox)
-	lo := s.reserveXIDs(len(mods))
-	b := s.addBatch(lo, len(mods))
-	err := s.writeMany(lo-1, len(mods)+1, func(buf []byte, xid uint32, i int) []byte {
+	b := s.addBatch(ox+1, len(mods))
+	err := s.writeMany(ox, len(mods)+1, func(buf []byte, xid uint32, i int) []byte {
 		if i == 0 {
-			return encodeBundleControl(buf, ox, id, bundleOpenRequest)
+			return ofwire.AppendBundleControl(buf, xid, ofwire.BundleControl{BundleID: id, Type: ofwire.BundleOpenRequest, Flags: flags})
 		}
-		return appendBundleAdd(buf, xid, id, mods[i-1])
+		return ofwire.AppendBundleAdd(buf, xid, id, flags, mods[i-1])
 	})
 	t1 := time.Now()
 	if err == nil {
@@ -272,26 +276,26 @@ func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
 	if open.err != nil {
 		return fmt.Errorf("bundle open: %w", open.err)
 	}
-	if _, typ, err := parseBundleControl(open.body); err != nil || typ != bundleOpenReply {
-		return fmt.Errorf("bundle open: unexpected reply type %d: %v", typ, err)
+	if c, err := ofwire.ParseBundleControl(open.body); err != nil || c.Type != ofwire.BundleOpenReply {
+		return fmt.Errorf("bundle open: unexpected reply type %d: %v", c.Type, err)
 	}
 	if len(errs) > 0 {
 		for _, e := range errs[:min(len(errs), 5)] {
 			s.logger().Warn("switch rejected a bundled flow-mod", "xid", e.XID, "type", e.TypeName(), "code", e.CodeName())
 		}
 		dx := s.nextXID()
-		if _, derr := s.request(ctx, dx, encodeBundleControl(nil, dx, id, bundleDiscardReq)); derr != nil {
+		if _, derr := s.request(ctx, dx, ofwire.AppendBundleControl(nil, dx, ofwire.BundleControl{BundleID: id, Type: ofwire.BundleDiscardRequest, Flags: flags})); derr != nil {
 			s.logger().Warn("bundle discard failed", "err", derr)
 		}
 		return &errRejected{first: errs[0], count: len(errs), mode: "bundle discarded"}
 	}
 	cx := s.nextXID()
-	reply, err := s.request(ctx, cx, encodeBundleControl(nil, cx, id, bundleCommitRequest))
+	reply, err := s.request(ctx, cx, ofwire.AppendBundleControl(nil, cx, ofwire.BundleControl{BundleID: id, Type: ofwire.BundleCommitRequest, Flags: flags}))
 	if err != nil {
 		return fmt.Errorf("bundle commit: %w", err)
 	}
-	if _, typ, err := parseBundleControl(reply.body); err != nil || typ != bundleCommitReply {
-		return fmt.Errorf("bundle commit: unexpected reply type %d: %v", typ, err)
+	if c, err := ofwire.ParseBundleControl(reply.body); err != nil || c.Type != ofwire.BundleCommitReply {
+		return fmt.Errorf("bundle commit: unexpected reply type %d: %v", c.Type, err)
 	}
 	s.logger().Debug("bundle committed", "flow_mods", len(mods), "open_and_send", t1.Sub(t0), "barrier", t2.Sub(t1), "commit", time.Since(t2))
 	return nil
@@ -300,11 +304,11 @@ func (s *switchSession) applyBundle(ctx context.Context, mods []flowMod) error {
 // applyOrdered is the fallback: flow-mods in flows.Diff's make-before-break
 // order, then one barrier to collect errors (OVS sends them before the
 // barrier reply).
-func (s *switchSession) applyOrdered(ctx context.Context, mods []flowMod) error {
+func (s *switchSession) applyOrdered(ctx context.Context, mods []ofwire.FlowMod) error {
 	lo := s.reserveXIDs(len(mods))
 	b := s.addBatch(lo, len(mods))
 	err := s.writeMany(lo, len(mods), func(buf []byte, xid uint32, i int) []byte {
-		return encodeFlowMod(buf, xid, mods[i])
+		return ofwire.AppendFlowMod(buf, xid, mods[i])
 	})
 	if err == nil {
 		err = s.barrier(ctx)

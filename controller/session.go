@@ -5,13 +5,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	of "github.com/netrack/openflow"
+
+	"github.com/op25b/op25b/controller/ofwire"
 )
 
 // ErrSessionClosed is returned by requests on a session whose connection is gone.
@@ -62,7 +65,7 @@ type session struct {
 // call is one request waiting for its reply.
 type call struct {
 	done  chan struct{}
-	hdr   header
+	hdr   ofwire.Header
 	body  []byte
 	parts [][]byte
 	size  int
@@ -73,7 +76,7 @@ type call struct {
 // (bundle adds or plain flow-mods) until the barrier behind them returns.
 type batch struct {
 	lo, hi uint32
-	errs   []*OFError
+	errs   []*ofwire.Error
 }
 
 func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session {
@@ -114,7 +117,6 @@ func (s *session) reserveXIDs(n int) uint32 {
 	}
 }
 
-// close tears the connection down once; pending callers get err.
 // contain is deferred at the top of each of a session's goroutines. A bug
 // that panics while handling one switch ends that switch's session only:
 // the connection closes with the flows left on the switch, the switch
@@ -128,6 +130,7 @@ func (s *session) contain(where string) {
 	}
 }
 
+// close tears the connection down once; pending callers get err.
 func (s *session) close(err error) {
 	s.closeOnce.Do(func() {
 		s.closeErr = err
@@ -192,7 +195,7 @@ func (s *session) writeMany(first uint32, n int, encode func(b []byte, xid uint3
 }
 
 // request sends msg (whose xid is xid) and waits for the reply routed to xid.
-// An OFPT_ERROR for that xid is returned as *OFError.
+// An OFPT_ERROR for that xid is returned as *ofwire.Error.
 func (s *session) request(ctx context.Context, xid uint32, msg []byte) (*call, error) {
 	c := s.expect(xid)
 	defer s.forget(xid)
@@ -249,7 +252,7 @@ func (s *session) addBatch(lo uint32, n int) *batch {
 // endBatch unregisters b and returns the errors collected for it. Call it
 // only after a barrier behind the batch has returned: OVS processes messages
 // in order and sends their errors before the barrier reply (§6.2).
-func (s *session) endBatch(b *batch) []*OFError {
+func (s *session) endBatch(b *batch) []*ofwire.Error {
 	s.busy.Add(-1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -265,31 +268,11 @@ func (s *session) endBatch(b *batch) []*OFError {
 // barrier waits until the switch has processed everything sent before it.
 func (s *session) barrier(ctx context.Context) error {
 	xid := s.nextXID()
-	_, err := s.request(ctx, xid, encodeSimple(nil, typeBarrierReq, xid, nil))
+	_, err := s.request(ctx, xid, ofwire.AppendBarrierRequest(nil, xid))
 	if err != nil {
 		return fmt.Errorf("barrier: %w", err)
 	}
 	return nil
-}
-
-// readMessage reads one framed message.
-func readMessage(r *bufio.Reader) (header, []byte, error) {
-	var hb [headerLen]byte
-	if _, err := io.ReadFull(r, hb[:]); err != nil {
-		return header{}, nil, err
-	}
-	h, err := parseHeader(hb[:])
-	if err != nil {
-		return h, nil, err
-	}
-	body := make([]byte, int(h.Length)-headerLen)
-	if _, err := io.ReadFull(r, body); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return h, nil, fmt.Errorf("body of %d bytes: %w", len(body), err)
-	}
-	return h, body, nil
 }
 
 // readLoop is the only reader of the connection. It returns when the
@@ -297,38 +280,38 @@ func readMessage(r *bufio.Reader) (header, []byte, error) {
 // writes (echo replies go through echoReplies).
 func (s *session) readLoop(r *bufio.Reader) {
 	for {
-		h, body, err := readMessage(r)
+		h, body, err := ofwire.ReadMessage(r)
 		if err != nil {
 			s.close(fmt.Errorf("read: %w", err))
 			return
 		}
 		s.lastSeen.Store(time.Now().UnixNano())
-		if h.Version != Version13 {
+		if h.Version != ofwire.Version13 {
 			s.logger().Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
-			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, Version13))
+			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, ofwire.Version13))
 			return
 		}
 		s.dispatch(h, body)
 	}
 }
 
-func (s *session) dispatch(h header, body []byte) {
+func (s *session) dispatch(h ofwire.Header, body []byte) {
 	switch h.Type {
-	case typeEchoRequest:
+	case of.TypeEchoRequest:
 		select {
-		case s.echoReplies <- encodeSimple(nil, typeEchoReply, h.XID, body):
+		case s.echoReplies <- ofwire.AppendEchoReply(nil, h.XID, body):
 		default: // a flood of echoes: dropping one is harmless, the next one is answered
 		}
-	case typeError:
-		e, err := parseError(h, body)
+	case of.TypeError:
+		e, err := ofwire.ParseError(h, body)
 		if err != nil {
 			s.protoWarn("malformed error message ignored", "xid", h.XID, "err", err)
 			return
 		}
 		s.ofErrors.Add(1)
 		s.routeError(e)
-	case typeMultipartRep:
-		_, flags, payload, err := parseMultipart(body)
+	case of.TypeMultipartReply:
+		part, err := ofwire.ParseMultipartReply(body)
 		s.mu.Lock()
 		c := s.pending[h.XID]
 		if c == nil {
@@ -339,12 +322,12 @@ func (s *session) dispatch(h header, body []byte) {
 		switch {
 		case err != nil:
 			c.err = err
-		case c.size+len(payload) > maxMultipartBytes:
+		case c.size+len(part.Body) > maxMultipartBytes:
 			c.err = fmt.Errorf("multipart reply over %d bytes", maxMultipartBytes)
 		default:
-			c.parts = append(c.parts, payload)
-			c.size += len(payload)
-			if flags&multipartReplyMore != 0 {
+			c.parts = append(c.parts, part.Body)
+			c.size += len(part.Body)
+			if part.More() {
 				s.mu.Unlock()
 				return
 			}
@@ -352,7 +335,7 @@ func (s *session) dispatch(h header, body []byte) {
 		delete(s.pending, h.XID)
 		s.mu.Unlock()
 		close(c.done)
-	case typeEchoReply, typeBarrierRep, typeRoleReply, typeFeaturesRep, typeExperimenter:
+	case of.TypeEchoReply, of.TypeBarrierReply, of.TypeRoleReply, of.TypeFeaturesReply, of.TypeExperiment:
 		s.complete(h, body, nil)
 	default:
 		// PACKET_IN, PORT_STATUS, FLOW_REMOVED...: op25b installs no
@@ -360,7 +343,7 @@ func (s *session) dispatch(h header, body []byte) {
 	}
 }
 
-func (s *session) complete(h header, body []byte, err error) {
+func (s *session) complete(h ofwire.Header, body []byte, err error) {
 	s.mu.Lock()
 	c := s.pending[h.XID]
 	if c != nil {
@@ -374,7 +357,7 @@ func (s *session) complete(h header, body []byte, err error) {
 	close(c.done)
 }
 
-func (s *session) routeError(e *OFError) {
+func (s *session) routeError(e *ofwire.Error) {
 	s.mu.Lock()
 	if c := s.pending[e.XID]; c != nil {
 		delete(s.pending, e.XID)
@@ -418,7 +401,7 @@ func (s *session) keepalive(ctx context.Context, echoInterval, deadTimeout time.
 				return
 			}
 			xid := s.nextXID()
-			if err := s.write(encodeSimple(nil, typeEchoRequest, xid, nil)); err != nil {
+			if err := s.write(ofwire.AppendEchoRequest(nil, xid, nil)); err != nil {
 				return
 			}
 		}

@@ -8,8 +8,11 @@ import (
 	"testing"
 	"time"
 
+	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
 
+	"github.com/op25b/op25b/controller/ofwire"
+	"github.com/op25b/op25b/controller/ofwire/ofwiretest"
 	"github.com/op25b/op25b/flows"
 )
 
@@ -19,7 +22,7 @@ func TestFakeConnectWithoutDesiredWritesNothing(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // give a buggy controller the chance to write
 	fs.get(func(fs *fakeSwitch) {
 		for _, h := range fs.received {
-			if h.Type == typeRoleRequest || h.Type == typeFlowMod || h.Type == typeExperimenter {
+			if h.Type == of.TypeRoleRequest || h.Type == of.TypeFlowMod || h.Type == of.TypeExperiment {
 				t.Fatalf("message type %d sent before SetDesired", h.Type)
 			}
 		}
@@ -33,22 +36,22 @@ func TestFakeWrongVersionHello(t *testing.T) {
 	rc := startController(t, Config{})
 	for _, v := range []uint8{0x01, 0x03} {
 		fs := dialFake(t, rc.addr, 7, v)
-		h, body, err := readMessage(fs.r) // our HELLO
-		if err != nil || h.Type != typeHello {
+		h, body, err := ofwire.ReadMessage(fs.r) // our HELLO
+		if err != nil || h.Type != of.TypeHello {
 			t.Fatalf("want HELLO first, got %+v %v", h, err)
 		}
-		if !helloAccepts(h, body) {
+		if !ofwire.HelloOffersVersion13(h, body) {
 			t.Fatalf("our HELLO does not offer 1.3")
 		}
-		h, body, err = readMessage(fs.r)
-		if err != nil || h.Type != typeError {
+		h, body, err = ofwire.ReadMessage(fs.r)
+		if err != nil || h.Type != of.TypeError {
 			t.Fatalf("version %d: want HELLO_FAILED error, got %+v %v", v, h, err)
 		}
-		e, _ := parseError(h, body)
-		if e.Type != uint16(ofp.ErrTypeHelloFailed) {
+		e, _ := ofwire.ParseError(h, body)
+		if e.Type != ofp.ErrTypeHelloFailed || e.Code != ofp.ErrCodeHelloFailedIncompatible {
 			t.Fatalf("error = %v", e)
 		}
-		if _, _, err := readMessage(fs.r); err == nil {
+		if _, _, err := ofwire.ReadMessage(fs.r); err == nil {
 			t.Fatalf("connection not closed after incompatible HELLO")
 		}
 	}
@@ -61,12 +64,7 @@ func TestFakeWrongVersionHello(t *testing.T) {
 // (OpenFlow 1.3 §6.3.1 negotiation).
 func TestFakeHelloBitmapNegotiates13(t *testing.T) {
 	rc := startController(t, Config{})
-	b := appendHeader(nil, typeHello, 1)
-	b[0] = 0x06
-	b = be16(b, 1) // OFPHET_VERSIONBITMAP
-	b = be16(b, 8)
-	b = be32(b, 1<<4|1<<6)
-	fs := dialFakeHello(t, rc.addr, 10, finish(b, 0))
+	fs := dialFakeHello(t, rc.addr, 10, ofwiretest.Hello(0x06, 1, 1<<4|1<<6))
 	go fs.serve()
 	waitFor(t, "bitmap switch connected", func() bool { return rc.status(dpidString(10)).Connected })
 }
@@ -96,10 +94,10 @@ func TestFakeMalformedMessages(t *testing.T) {
 	// Malformed but framed messages are logged and the session survives.
 	fs := connectFake(t, rc, 0x200, nil)
 	fs.send(
-		[]byte{4, typeError, 0, 10, 0, 0, 0, 9, 0, 1},                                 // error body too short
-		[]byte{4, typeMultipartRep, 0, 12, 0, 0, 0, 77, 0, 1, 0, 0},                   // unsolicited, short
-		[]byte{4, typeFeaturesRep, 0, 8, 0, 0, 0, 78},                                 // unsolicited
-		[]byte{4, typeError, 0, 20, 0, 0, 0, 79, 0, 1, 0, 1, 4, 0, 0, 8, 0, 0, 0, 79}, // error for nothing pending
+		[]byte{4, byte(of.TypeError), 0, 10, 0, 0, 0, 9, 0, 1},                                 // error body too short
+		[]byte{4, byte(of.TypeMultipartReply), 0, 12, 0, 0, 0, 77, 0, 1, 0, 0},                 // unsolicited, short
+		[]byte{4, byte(of.TypeFeaturesReply), 0, 8, 0, 0, 0, 78},                               // unsolicited
+		[]byte{4, byte(of.TypeError), 0, 20, 0, 0, 0, 79, 0, 1, 0, 1, 4, 0, 0, 8, 0, 0, 0, 79}, // error for nothing pending
 	)
 	rc.SetDesired(Desired{DPID: dpidString(0x200), Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
 	rc.waitApplied(t, dpidString(0x200), 1)
@@ -146,7 +144,7 @@ func TestFakeNoBundlesFallsBackToOrderedFlowMods(t *testing.T) {
 			t.Fatalf("%d flow-mods, want %d", len(fs.flowMods), len(want))
 		}
 		for _, fm := range fs.flowMods {
-			if fm.inBundle || fm.command != fmcAdd {
+			if fm.inBundle || fm.command != ofp.FlowAdd {
 				t.Fatalf("flow-mod %+v", fm)
 			}
 		}
@@ -209,6 +207,8 @@ func TestFakeDeadPeerDisconnected(t *testing.T) {
 	fs.set(func(fs *fakeSwitch) { fs.silent = true })
 	waitClosed(t, fs)
 	waitFor(t, "disconnect", func() bool { return !rc.status(dpidString(0x700)).Connected })
+	// The status flips just before the event is emitted: wait for both.
+	waitFor(t, "disconnect event", func() bool { return rc.events.count(EventDisconnected) > 0 })
 	if rc.events.count(EventDisconnected) != 1 {
 		t.Fatalf("disconnect events = %d", rc.events.count(EventDisconnected))
 	}
@@ -220,7 +220,7 @@ func TestFakeCloseMidDumpNoLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	rc := startController(t, Config{})
 	big := dropFlows(100_000, netip.MustParseAddr("10.0.0.0"))
-	dump := encodeDump(big)
+	dump := bigDropDump()
 	fs := connectFake(t, rc, 0x800, func(fs *fakeSwitch) { fs.dump, fs.closeInDump = dump, 40 })
 	dpid := dpidString(0x800)
 	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: big, Master: true, Generation: 1})
@@ -240,7 +240,7 @@ func TestFakeCloseMidDumpNoLeak(t *testing.T) {
 func TestFakeLargeDumpNoop(t *testing.T) {
 	rc := startController(t, Config{})
 	big := dropFlows(100_000, netip.MustParseAddr("10.0.0.0"))
-	fs := connectFake(t, rc, 0x900, func(fs *fakeSwitch) { fs.dump = encodeDump(big) })
+	fs := connectFake(t, rc, 0x900, func(fs *fakeSwitch) { fs.dump = bigDropDump() })
 	dpid := dpidString(0x900)
 	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: big, Master: true, Generation: 1})
 	st := rc.waitApplied(t, dpid, 1)
@@ -275,23 +275,23 @@ func TestFakeDesiredWithoutCookieIgnored(t *testing.T) {
 
 func TestFakeEchoAnswered(t *testing.T) {
 	rc := startController(t, Config{})
-	conn := dialFake(t, rc.addr, 0xb00, Version13)
+	conn := dialFake(t, rc.addr, 0xb00, ofwire.Version13)
 	// Serve by hand: read our HELLO, answer FEATURES, then ping.
-	if h, _, err := readMessage(conn.r); err != nil || h.Type != typeHello {
+	if h, _, err := ofwire.ReadMessage(conn.r); err != nil || h.Type != of.TypeHello {
 		t.Fatalf("hello: %+v %v", h, err)
 	}
-	h, body, err := readMessage(conn.r)
-	if err != nil || h.Type != typeFeaturesReq {
+	h, body, err := ofwire.ReadMessage(conn.r)
+	if err != nil || h.Type != of.TypeFeaturesRequest {
 		t.Fatalf("features request: %+v %v", h, err)
 	}
 	conn.handle(h, body)
-	conn.send(encodeSimple(nil, typeEchoRequest, 4242, []byte("ping")))
+	conn.send(ofwiretest.Message(of.TypeEchoRequest, 4242, &ofp.EchoRequest{Data: []byte("ping")}))
 	for {
-		h, body, err := readMessage(conn.r)
+		h, body, err := ofwire.ReadMessage(conn.r)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h.Type == typeEchoReply {
+		if h.Type == of.TypeEchoReply {
 			if h.XID != 4242 || string(body) != "ping" {
 				t.Fatalf("echo reply xid=%d body=%q", h.XID, body)
 			}
@@ -324,5 +324,51 @@ func TestFakeDemotionAndForget(t *testing.T) {
 	})
 	if st := rc.status(dpid); st.AppliedRevision != 1 || !st.Connected {
 		t.Fatalf("status = %+v", st)
+	}
+}
+
+// A ROLE_REPLY that grants something other than what was asked (an older
+// generation, or SLAVE for a MASTER request) is a failed role request:
+// nothing is written, the bridge's status says why and shows no role, and
+// once the switch answers properly the role is claimed and flows applied.
+func TestFakeRoleReplyMismatch(t *testing.T) {
+	cases := []struct {
+		name  string
+		reply func(ofp.RoleRequest) ofp.RoleRequest
+		want  string
+	}{
+		{"older generation", func(r ofp.RoleRequest) ofp.RoleRequest { r.GenerationID--; return r },
+			"requested master generation 3, switch replied master generation 2"},
+		{"slave instead of master", func(r ofp.RoleRequest) ofp.RoleRequest { r.Role = ofp.ControllerRoleSlave; return r },
+			"requested master generation 3, switch replied slave generation 3"},
+	}
+	rc := startController(t, Config{})
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id := uint64(0xd00 + i)
+			dpid := dpidString(id)
+			fs := connectFake(t, rc, id, func(fs *fakeSwitch) { fs.roleReply = tc.reply })
+			rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 3})
+			waitFor(t, "role request failure in status", func() bool {
+				return strings.Contains(rc.status(dpid).LastError, ofwire.ErrRoleMismatch.Error())
+			})
+			st := rc.status(dpid)
+			if !strings.Contains(st.LastError, tc.want) || st.Role != "none" || st.AppliedRevision != 0 {
+				t.Fatalf("status after a mismatched role reply = %+v", st)
+			}
+			fs.get(func(fs *fakeSwitch) {
+				if len(fs.flowMods) != 0 || fs.commits != 0 {
+					t.Fatalf("wrote %d flow-mods, %d commits without the role", len(fs.flowMods), fs.commits)
+				}
+			})
+			if n := rc.events.count(EventLostMastership); n != 0 {
+				t.Fatalf("%d lost-mastership events for a role never granted", n)
+			}
+			fs.set(func(fs *fakeSwitch) { fs.roleReply = nil })
+			rc.SetDesired(Desired{DPID: dpid, Revision: 2, Flows: pipelineFlows(), Master: true, Generation: 3})
+			if st := rc.waitApplied(t, dpid, 2); st.Role != "master" {
+				t.Fatalf("status = %+v", st)
+			}
+		})
 	}
 }
