@@ -15,14 +15,12 @@ import (
 
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
+	"github.com/op25b/op25b/topology/store"
 )
 
 // Defaults.
 const (
 	DefaultLeaseTTL = 10 * time.Second
-	// documentKey is the store's commit record (topology/store/doc.go):
-	// its ModRevision is the document revision the Policy snapshot reports.
-	documentKey = "config/current"
 	// epochKey holds the Unix time at which this etcd cluster first saw an
 	// op25b replica. It is the high half of every OpenFlow generation id.
 	epochKey = "epoch"
@@ -486,7 +484,7 @@ func (r *Replica) coordinate(ctx context.Context, st *loop, doc *topology.Docume
 	}
 	me := r.cfg.NodeID
 	connPrefix, lockPrefix := r.cfg.Prefix+"connected/", r.cfg.Prefix+"masters/"
-	docKey := r.cfg.Prefix + documentKey
+	docKey := r.cfg.Prefix + store.DocumentKey
 	cctx, cancel := r.etcdCtx(ctx)
 	defer cancel()
 	resp, err := r.cfg.Client.Txn(cctx).Then(
