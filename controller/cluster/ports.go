@@ -59,34 +59,11 @@ type BridgeStatus = store.BridgeStatus
 // the replica's lease (the store satisfies it through wiring.go).
 type Records interface {
 	RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error
-	PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error
+	// PutBridgeStatuses stores the records (at most 128 per call from the
+	// loop, etcd's default transaction limit) bound to lease.
+	PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error
 }
 
 // CompileFunc computes the complete desired flow set of one bridge at one
 // instant (flows.Compile with the default options in the daemon).
 type CompileFunc func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error)
-
-// EventKind is what the local controller reports about a switch.
-type EventKind int
-
-// Switch events the cluster reacts to (mirroring controller.EventKind).
-const (
-	SwitchConnected EventKind = iota + 1
-	SwitchDisconnected
-	SwitchLostMastership
-	SwitchReconciled
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case SwitchConnected:
-		return "connected"
-	case SwitchDisconnected:
-		return "disconnected"
-	case SwitchLostMastership:
-		return "lost-mastership"
-	case SwitchReconciled:
-		return "reconciled"
-	}
-	return "unknown"
-}

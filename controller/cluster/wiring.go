@@ -36,21 +36,6 @@ func (s controllerSwitches) Report(dpid string) (SwitchReport, bool) {
 	}, true
 }
 
-// ControllerEvent forwards a controller event (wire it into
-// controller.Config.Events). Reconcile failures are status changes too.
-func (r *Replica) ControllerEvent(e controller.Event) {
-	switch e.Kind {
-	case controller.EventConnected:
-		r.SwitchEvent(SwitchConnected, e.DPID)
-	case controller.EventDisconnected:
-		r.SwitchEvent(SwitchDisconnected, e.DPID)
-	case controller.EventLostMastership:
-		r.SwitchEvent(SwitchLostMastership, e.DPID)
-	default:
-		r.SwitchEvent(SwitchReconciled, e.DPID)
-	}
-}
-
 // CachePolicy adapts the store's watch cache.
 func CachePolicy(c *store.Cache) Policy { return cachePolicy{c} }
 
@@ -78,8 +63,8 @@ func (r storeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseI
 	return r.s.RegisterReplica(ctx, r.info, lease)
 }
 
-func (r storeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
-	return r.s.PutBridgeStatus(ctx, st, lease)
+func (r storeRecords) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error {
+	return r.s.PutBridgeStatuses(ctx, sts, lease)
 }
 
 // DefaultCompile is flows.Compile with the default pipeline options.
