@@ -12,10 +12,11 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// The types in this file are the small interfaces between the cluster logic
+// The types in this file are the small interfaces between the cluster loop
 // and the parts it drives. The daemon satisfies them with the real
 // controller, watch cache and store (see wiring.go); tests use fakes, so the
-// mastership protocol can be exercised against a real etcd without OVS.
+// loop can be exercised against a real etcd without OVS (and decide, the
+// protocol itself, without etcd).
 
 // Desired is what one bridge should have: the controller's own type.
 type Desired = controller.Desired
@@ -30,8 +31,10 @@ type SwitchReport struct {
 	LastReconcile   time.Time
 }
 
-// Switches is the local OpenFlow side (the controller). SetDesired and
-// Forget must not block for long: they are called from the cluster loop.
+// Switches is the local OpenFlow side (the controller). Every method is
+// called from the cluster loop and must not block for long; Report is
+// called once per status record written, so it must cost O(1), not
+// O(bridges).
 type Switches interface {
 	SetDesired(d Desired)
 	Forget(dpid string)
