@@ -9,14 +9,28 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
-// ensureLease obtains a lease when we have none: reads the cluster epoch
+// ensureLease obtains a lease when we have none — reads the cluster epoch
 // (once per process), grants the lease, starts its keepalive, revokes the
-// previous one and registers the replica. Each etcd request has its own
-// timeout.
+// previous one — and registers the replica under it until that succeeds.
+// Each etcd request has its own timeout.
 func (r *Replica) ensureLease(ctx context.Context, st *loop) error {
-	if st.lease != 0 {
-		return nil
+	if st.lease == 0 {
+		if err := r.grant(ctx, st); err != nil {
+			return err
+		}
 	}
+	if r.cfg.Records != nil && !st.registered {
+		cctx, cancel := r.etcdCtx(ctx)
+		defer cancel()
+		if err := r.cfg.Records.RegisterReplica(cctx, st.lease); err != nil {
+			return fmt.Errorf("register replica: %w", err)
+		}
+		st.registered = true
+	}
+	return nil
+}
+
+func (r *Replica) grant(ctx context.Context, st *loop) error {
 	if st.epoch == 0 {
 		epoch, err := r.readEpoch(ctx)
 		if err != nil {
@@ -34,7 +48,7 @@ func (r *Replica) ensureLease(ctx context.Context, st *loop) error {
 	if err := r.keepAlive(ctx, st, lease.ID); err != nil {
 		return err
 	}
-	st.lease = lease.ID
+	st.lease, st.registered = lease.ID, false
 	r.log.Info("joined cluster", "lease", fmt.Sprintf("%x", lease.ID), "ttl", r.cfg.LeaseTTL)
 	if st.lostLease != 0 {
 		// etcd may have kept the old lease alive across a leader change;
@@ -45,13 +59,6 @@ func (r *Replica) ensureLease(ctx context.Context, st *loop) error {
 		}
 		cancel()
 		st.lostLease = 0
-	}
-	if r.cfg.Records != nil {
-		cctx, cancel := r.etcdCtx(ctx)
-		defer cancel()
-		if err := r.cfg.Records.RegisterReplica(cctx, lease.ID); err != nil {
-			return fmt.Errorf("register replica: %w", err)
-		}
 	}
 	return nil
 }

@@ -13,11 +13,12 @@ import (
 
 // loop is the state owned by Run's goroutine, carried from pass to pass.
 type loop struct {
-	lease     clientv3.LeaseID
-	lostLease clientv3.LeaseID // previous lease, revoked once etcd answers
-	keepalive <-chan *clientv3.LeaseKeepAliveResponse
-	stopLease context.CancelFunc
-	epoch     uint64 // from epochKey, read once per process
+	lease      clientv3.LeaseID
+	registered bool             // our replicas/ record is written under lease
+	lostLease  clientv3.LeaseID // previous lease, revoked once etcd answers
+	keepalive  <-chan *clientv3.LeaseKeepAliveResponse
+	stopLease  context.CancelFunc
+	epoch      uint64 // from epochKey, read once per process
 
 	bridges    map[string]*bridgeState
 	dirty      map[string]bool // status records to (re)write
