@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
@@ -191,7 +192,7 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	r.sw.mu.Lock()
 	r.sw.conn[stray] = false
 	r.sw.mu.Unlock()
-	r.replica.SwitchEvent(SwitchDisconnected, stray)
+	r.replica.ControllerEvent(controller.Event{Kind: controller.EventDisconnected, DPID: stray})
 	testenv.Eventually(t, 20*time.Second, "stray bridge forgotten", func() bool {
 		_, ok := r.sw.get(stray)
 		return !ok

@@ -39,4 +39,29 @@
 // it within its TTL) the replica stops acting as master — it tells its
 // controller SLAVE, which stops writing but leaves the flows in place — and
 // it re-registers with a new lease once etcd answers again.
+//
+// # A pure core, the I/O around it
+//
+// The protocol above is one pure function, decide (decide.go): it takes a
+// view of one pass (view.go: this replica and its lease, the bridges with
+// a session here, the policy snapshot, what it believes it masters, and
+// one consistent read of connected/, masters/ and the commit record) and
+// returns actions: demotions, locks held, connected/ records to write,
+// releases, claims, bridges to forget, status records to write. It reads
+// no clock and does no I/O, so every rule is tested from scripts in
+// testdata/decide without etcd. The rest carries actions out: run.go is
+// the loop (one goroutine decides; two watch goroutines only wake it),
+// pass.go gathers the view and does the local actions, etcd.go reads and
+// writes etcd with a timeout per request (connected/ records in
+// transactions of at most 128 operations, one conditional txn per claim or
+// release), lease.go keeps the lease, enforce.go compiles and hands
+// desired flows to the controller, records.go writes status records in
+// batches.
+//
+// The package owns the mastership protocol and its keys (epoch,
+// connected/, masters/), the replica's lease, and the choice of what the
+// local controller is told. It imports controller (what it drives), flows
+// and topology (what it compiles) and topology/store (the document's
+// commit record key and the record types). It must not import api or cmd,
+// and it never speaks OpenFlow or edits a flow itself: the controller does.
 package cluster

@@ -200,10 +200,12 @@ func (f *fakeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseI
 	return nil
 }
 
-func (f *fakeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
+func (f *fakeRecords) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.statuses[st.DPID] = st
+	for _, st := range sts {
+		f.statuses[st.DPID] = st
+	}
 	return nil
 }
 

@@ -67,8 +67,8 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	rev := putDoc(t, writer, doc)
 	// The cluster compares its policy snapshot with the store's commit
 	// record before claiming a bridge; check it names the right key.
-	if kv, err := etcd.Client.Get(context.Background(), store.DefaultPrefix+documentKey); err != nil || len(kv.Kvs) != 1 || kv.Kvs[0].ModRevision != rev {
-		t.Fatalf("%s%s is not the store's commit record at revision %d: %v %v", store.DefaultPrefix, documentKey, rev, kv, err)
+	if kv, err := etcd.Client.Get(context.Background(), store.DefaultPrefix+store.DocumentKey); err != nil || len(kv.Kvs) != 1 || kv.Kvs[0].ModRevision != rev {
+		t.Fatalf("%s%s is not the store's commit record at revision %d: %v %v", store.DefaultPrefix, store.DocumentKey, rev, kv, err)
 	}
 	testenv.Eventually(t, 60*time.Second, "all bridges enforced by one master each", func() bool {
 		return converged(t, nodes, bridges, doc, rev)

@@ -25,7 +25,7 @@ func TestPhaseSleep(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &Replica{cfg: Config{Now: func() time.Time { return now }}}
-			st := &loop{bridges: map[string]*bridgeState{}}
+			st := newLoop()
 			for i, b := range tt.bounds {
 				st.bridges[dpidN(i)] = &bridgeState{validUntil: b}
 			}

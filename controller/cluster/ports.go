@@ -12,10 +12,11 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// The types in this file are the small interfaces between the cluster logic
+// The types in this file are the small interfaces between the cluster loop
 // and the parts it drives. The daemon satisfies them with the real
 // controller, watch cache and store (see wiring.go); tests use fakes, so the
-// mastership protocol can be exercised against a real etcd without OVS.
+// loop can be exercised against a real etcd without OVS (and decide, the
+// protocol itself, without etcd).
 
 // Desired is what one bridge should have: the controller's own type.
 type Desired = controller.Desired
@@ -30,8 +31,10 @@ type SwitchReport struct {
 	LastReconcile   time.Time
 }
 
-// Switches is the local OpenFlow side (the controller). SetDesired and
-// Forget must not block for long: they are called from the cluster loop.
+// Switches is the local OpenFlow side (the controller). Every method is
+// called from the cluster loop and must not block for long; Report is
+// called once per status record written, so it must cost O(1), not
+// O(bridges).
 type Switches interface {
 	SetDesired(d Desired)
 	Forget(dpid string)
@@ -59,34 +62,11 @@ type BridgeStatus = store.BridgeStatus
 // the replica's lease (the store satisfies it through wiring.go).
 type Records interface {
 	RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error
-	PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error
+	// PutBridgeStatuses stores the records (at most 128 per call from the
+	// loop, etcd's default transaction limit) bound to lease.
+	PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error
 }
 
 // CompileFunc computes the complete desired flow set of one bridge at one
 // instant (flows.Compile with the default options in the daemon).
 type CompileFunc func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error)
-
-// EventKind is what the local controller reports about a switch.
-type EventKind int
-
-// Switch events the cluster reacts to (mirroring controller.EventKind).
-const (
-	SwitchConnected EventKind = iota + 1
-	SwitchDisconnected
-	SwitchLostMastership
-	SwitchReconciled
-)
-
-func (k EventKind) String() string {
-	switch k {
-	case SwitchConnected:
-		return "connected"
-	case SwitchDisconnected:
-		return "disconnected"
-	case SwitchLostMastership:
-		return "lost-mastership"
-	case SwitchReconciled:
-		return "reconciled"
-	}
-	return "unknown"
-}

@@ -23,31 +23,17 @@ func (s controllerSwitches) SetDesired(d Desired) { s.c.SetDesired(d) }
 func (s controllerSwitches) Forget(dpid string)   { s.c.Forget(dpid) }
 func (s controllerSwitches) Connected() []string  { return s.c.Connected() }
 
+// Report looks up one bridge: the loop asks only about the bridges whose
+// status record it rewrites, so a pass costs O(changed), not O(bridges).
 func (s controllerSwitches) Report(dpid string) (SwitchReport, bool) {
-	for _, st := range s.c.Status() {
-		if st.DPID == dpid {
-			return SwitchReport{
-				Connected: st.Connected, AppliedRevision: st.AppliedRevision, Flows: st.Flows,
-				LastError: st.LastError, LastReconcile: st.LastReconcile,
-			}, true
-		}
+	st, ok := s.c.StatusOf(dpid)
+	if !ok {
+		return SwitchReport{}, false
 	}
-	return SwitchReport{}, false
-}
-
-// ControllerEvent forwards a controller event (wire it into
-// controller.Config.Events). Reconcile failures are status changes too.
-func (r *Replica) ControllerEvent(e controller.Event) {
-	switch e.Kind {
-	case controller.EventConnected:
-		r.SwitchEvent(SwitchConnected, e.DPID)
-	case controller.EventDisconnected:
-		r.SwitchEvent(SwitchDisconnected, e.DPID)
-	case controller.EventLostMastership:
-		r.SwitchEvent(SwitchLostMastership, e.DPID)
-	default:
-		r.SwitchEvent(SwitchReconciled, e.DPID)
-	}
+	return SwitchReport{
+		Connected: st.Connected, AppliedRevision: st.AppliedRevision, Flows: st.Flows,
+		LastError: st.LastError, LastReconcile: st.LastReconcile,
+	}, true
 }
 
 // CachePolicy adapts the store's watch cache.
@@ -77,8 +63,8 @@ func (r storeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseI
 	return r.s.RegisterReplica(ctx, r.info, lease)
 }
 
-func (r storeRecords) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clientv3.LeaseID) error {
-	return r.s.PutBridgeStatus(ctx, st, lease)
+func (r storeRecords) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error {
+	return r.s.PutBridgeStatuses(ctx, sts, lease)
 }
 
 // DefaultCompile is flows.Compile with the default pipeline options.

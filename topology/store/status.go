@@ -48,6 +48,54 @@ func (s *Store) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clie
 	return s.putJSON(ctx, "put bridge status "+st.DPID, s.bridgeStatusPrefix()+st.DPID, st, lease)
 }
 
+// PutBridgeStatuses stores many records, attached to lease (0: none), in
+// as few transactions as etcd's default limits allow (128 operations and
+// 1 MiB each), each under its own timeout: a master rewriting thousands of
+// records after a takeover sends tens of requests, not thousands. Each
+// transaction is all-or-nothing; on error, those before it were stored.
+// A dpid given twice is stored as its last record.
+func (s *Store) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease clientv3.LeaseID) error {
+	var opts []clientv3.OpOption
+	if lease != clientv3.NoLease {
+		opts = append(opts, clientv3.WithLease(lease))
+	}
+	var ops []clientv3.Op
+	inBatch := map[string]bool{} // etcd refuses a txn that puts one key twice
+	size := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
+		defer cancel()
+		if _, err := s.cli.Txn(cctx).Then(ops...).Commit(); err != nil {
+			return s.etcdError(fmt.Sprintf("put %d bridge statuses", len(ops)), err)
+		}
+		ops, size = ops[:0], 0
+		clear(inBatch)
+		return nil
+	}
+	for _, st := range sts {
+		if st.DPID == "" {
+			return fmt.Errorf("put bridge status: empty dpid")
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			return fmt.Errorf("put bridge status %s: %w", st.DPID, err)
+		}
+		key := s.bridgeStatusPrefix() + st.DPID
+		if len(ops) == maxTxnOps || size+len(key)+len(data) > maxTxnBytes || inBatch[key] {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, clientv3.OpPut(key, string(data), opts...))
+		inBatch[key] = true
+		size += len(key) + len(data)
+	}
+	return flush()
+}
+
 // BridgeStatuses returns every bridge status record, sorted by dpid.
 // Undecodable records are logged and skipped.
 func (s *Store) BridgeStatuses(ctx context.Context) ([]BridgeStatus, error) {

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -62,6 +63,42 @@ func TestStatusRecordsFollowLease(t *testing.T) {
 	}
 	if got := s.KeyPrefix("masters/"); got != "/op25b/masters/" {
 		t.Errorf("KeyPrefix = %q", got)
+	}
+}
+
+// Hundreds of records go out in transactions within etcd's default limit
+// of 128 operations; a dpid given twice keeps its last record.
+func TestPutBridgeStatusesBatches(t *testing.T) {
+	s, e := newStore(t)
+	ctx := ctxT(t)
+	lease, err := e.Client.Grant(ctx, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var sts []store.BridgeStatus
+	for i := range n {
+		sts = append(sts, store.BridgeStatus{DPID: fmt.Sprintf("%016x", i+1), Master: "node-a", AppliedRevision: int64(i)})
+	}
+	sts = append(sts, store.BridgeStatus{DPID: sts[0].DPID, Master: "node-a", AppliedRevision: 1000})
+	if err := s.PutBridgeStatuses(ctx, sts, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.BridgeStatuses(ctx)
+	if err != nil || len(got) != n {
+		t.Fatalf("BridgeStatuses: %d records, %v; want %d", len(got), err, n)
+	}
+	if got[0].AppliedRevision != 1000 || got[n-1].AppliedRevision != n-1 {
+		t.Errorf("first and last records: %+v, %+v", got[0], got[n-1])
+	}
+	if err := s.PutBridgeStatuses(ctx, []store.BridgeStatus{{Master: "x"}}, lease.ID); err == nil {
+		t.Error("a record without dpid was accepted")
+	}
+	if _, err := e.Client.Revoke(ctx, lease.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.BridgeStatuses(ctx); len(got) != 0 {
+		t.Errorf("%d records outlived their lease", len(got))
 	}
 }
 

@@ -37,6 +37,11 @@ var (
 // DefaultPrefix is the etcd key prefix of one op25b cluster.
 const DefaultPrefix = "/op25b/"
 
+// DocumentKey is the commit record under the prefix. Its ModRevision is
+// the document revision (see doc.go): a replica compares it with the
+// revision of its own snapshot before it takes over a bridge.
+const DocumentKey = "config/current"
+
 // etcd's defaults (--max-txn-ops 128, --max-request-bytes 1.5 MiB) bound
 // every request the store sends; it stays well inside them so that it
 // works on any cluster left at default settings.
@@ -103,7 +108,7 @@ func (s *Store) Client() *clientv3.Client { return s.cli }
 // under the same prefix so that one cluster is one subtree.
 func (s *Store) KeyPrefix(sub string) string { return s.prefix + sub }
 
-func (s *Store) currentKey() string            { return s.prefix + "config/current" }
+func (s *Store) currentKey() string            { return s.prefix + DocumentKey }
 func (s *Store) configPrefix() string          { return s.prefix + "config/" }
 func (s *Store) generationsRoot() string       { return s.prefix + "config/g/" }
 func (s *Store) generationKey(g string) string { return s.generationsRoot() + g + "/" }

@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology/store"
+)
+
+// maxTxnOps is etcd's default --max-txn-ops: batches of connected/ records
+// stay within it so that any cluster left at default settings takes them.
+const maxTxnOps = 128
+
+func (r *Replica) connectedKey(dpid string) string {
+	return r.cfg.Prefix + "connected/" + dpid + "/" + r.cfg.NodeID
+}
+
+func (r *Replica) lockKey(dpid string) string { return r.cfg.Prefix + "masters/" + dpid }
+
+func (r *Replica) documentKey() string { return r.cfg.Prefix + store.DocumentKey }
+
+// readCluster reads connected/, masters/ and the document's commit record
+// in one transaction, so the view is one etcd revision.
+func (r *Replica) readCluster(ctx context.Context, lease clientv3.LeaseID) (*etcdView, error) {
+	connPrefix, lockPrefix := r.cfg.Prefix+"connected/", r.cfg.Prefix+"masters/"
+	cctx, cancel := r.etcdCtx(ctx)
+	defer cancel()
+	resp, err := r.cfg.Client.Txn(cctx).Then(
+		clientv3.OpGet(connPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(lockPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(r.documentKey(), clientv3.WithKeysOnly()),
+	).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("read cluster state: %w", err)
+	}
+	ev := &etcdView{connected: map[string]map[string]clientv3.LeaseID{}, locks: map[string]lock{}}
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		dpid, replica, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), connPrefix), "/")
+		if !ok {
+			continue
+		}
+		if ev.connected[dpid] == nil {
+			ev.connected[dpid] = map[string]clientv3.LeaseID{}
+		}
+		ev.connected[dpid][replica] = clientv3.LeaseID(kv.Lease)
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		ev.locks[strings.TrimPrefix(string(kv.Key), lockPrefix)] = lock{
+			holder: string(kv.Value), lease: clientv3.LeaseID(kv.Lease),
+			createRev: kv.CreateRevision, modRev: kv.ModRevision,
+		}
+	}
+	if kvs := resp.Responses[2].GetResponseRange().Kvs; len(kvs) == 1 {
+		ev.documentRevision = kvs[0].ModRevision
+	}
+	return ev, nil
+}
+
+// applyEtcd carries out the etcd actions in order: connected/ records,
+// releases, claims. It stops at the first failure; the next pass reads
+// again and decides again. A successful claim adds its status write to a.
+func (r *Replica) applyEtcd(ctx context.Context, st *loop, a *actions) error {
+	if err := r.publishConnected(ctx, st.lease, a.publish, a.unpublish); err != nil {
+		return err
+	}
+	for _, rel := range a.releases {
+		if err := r.release(ctx, st, rel); err != nil {
+			return err
+		}
+	}
+	for _, d := range a.deferred {
+		r.log.Info("not claiming until the policy snapshot catches up with etcd", "dpid", d.dpid,
+			"revision", d.policyRevision, "etcd_revision", d.documentRevision)
+	}
+	for _, c := range a.claims {
+		claimed, err := r.claim(ctx, st, c)
+		if err != nil {
+			return err
+		}
+		if claimed {
+			a.statuses = append(a.statuses, statusWrite{dpid: c.dpid})
+		}
+	}
+	return nil
+}
+
+// publishConnected writes and deletes our connected/ records in
+// transactions of at most maxTxnOps operations, each under its own timeout.
+func (r *Replica) publishConnected(ctx context.Context, lease clientv3.LeaseID, publish, unpublish []string) error {
+	ops := make([]clientv3.Op, 0, len(publish)+len(unpublish))
+	for _, dpid := range publish {
+		ops = append(ops, clientv3.OpPut(r.connectedKey(dpid), "", clientv3.WithLease(lease)))
+	}
+	for _, dpid := range unpublish {
+		ops = append(ops, clientv3.OpDelete(r.connectedKey(dpid)))
+	}
+	for len(ops) > 0 {
+		batch := ops[:min(len(ops), maxTxnOps)]
+		ops = ops[len(batch):]
+		cctx, cancel := r.etcdCtx(ctx)
+		_, err := r.cfg.Client.Txn(cctx).Then(batch...).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("publish %d connected records: %w", len(batch), err)
+		}
+	}
+	return nil
+}
+
+// release deletes our lock if it is still the one we read. SLAVE first,
+// then free the lock, so there is no moment with two replicas believing
+// they are master (applyLocal demoted already; demote is idempotent).
+func (r *Replica) release(ctx context.Context, st *loop, rel release) error {
+	r.demote(st, rel.dpid, "release")
+	key := r.lockKey(rel.dpid)
+	cctx, cancel := r.etcdCtx(ctx)
+	defer cancel()
+	if _, err := r.cfg.Client.Txn(cctx).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rel.modRev)).
+		Then(clientv3.OpDelete(key)).Commit(); err != nil {
+		return fmt.Errorf("release %s: %w", rel.dpid, err)
+	}
+	r.log.Info("lock released", "dpid", rel.dpid, "assignee", rel.assignee)
+	return nil
+}
+
+// claim creates our lock if it is still free and, unless the policy is
+// rejected, the document in etcd is still not newer than our snapshot
+// (decide checked on its read; the document may have changed since). It
+// reports whether we are master now.
+func (r *Replica) claim(ctx context.Context, st *loop, c claim) (bool, error) {
+	key, docKey := r.lockKey(c.dpid), r.documentKey()
+	cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}
+	if c.checkDocument {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(docKey), "<", c.policyRevision+1))
+	}
+	cctx, cancel := r.etcdCtx(ctx)
+	defer cancel()
+	tr, err := r.cfg.Client.Txn(cctx).If(cmps...).
+		Then(clientv3.OpPut(key, r.cfg.NodeID, clientv3.WithLease(st.lease))).
+		Else(clientv3.OpGet(docKey, clientv3.WithKeysOnly())).Commit()
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", c.dpid, err)
+	}
+	if !tr.Succeeded {
+		if kvs := tr.Responses[0].GetResponseRange().Kvs; c.checkDocument && len(kvs) == 1 && kvs[0].ModRevision > c.policyRevision {
+			r.log.Info("not claiming until the policy snapshot catches up with etcd", "dpid", c.dpid,
+				"revision", c.policyRevision, "etcd_revision", kvs[0].ModRevision)
+		}
+		return false, nil
+	}
+	// The key was created by this txn, so its CreateRevision is the txn's
+	// revision: the generation for ROLE_REQUEST.
+	b := st.bridge(c.dpid)
+	b.master, b.generation = true, generation(st.epoch, tr.Header.Revision)
+	st.dirty[c.dpid] = true
+	r.log.Info("mastership claimed", "dpid", c.dpid, "generation", b.generation)
+	return true, nil
+}
+
+// readEpoch returns the cluster's epoch, creating it (now, in Unix seconds)
+// if this is the first replica ever to use this etcd.
+func (r *Replica) readEpoch(ctx context.Context) (uint64, error) {
+	key := r.cfg.Prefix + epochKey
+	now := strconv.FormatInt(r.cfg.Now().Unix(), 10)
+	cctx, cancel := r.etcdCtx(ctx)
+	defer cancel()
+	resp, err := r.cfg.Client.Txn(cctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, now)).
+		Else(clientv3.OpGet(key)).Commit()
+	if err != nil {
+		return 0, fmt.Errorf("read cluster epoch: %w", err)
+	}
+	value := now
+	if !resp.Succeeded {
+		kvs := resp.Responses[0].GetResponseRange().Kvs
+		if len(kvs) != 1 {
+			return 0, fmt.Errorf("read cluster epoch: %s vanished", key)
+		}
+		value = string(kvs[0].Value)
+	}
+	epoch, err := strconv.ParseUint(value, 10, 31)
+	if err != nil || epoch == 0 {
+		return 0, fmt.Errorf("cluster epoch %s = %q is not a Unix time in seconds", key, value)
+	}
+	return epoch, nil
+}

@@ -1,0 +1,271 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/controller"
+)
+
+// Defaults.
+const (
+	DefaultLeaseTTL = 10 * time.Second
+	// epochKey holds the Unix time at which this etcd cluster first saw an
+	// op25b replica. It is the high half of every OpenFlow generation id.
+	epochKey = "epoch"
+	// maxPhaseSleep caps the phase-boundary timer: a boundary years ahead
+	// would overflow nothing in time.Timer, but a long sleep hides clock
+	// steps and document edits; re-checking hourly is cheap.
+	maxPhaseSleep = time.Hour
+	// watchRetry is the pause before a broken watch is opened again.
+	watchRetry = 500 * time.Millisecond
+)
+
+// Config configures a Replica.
+type Config struct {
+	NodeID   string           // this replica's id (unique in the cluster)
+	Client   *clientv3.Client // etcd
+	Prefix   string           // key prefix, e.g. store.DefaultPrefix
+	Switches Switches
+	Policy   Policy
+	Compile  CompileFunc
+	Records  Records // optional: replica registration and bridge status records
+	LeaseTTL time.Duration
+	// EtcdTimeout bounds each etcd request (one read, one batch, one
+	// claim), so a lost quorum is noticed instead of blocking the loop.
+	// Default 3s.
+	EtcdTimeout time.Duration
+	// Resync re-reads the cluster state even without watch events (a missed
+	// event or a failed request is retried). Default 2s.
+	Resync time.Duration
+	// Logger should already carry replica=<NodeID>, as the daemon's logger
+	// (shared with the controller) does.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Replica is one op25bd replica's view of the cluster: it holds the lease,
+// publishes which bridges are connected here, claims and releases the
+// mastership of bridges, and feeds the local controller their desired flows.
+// All decisions are taken in the single goroutine of Run.
+type Replica struct {
+	cfg  Config
+	log  *slog.Logger
+	kick chan struct{}
+
+	mu      sync.Mutex
+	events  []controller.Event
+	ready   error
+	masters map[string]uint64 // dpid → generation, for Masters()
+}
+
+// New checks cfg and returns a Replica; nothing runs until Run.
+func New(cfg Config) (*Replica, error) {
+	switch {
+	case cfg.NodeID == "":
+		return nil, errors.New("cluster: empty node id")
+	case strings.Contains(cfg.NodeID, "/"):
+		return nil, fmt.Errorf("cluster: node id %q contains '/'", cfg.NodeID)
+	case cfg.Client == nil, cfg.Switches == nil, cfg.Policy == nil, cfg.Compile == nil:
+		return nil, errors.New("cluster: Client, Switches, Policy and Compile are required")
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = DefaultLeaseTTL
+	}
+	if cfg.LeaseTTL < time.Second {
+		return nil, fmt.Errorf("cluster: lease TTL %s is below etcd's 1s granularity", cfg.LeaseTTL)
+	}
+	if cfg.EtcdTimeout <= 0 {
+		cfg.EtcdTimeout = 3 * time.Second
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	return &Replica{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		kick:    make(chan struct{}, 1),
+		ready:   errors.New("cluster: not started"),
+		masters: map[string]uint64{},
+	}, nil
+}
+
+// ControllerEvent tells the replica about an event of the local controller
+// (wire it into controller.Config.Events). Every kind rewrites the bridge's
+// status record; a lost mastership is also logged. It never blocks.
+func (r *Replica) ControllerEvent(e controller.Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	r.Kick()
+}
+
+// Kick asks the loop for an immediate pass.
+func (r *Replica) Kick() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Ready returns nil when this replica holds a lease, reached etcd on its last
+// pass and has a policy document loaded.
+func (r *Replica) Ready() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ready
+}
+
+// Masters returns the bridges this replica currently masters, with the role
+// generation it uses for each.
+func (r *Replica) Masters() map[string]uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[string]uint64, len(r.masters))
+	for k, v := range r.masters {
+		out[k] = v
+	}
+	return out
+}
+
+// NodeID returns the replica id.
+func (r *Replica) NodeID() string { return r.cfg.NodeID }
+
+// Run takes part in the cluster until ctx is done, then releases mastership
+// (tells the controller SLAVE, revokes the lease so others take over at
+// once) and returns once every goroutine it started has stopped. It leaves
+// the controller and the flows alone: flows stay installed.
+//
+// Run owns two watch goroutines and the lease's keepalive stream; the loop
+// itself runs in the caller's goroutine.
+func (r *Replica) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var watches sync.WaitGroup
+	for _, sub := range []string{"connected/", "masters/"} {
+		prefix := r.cfg.Prefix + sub
+		watches.Go(func() { r.watch(ctx, prefix) })
+	}
+	st := newLoop()
+	r.loop(ctx, st)
+	cancel()
+	watches.Wait()
+	r.leave(ctx, st)
+	return nil
+}
+
+// loop runs passes until ctx is done: at once after a kick (a switch event,
+// a watch event), a policy change, a phase boundary or a lease problem, and
+// every Resync otherwise.
+func (r *Replica) loop(ctx context.Context, st *loop) {
+	resync := time.NewTicker(r.cfg.Resync)
+	defer resync.Stop()
+	phase := time.NewTimer(maxPhaseSleep)
+	defer phase.Stop()
+	for {
+		// Taken before the pass reads the snapshot, so a change published
+		// during the pass still wakes the next select.
+		changed := r.cfg.Policy.Changed()
+		r.step(ctx, st)
+		phase.Reset(r.phaseSleep(st))
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.kick:
+		case <-changed:
+		case <-resync.C:
+		case <-phase.C:
+			r.log.Info("phase boundary reached, recompiling")
+		case resp, ok := <-st.keepalive:
+			if !ok || (resp != nil && resp.TTL <= 0) {
+				r.checkLease(ctx, st)
+			}
+		}
+	}
+}
+
+// phaseSleep is the time until the earliest phase boundary of any enforced
+// bridge, capped so far-future boundaries are re-checked.
+func (r *Replica) phaseSleep(st *loop) time.Duration {
+	now := r.cfg.Now()
+	sleep := maxPhaseSleep
+	for _, b := range st.bridges {
+		if b.validUntil.IsZero() {
+			continue
+		}
+		// Sub saturates at ~292 years for far boundaries; compare before
+		// adding the margin so the sum cannot overflow.
+		d := b.validUntil.Sub(now)
+		if d >= sleep {
+			continue
+		}
+		// A few ms late so that the compile sees from <= now.
+		if d += 5 * time.Millisecond; d < sleep {
+			sleep = d
+		}
+	}
+	return max(sleep, 0)
+}
+
+// watch kicks the loop on every change under prefix. The loop re-reads the
+// whole state, so a lost event only delays a pass until the next resync.
+func (r *Replica) watch(ctx context.Context, prefix string) {
+	for ctx.Err() == nil {
+		// WithRequireLeader: without it a watch on a member that lost quorum
+		// stays silently open forever.
+		wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+		for resp := range r.cfg.Client.Watch(wctx, prefix, clientv3.WithPrefix()) {
+			if resp.Err() != nil {
+				break
+			}
+			r.Kick()
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+		case <-time.After(watchRetry):
+			r.Kick()
+		}
+	}
+}
+
+func (r *Replica) takeEvents() []controller.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ev := r.events
+	r.events = nil
+	return ev
+}
+
+func (r *Replica) setReady(err error, st *loop) {
+	masters := map[string]uint64{}
+	for dpid, b := range st.bridges {
+		if b.master {
+			masters[dpid] = b.generation
+		}
+	}
+	r.mu.Lock()
+	r.ready = err
+	r.masters = masters
+	r.mu.Unlock()
+}
+
+// etcdCtx bounds one etcd request.
+func (r *Replica) etcdCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(clientv3.WithRequireLeader(ctx), r.cfg.EtcdTimeout)
+}

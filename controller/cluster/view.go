@@ -1,0 +1,89 @@
+package cluster
+
+import (
+	"sort"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// view is everything one pass knows, gathered before anything is decided:
+// the replica's own memory, the local controller's sessions, the policy
+// snapshot and, when etcd answered, one consistent read of the cluster's
+// keys. decide turns it into actions without any I/O or clock.
+//
+// New inputs (for instance, when another replica saw its session to a
+// bridge drop, or the time of the pass for rules that wait) are new fields
+// here and new rules in decide; the code that gathers the view and the code
+// that executes actions only grow by the field they fill or the action they
+// run.
+type view struct {
+	me    string
+	lease clientv3.LeaseID // 0: none (never granted, or lost): master of nothing
+	epoch uint64           // the high half of every generation (generation)
+
+	policy policyView
+	local  map[string]bool // bridges with an OpenFlow session here
+
+	// etcd is nil when this pass could not read etcd: mastership then
+	// stays as it is (the lease keeps others off our locks until it is
+	// lost), and nothing is forgotten.
+	etcd *etcdView
+
+	// The replica's memory, carried from pass to pass.
+	masters map[string]uint64 // bridges we act as master of → generation
+	dirty   map[string]bool   // bridges whose status changed since their record was written
+	wrote   map[string]bool   // bridges whose current status record we wrote as master
+	known   map[string]bool   // bridges we keep state for (and may have told the controller about)
+}
+
+// policyView is the replica's policy snapshot, as the loop sees it.
+type policyView struct {
+	loaded   bool
+	revision int64 // document revision of the snapshot; 0: nothing was ever stored
+	// rejected: etcd holds a newer document the policy refuses, so the
+	// snapshot is the newest anyone can enforce (Policy.Rejected).
+	rejected bool
+	bridges  map[string]bool // bridges listed in the document
+}
+
+// etcdView is one consistent read (one etcd revision) of the cluster keys.
+type etcdView struct {
+	// connected: dpid → replica → lease of its connected/<dpid>/<replica>
+	// record.
+	connected map[string]map[string]clientv3.LeaseID
+	locks     map[string]lock // dpid → masters/<dpid>
+	// documentRevision is the ModRevision of the store's commit record
+	// (store.DocumentKey); 0 when no document was ever stored.
+	documentRevision int64
+}
+
+// lock is one masters/<dpid> key.
+type lock struct {
+	holder            string
+	lease             clientv3.LeaseID
+	createRev, modRev int64
+}
+
+// generation is the OpenFlow role generation_id (OpenFlow 1.3 §6.3.6) for a
+// master lock created at etcd revision createRev. A switch remembers the
+// largest generation it has seen for as long as ovs-vswitchd runs and
+// refuses smaller ones as Stale. Revisions alone only grow within one etcd
+// cluster: after etcd is rebuilt from scratch (lost data, a new cluster),
+// they start again near 1 and every claim would be Stale on every bridge
+// until ovs-vswitchd restarts. The epoch, set once when a cluster is first
+// used, puts each new etcd cluster above every earlier one; within one
+// cluster the order is the revisions' order, so a partitioned old master is
+// still refused. (OVS compares generations as a signed 64-bit difference;
+// an epoch in seconds keeps the top bit clear.)
+func generation(epoch uint64, createRev int64) uint64 {
+	return epoch<<32 | uint64(createRev)&0xffffffff
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

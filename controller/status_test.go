@@ -1,0 +1,24 @@
+package controller
+
+import "testing"
+
+// StatusOf answers for one bridge what Status lists for all of them, and
+// accepts the dpid in either case like SetDesired and Forget.
+func TestStatusOfMatchesStatus(t *testing.T) {
+	rc := startController(t, Config{})
+	connectFake(t, rc, 0xab, nil)
+	waitFor(t, "switch connected", func() bool { return len(rc.Connected()) == 1 })
+	all := rc.Status()
+	if len(all) != 1 {
+		t.Fatalf("Status() = %+v, want one bridge", all)
+	}
+	for _, dpid := range []string{"00000000000000ab", "00000000000000AB"} {
+		got, ok := rc.StatusOf(dpid)
+		if !ok || got != all[0] {
+			t.Errorf("StatusOf(%q) = %+v, %v; want %+v", dpid, got, ok, all[0])
+		}
+	}
+	if got, ok := rc.StatusOf("0000000000000042"); ok {
+		t.Errorf("StatusOf(unknown bridge) = %+v, true", got)
+	}
+}
