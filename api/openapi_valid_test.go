@@ -139,7 +139,8 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 
 	run(exchange{"GET", "/healthz", "", nil, 200})
 	run(exchange{"GET", "/readyz", "", nil, 200})
-	run(exchange{"GET", "/metrics", "", nil, 200})
+	run(exchange{"GET", "/metrics", "", nil, 401}) // a token file is set: /metrics needs a token
+	run(exchange{"GET", "/metrics", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/openapi.yaml", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/config", "", nil, 401})
 	run(exchange{"GET", "/v1/config", "", []string{read}, 200}) // empty: nothing stored yet

@@ -39,7 +39,7 @@ var commands = []command{
 	{"lint", "lint -f FILE", "validate a policy file offline, as the server would; every problem with its line", runLint},
 	{"diff", "diff -f FILE [--exit-code] [--force]", "show what applying FILE would change, per item and per bridge", runDiff},
 	{"apply", "apply -f FILE [--dry-run] [--if-match REV] [--force]", "store a policy document (JSON or YAML); --dry-run shows the flow diff instead", runApply},
-	{"get", "get config [--revision N] | pools|relays|destinations|services|bridges", "print the document (as it is, or as it was at revision N) or one collection", runGet},
+	{"get", "get config|pools|relays|destinations|services|bridges [--revision N]", "print the document (as it is, or, with --revision, as it was at revision N) or one collection", runGet},
 	{"status", "status [--wait-revision N] [--allow-disconnected]", "bridges, replicas and applied revisions; wait until every bridge applied N", runStatus},
 	{"flows", "flows BRIDGE", "desired and installed flows of a bridge (dpid or name) with packet counts", runFlows},
 	{"history", "history [--limit N] [--before REV]", "changes, newest first, each item with its old and new value", runHistory},
