@@ -9,6 +9,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
@@ -16,11 +17,11 @@ import (
 
 // embeddedWith starts an embedded etcd in dir with opts and returns a
 // client; stop shuts it down (idempotent), and cleanup calls it.
-func embeddedWith(t testing.TB, dir string, opts store.EmbeddedOptions) (*clientv3.Client, func()) {
+func embeddedWith(t testing.TB, dir string, opts etcdembed.Options) (*clientv3.Client, func()) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	endpoints, stopEtcd, err := store.StartEmbeddedWith(ctx, dir, slog.New(slog.DiscardHandler), opts)
+	endpoints, stopEtcd, err := etcdembed.Start(ctx, dir, slog.New(slog.DiscardHandler), opts)
 	if err != nil {
 		t.Fatalf("embedded etcd: %v", err)
 	}
@@ -48,7 +49,7 @@ func embeddedWith(t testing.TB, dir string, opts store.EmbeddedOptions) (*client
 // replaces there were. (BenchmarkEtcdGrowth100Replaces measures the full
 // 100 × 100k-pool case, size and start-up time.)
 func TestRegressionEmbeddedEtcdGrows(t *testing.T) {
-	cli, _ := embeddedWith(t, t.TempDir(), store.EmbeddedOptions{})
+	cli, _ := embeddedWith(t, t.TempDir(), etcdembed.Options{})
 	s := store.New(cli, "", testLogger(t))
 	ctx := ctxT(t)
 	const pools, replaces = 20_000, 8
@@ -105,7 +106,7 @@ func mb(n int64) float64 { return float64(n) / (1 << 20) }
 // writes work again.
 func TestNoSpaceAlarmRefusesWritesClearlyAndRecovers(t *testing.T) {
 	const quota = 24 << 20
-	cli, _ := embeddedWith(t, t.TempDir(), store.EmbeddedOptions{QuotaBytes: quota})
+	cli, _ := embeddedWith(t, t.TempDir(), etcdembed.Options{QuotaBytes: quota})
 	s := store.New(cli, "", testLogger(t))
 	ctx := ctxT(t)
 	docs := []*topology.Document{bigDoc(20_000, "a"), bigDoc(20_000, "b")}

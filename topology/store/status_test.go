@@ -12,6 +12,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
@@ -106,7 +107,7 @@ func TestPutBridgeStatusesBatches(t *testing.T) {
 // within the caller's deadline, and a cache keeps its last good document.
 func TestUnavailable(t *testing.T) {
 	ctx := ctxT(t)
-	endpoints, stop, err := store.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	endpoints, stop, err := etcdembed.Start(ctx, t.TempDir(), slog.New(slog.DiscardHandler), etcdembed.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +167,7 @@ func TestEmbeddedRestartKeepsDocument(t *testing.T) {
 	dir := t.TempDir()
 	var rev int64
 	for round := 0; round < 2; round++ {
-		endpoints, stop, err := store.StartEmbedded(ctx, dir, slog.New(slog.DiscardHandler))
+		endpoints, stop, err := etcdembed.Start(ctx, dir, slog.New(slog.DiscardHandler), etcdembed.Options{})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
