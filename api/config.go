@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
@@ -140,12 +138,4 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("api: Config.Pipeline: %w", err)
 	}
 	return nil
-}
-
-// registryOrNew keeps prometheus out of callers that do not care.
-func registryOrNew(r *prometheus.Registry) *prometheus.Registry {
-	if r != nil {
-		return r
-	}
-	return prometheus.NewRegistry()
 }

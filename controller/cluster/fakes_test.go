@@ -42,17 +42,6 @@ func (b *beliefs) set(replica, dpid string, master bool) {
 	b.m[dpid][replica] = master
 }
 
-func (b *beliefs) master(dpid string) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for r, m := range b.m[dpid] {
-		if m {
-			return r
-		}
-	}
-	return ""
-}
-
 // fakeSwitches stands in for the controller: it records every SetDesired.
 type fakeSwitches struct {
 	id      string
