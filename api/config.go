@@ -53,8 +53,8 @@ type StatusSource interface {
 // (*controller.Controller). Only it can dump flows and read counters.
 type SwitchSource interface {
 	Status() []controller.BridgeStatus
-	Installed(ctx context.Context, dpid string) ([]flows.Flow, []controller.FlowCounter, error)
-	DropCounters(dpid string) []controller.FlowCounter
+	Installed(ctx context.Context, dpid topology.DPID) ([]flows.Flow, []controller.FlowCounter, error)
+	DropCounters(dpid topology.DPID) []controller.FlowCounter
 }
 
 // Config wires the API. Store is required; everything else is optional

@@ -14,33 +14,42 @@ import (
 
 // itemAccess describes one collection of the document (docs/rest-api.md
 // "/v1/{pools,relays,destinations,services,bridges}/{name-or-dpid}").
-type itemAccess[T any] struct {
+type itemAccess[T any, K ~string] struct {
 	kind  string // collection name, as in the document and in References
 	param string // URL variable: "name", or "dpid" for bridges
 	list  func(*topology.Document) *[]T
-	key   func(*T) *string
-	// canon makes keys comparable (dpids are case-insensitive hex).
-	canon func(string) string
+	key   func(*T) *K
+	// canon makes keys comparable (a dpid in a URL may be upper case).
+	canon func(string) K
 }
 
 func identity(s string) string { return s }
 
+// pathDPID is a dpid from a URL in canonical form; what is not a dpid
+// stays as it is (it matches no bridge, and PUT lets Validate report it).
+func pathDPID(s string) topology.DPID {
+	if d, err := topology.ParseDPID(s); err == nil {
+		return d
+	}
+	return topology.DPID(s)
+}
+
 var (
-	poolItems = itemAccess[topology.Pool]{kind: topology.ItemPools, param: "name", canon: identity,
+	poolItems = itemAccess[topology.Pool, string]{kind: topology.ItemPools, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Pool { return &d.Pools },
 		key:  func(p *topology.Pool) *string { return &p.Name }}
-	relayItems = itemAccess[topology.Relay]{kind: topology.ItemRelays, param: "name", canon: identity,
+	relayItems = itemAccess[topology.Relay, string]{kind: topology.ItemRelays, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Relay { return &d.Relays },
 		key:  func(p *topology.Relay) *string { return &p.Name }}
-	destinationItems = itemAccess[topology.DestinationSet]{kind: topology.ItemDestinations, param: "name", canon: identity,
+	destinationItems = itemAccess[topology.DestinationSet, string]{kind: topology.ItemDestinations, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.DestinationSet { return &d.Destinations },
 		key:  func(p *topology.DestinationSet) *string { return &p.Name }}
-	serviceItems = itemAccess[topology.Service]{kind: topology.ItemServices, param: "name", canon: identity,
+	serviceItems = itemAccess[topology.Service, string]{kind: topology.ItemServices, param: "name", canon: identity,
 		list: func(d *topology.Document) *[]topology.Service { return &d.Services },
 		key:  func(p *topology.Service) *string { return &p.Name }}
-	bridgeItems = itemAccess[topology.Bridge]{kind: topology.ItemBridges, param: "dpid", canon: topology.CanonicalDPID,
+	bridgeItems = itemAccess[topology.Bridge, topology.DPID]{kind: topology.ItemBridges, param: "dpid", canon: pathDPID,
 		list: func(d *topology.Document) *[]topology.Bridge { return &d.Bridges },
-		key:  func(p *topology.Bridge) *string { return &p.DPID }}
+		key:  func(p *topology.Bridge) *topology.DPID { return &p.DPID }}
 )
 
 // itemIndexer is the type-erased view diffItems needs.
@@ -51,10 +60,10 @@ type itemIndexer interface {
 
 var itemKinds = []itemIndexer{poolItems, relayItems, destinationItems, serviceItems, bridgeItems}
 
-func (a itemAccess[T]) kindName() string { return a.kind }
+func (a itemAccess[T, K]) kindName() string { return a.kind }
 
 // index maps each item's canonical key to its JSON encoding.
-func (a itemAccess[T]) index(d *topology.Document) map[string]string {
+func (a itemAccess[T, K]) index(d *topology.Document) map[string]string {
 	items := *a.list(d)
 	out := make(map[string]string, len(items))
 	for i := range items {
@@ -62,16 +71,16 @@ func (a itemAccess[T]) index(d *topology.Document) map[string]string {
 		if err != nil {
 			b = []byte(err.Error())
 		}
-		out[a.canon(*a.key(&items[i]))] = string(b)
+		out[string(a.canon(string(*a.key(&items[i]))))] = string(b)
 	}
 	return out
 }
 
-func (a itemAccess[T]) find(d *topology.Document, key string) int {
+func (a itemAccess[T, K]) find(d *topology.Document, key string) int {
 	items := *a.list(d)
 	want := a.canon(key)
 	for i := range items {
-		if a.canon(*a.key(&items[i])) == want {
+		if a.canon(string(*a.key(&items[i]))) == want {
 			return i
 		}
 	}
@@ -81,7 +90,7 @@ func (a itemAccess[T]) find(d *topology.Document, key string) int {
 // decode parses one item with topology.ParseJSON's strict rules (unknown
 // or case-variant fields, duplicate keys, wrong types, nesting, trailing
 // data), in one pass; field paths are relative to the item ("prefx").
-func (a itemAccess[T]) decode(data []byte) (T, error) {
+func (a itemAccess[T, K]) decode(data []byte) (T, error) {
 	var item T
 	if err := topology.ParseJSONItem(data, &item); err != nil {
 		var zero T
@@ -90,11 +99,11 @@ func (a itemAccess[T]) decode(data []byte) (T, error) {
 	return item, nil
 }
 
-func (a itemAccess[T]) notFound(key string) error {
+func (a itemAccess[T, K]) notFound(key string) error {
 	return newError(http.StatusNotFound, CodeNotFound, "", fmt.Sprintf("%s/%s does not exist", a.kind, key))
 }
 
-func registerItems[T any](s *server, a itemAccess[T]) {
+func registerItems[T any, K ~string](s *server, a itemAccess[T, K]) {
 	collection := "/v1/" + a.kind
 	one := collection + "/{" + a.param + "}"
 	s.router.Handle(collection, s.serve(func(w http.ResponseWriter, r *http.Request) error {
@@ -111,7 +120,7 @@ func registerItems[T any](s *server, a itemAccess[T]) {
 	})).Methods(http.MethodDelete)
 }
 
-func getCollection[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
+func getCollection[T any, K ~string](s *server, a itemAccess[T, K], w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	doc, rev, err := s.cfg.Store.Load(ctx)
@@ -127,7 +136,7 @@ func getCollection[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *
 	return nil
 }
 
-func getItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
+func getItem[T any, K ~string](s *server, a itemAccess[T, K], w http.ResponseWriter, r *http.Request) error {
 	key := mux.Vars(r)[a.param]
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
@@ -147,7 +156,7 @@ func getItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 // putItem creates or replaces one item. The body is the item itself; its
 // name (dpid for bridges) may be omitted, but if present it must be the
 // one in the URL — renaming by PUT would silently orphan references.
-func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
+func putItem[T any, K ~string](s *server, a itemAccess[T, K], w http.ResponseWriter, r *http.Request) error {
 	key := mux.Vars(r)[a.param]
 	data, err := s.readBody(w, r)
 	if err != nil {
@@ -159,8 +168,8 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	}
 	switch k := a.key(&item); {
 	case *k == "":
-		*k = key
-	case a.canon(*k) != a.canon(key):
+		*k = a.canon(key)
+	case a.canon(string(*k)) != a.canon(key):
 		return newError(http.StatusBadRequest, CodeNameMismatch, a.param,
 			fmt.Sprintf("%s %q in the body differs from %q in the URL", a.param, *k, key))
 	}
@@ -201,7 +210,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 // deleteItem removes one item unless something still refers to it: a
 // dangling reference would make the document invalid, and silently
 // dropping the referrers could unblock subscribers (never open a hole).
-func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
+func deleteItem[T any, K ~string](s *server, a itemAccess[T, K], w http.ResponseWriter, r *http.Request) error {
 	key := mux.Vars(r)[a.param]
 	rev, err := ifMatch(r, 0)
 	if err != nil {
@@ -215,7 +224,7 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 		if i < 0 {
 			return a.notFound(key)
 		}
-		name := *a.key(&(*a.list(doc))[i])
+		name := string(*a.key(&(*a.list(doc))[i]))
 		if refs := doc.References(a.kind, name); len(refs) > 0 {
 			e := newError(http.StatusConflict, CodeReferenced, refs[0],
 				fmt.Sprintf("%s/%s is still referenced by %s", a.kind, name, strings.Join(refs, ", ")))

@@ -243,7 +243,7 @@ func showDiff(g *globals, doc *topology.Document, rev int64) (*apitypes.DryRun, 
 		fmt.Fprintf(w, "- %s\n", it)
 	}
 	for _, b := range dr.Bridges {
-		label := b.DPID
+		label := string(b.DPID)
 		if b.Name != "" {
 			label += " (" + b.Name + ")"
 		}

@@ -115,20 +115,20 @@ var itemKinds = []itemKind{
 		names: func(d *topology.Document) []string {
 			out := make([]string, len(d.Bridges))
 			for i, b := range d.Bridges {
-				out[i] = b.DPID
+				out[i] = string(b.DPID)
 			}
 			return out
 		},
 		encode: func(d *topology.Document, put func(string, any)) {
 			for _, b := range d.Bridges {
-				put(b.DPID, b)
+				put(string(b.DPID), b)
 			}
 		},
 		decode: func(d *topology.Document, data []byte) (string, error) {
 			var b topology.Bridge
 			err := decodeStrict(data, &b)
 			d.Bridges = append(d.Bridges, b)
-			return b.DPID, err
+			return string(b.DPID), err
 		},
 	},
 }
@@ -225,6 +225,13 @@ func (d *documentDecoder) add(relKey string, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", relKey, err)
 	}
+	if kindName == topology.ItemBridges {
+		// Stored by an older op25b under the dpid as written (either
+		// case); decoding made the value's dpid canonical.
+		if dpid, err := topology.ParseDPID(itemName); err == nil {
+			itemName = string(dpid)
+		}
+	}
 	if got != itemName {
 		return fmt.Errorf("%s: value names %q, not %q", relKey, got, itemName)
 	}
@@ -254,5 +261,5 @@ func sortDocument(d *topology.Document) {
 	slices.SortFunc(d.Relays, func(a, b topology.Relay) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(d.Destinations, func(a, b topology.DestinationSet) int { return strings.Compare(a.Name, b.Name) })
 	slices.SortFunc(d.Services, func(a, b topology.Service) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(d.Bridges, func(a, b topology.Bridge) int { return strings.Compare(a.DPID, b.DPID) })
+	slices.SortFunc(d.Bridges, func(a, b topology.Bridge) int { return strings.Compare(string(a.DPID), string(b.DPID)) })
 }

@@ -51,7 +51,7 @@ func applyDelta(doc *topology.Document, genPrefix string, events []*clientv3.Eve
 		case topology.ItemServices:
 			out.Services, err = applyItem(out.Services, name, del, ev.Kv.Value, func(s topology.Service) string { return s.Name })
 		case topology.ItemBridges:
-			out.Bridges, err = applyItem(out.Bridges, name, del, ev.Kv.Value, func(b topology.Bridge) string { return b.DPID })
+			out.Bridges, err = applyItem(out.Bridges, name, del, ev.Kv.Value, func(b topology.Bridge) string { return string(b.DPID) })
 		default:
 			err = fmt.Errorf("unexpected key %q", rel)
 		}

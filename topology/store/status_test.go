@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -79,7 +78,7 @@ func TestPutBridgeStatusesBatches(t *testing.T) {
 	const n = 300
 	var sts []store.BridgeStatus
 	for i := range n {
-		sts = append(sts, store.BridgeStatus{DPID: fmt.Sprintf("%016x", i+1), Master: "node-a", AppliedRevision: int64(i)})
+		sts = append(sts, store.BridgeStatus{DPID: topology.DPIDFromUint64(uint64(i + 1)), Master: "node-a", AppliedRevision: int64(i)})
 	}
 	sts = append(sts, store.BridgeStatus{DPID: sts[0].DPID, Master: "node-a", AppliedRevision: 1000})
 	if err := s.PutBridgeStatuses(ctx, sts, lease.ID); err != nil {
