@@ -140,7 +140,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 
 	run(exchange{"GET", "/healthz", "", nil, 200})
 	run(exchange{"GET", "/readyz", "", nil, 200})
-	run(exchange{"GET", "/metrics", "", nil, 200})
+	run(exchange{"GET", "/metrics", "", []string{read}, 200}) // it shows dpids: a token, as for /v1
 	run(exchange{"GET", "/v1/openapi.yaml", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/config", "", nil, 401})
 	run(exchange{"GET", "/v1/config", "", []string{read}, 200}) // empty: nothing stored yet

@@ -30,13 +30,14 @@ func TestDocPage(t *testing.T) {
 		if c.Flags.Lookup("server") == nil {
 			t.Errorf("%s: the captured FlagSet lacks the global flags", c.Name)
 		}
-		for _, f := range []string{"f", "dry-run", "if-match", "wait-revision", "timeout", "limit", "before", "controllers"} {
+		// --timeout is a global flag now (checked with --server above).
+		for _, f := range []string{"f", "dry-run", "if-match", "wait-revision", "limit", "before", "controllers"} {
 			if c.Flags.Lookup(f) != nil {
 				flags[c.Name] = append(flags[c.Name], f)
 			}
 		}
 	}
-	want := map[string]string{"apply": "f dry-run if-match", "diff": "f", "status": "wait-revision timeout", "audit": "limit before", "ovs": "controllers"}
+	want := map[string]string{"apply": "f dry-run if-match", "diff": "f", "status": "wait-revision", "audit": "limit before", "ovs": "controllers"}
 	for cmd, w := range want {
 		if got := strings.Join(flags[cmd], " "); got != w {
 			t.Errorf("%s flags %q, want %q", cmd, got, w)
@@ -49,7 +50,7 @@ func TestDocPage(t *testing.T) {
 	if code := run([]string{"__doc", "man"}, strings.NewReader(""), &man, &man, func(string) string { return "" }); code != 0 {
 		t.Fatalf("__doc man: %s", man.String())
 	}
-	for _, w := range []string{`.TH OP25BCTL 1`, `\-\-wait\-revision`, `config|pools|relays`} {
+	for _, w := range []string{`.TH OP25BCTL 1`, `\-\-wait\-revision`, `pools|relays|destinations|services|bridges`} {
 		if !strings.Contains(man.String(), w) {
 			t.Errorf("man page lacks %q", w)
 		}

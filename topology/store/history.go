@@ -235,7 +235,7 @@ func (s *Store) deleteHistory(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opTimeout)
 	defer cancel()
 	if _, err := s.cli.Delete(ctx, s.historyPrefix()+id+"/", clientv3.WithPrefix()); err != nil {
-		s.log.Warn("cannot delete unused history record", "id", id, "error", err)
+		s.log.Warn("cannot delete unused history record", "id", id, "err", err)
 	}
 }
 
@@ -257,7 +257,7 @@ func (s *Store) readHistory(ctx context.Context, id string, chunks int) ([]ItemC
 	}
 	changes, err := decodeHistory(parts)
 	if err != nil {
-		s.log.Warn("undecodable history record", "id", id, "error", err)
+		s.log.Warn("undecodable history record", "id", id, "err", err)
 		return nil, false, nil
 	}
 	return changes, true, nil
@@ -469,7 +469,7 @@ func (s *Store) pruneHistory(ctx context.Context) {
 			ops = append(ops, clientv3.OpDelete(s.historyPrefix()+id+"/", clientv3.WithPrefix()))
 		}
 		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
-			s.log.Warn("cannot prune history", "error", err)
+			s.log.Warn("cannot prune history", "err", err)
 			return
 		}
 		doomed = doomed[n:]
