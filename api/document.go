@@ -289,20 +289,20 @@ func diffItems(before, after *topology.Document) ItemChanges {
 	if !equalJSON(before.EffectivePorts(), after.EffectivePorts()) {
 		ch.Changed = append(ch.Changed, "ports")
 	}
-	for _, k := range itemKinds {
-		old, neu := k.index(before), k.index(after)
+	for _, k := range topology.ItemKinds {
+		old, neu := indexItems(k, before), indexItems(k, after)
 		for key, v := range neu {
 			prev, ok := old[key]
 			switch {
 			case !ok:
-				ch.Added = append(ch.Added, k.kindName()+"/"+key)
+				ch.Added = append(ch.Added, k.Name+"/"+key)
 			case prev != v:
-				ch.Changed = append(ch.Changed, k.kindName()+"/"+key)
+				ch.Changed = append(ch.Changed, k.Name+"/"+key)
 			}
 		}
 		for key := range old {
 			if _, ok := neu[key]; !ok {
-				ch.Removed = append(ch.Removed, k.kindName()+"/"+key)
+				ch.Removed = append(ch.Removed, k.Name+"/"+key)
 			}
 		}
 	}

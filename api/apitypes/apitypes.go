@@ -28,14 +28,12 @@ type WriteResult struct {
 }
 
 // Collection is GET /v1/{pools,relays,destinations,services,bridges}: only
-// the list named by the path is present.
+// the list named by the path is present (Pools, Bridges, ...: the lists of
+// the embedded Document, one per topology.ItemKinds row); the others are
+// nil.
 type Collection struct {
-	Revision     int64                     `json:"revision"`
-	Pools        []topology.Pool           `json:"pools,omitempty"`
-	Relays       []topology.Relay          `json:"relays,omitempty"`
-	Destinations []topology.DestinationSet `json:"destinations,omitempty"`
-	Services     []topology.Service        `json:"services,omitempty"`
-	Bridges      []topology.Bridge         `json:"bridges,omitempty"`
+	Revision int64 `json:"revision"`
+	topology.Document
 }
 
 // DryRun is PUT /v1/config?dry_run=true: what the write would change, per
