@@ -350,16 +350,20 @@ func (c *Controller) DropCounters(dpid topology.DPID) []FlowCounter {
 
 // Serve accepts switch connections on ln until ctx is done, then closes
 // the listener and every session and waits for their goroutines. Closing a
-// session does not touch the switch's flows.
+// session does not touch the switch's flows. When Accept fails for another
+// reason, Serve ends every session the same way before it returns the
+// error: every goroutine it started has ended by the time it returns.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	go func() {
+	defer func() {
+		cancel() // before the wait: sessions and the closer below end on it
+		wg.Wait()
+	}()
+	wg.Go(func() {
 		<-ctx.Done()
 		_ = ln.Close()
-	}()
+	})
 	slots := make(chan struct{}, c.cfg.MaxConnections)
 	atLimit := false // log once per episode, not once per waiting peer
 	for {
@@ -390,12 +394,10 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-slots }()
 			c.serveConn(ctx, conn)
-		}()
+		})
 	}
 }
 
@@ -438,14 +440,18 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	r := bufio.NewReaderSize(conn, 256<<10)
 
 	sctx, cancel := context.WithCancel(ctx)
+	// Every goroutine of the connection is in wg; at return the session is
+	// closed and sctx cancelled first (the defers below run in reverse).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	go func() { // ctx cancel must unblock a handshake read
+	wg.Go(func() { // ctx cancel must unblock a handshake read
 		select {
 		case <-sctx.Done():
 			base.close(sctx.Err())
 		case <-base.done:
 		}
-	}()
+	})
 
 	// Everything before the session is established must finish within
 	// HandshakeTimeout; the TLS handshake runs here, in the connection's
@@ -479,16 +485,12 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		log.Warn("openflow handshake failed", "err", err)
 		return
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer base.close(nil)
-	wg.Add(2)
-	go func() { defer wg.Done(); defer base.contain("read loop"); base.readLoop(r) }()
-	go func() {
-		defer wg.Done()
+	defer base.close(nil) // ends the read loop before wg.Wait
+	wg.Go(func() { defer base.contain("read loop"); base.readLoop(r) })
+	wg.Go(func() {
 		defer base.contain("keepalive")
 		base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout)
-	}()
+	})
 
 	xid := base.nextXID()
 	fctx, fcancel := context.WithDeadline(sctx, handshakeEnd)
