@@ -115,8 +115,10 @@ func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// watch registers the scrape-time collector of switch state once.
-func (m *Metrics) watch(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
+// collectSwitchState points the scrape-time collector of switch state at
+// sw and docs, registering it on the first call. It starts nothing: the
+// state is read when Prometheus scrapes, in the scrape's goroutine.
+func (m *Metrics) collectSwitchState(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != nil {

@@ -36,7 +36,7 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
 	s.probeRoutes()
 	s.routes()
-	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	s.cfg.Metrics.watchEtcd(s.cfg.Etcd)
 	return s, nil
 }
@@ -54,7 +54,7 @@ func NewMetricsOnly(cfg Config) (http.Handler, error) {
 	cfg.Tokens = nil
 	s := &server{cfg: cfg, router: mux.NewRouter()}
 	s.probeRoutes()
-	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	return s, nil
 }
 
