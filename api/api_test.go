@@ -18,6 +18,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
@@ -60,7 +61,7 @@ func etcdClient(t testing.TB) *clientv3.Client {
 		sharedEtcd.dir = dir
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		endpoints, stop, err := store.StartEmbedded(ctx, dir, slog.New(slog.DiscardHandler))
+		endpoints, stop, err := etcdembed.Start(ctx, dir, slog.New(slog.DiscardHandler), etcdembed.Options{})
 		if err != nil {
 			sharedEtcd.err = fmt.Errorf("embedded etcd: %w", err)
 			return

@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/topology"
@@ -55,8 +53,8 @@ type StatusSource interface {
 // (*controller.Controller). Only it can dump flows and read counters.
 type SwitchSource interface {
 	Status() []controller.BridgeStatus
-	Installed(ctx context.Context, dpid string) ([]flows.Flow, []controller.FlowCounter, error)
-	DropCounters(dpid string) []controller.FlowCounter
+	Installed(ctx context.Context, dpid topology.DPID) ([]flows.Flow, []controller.FlowCounter, error)
+	DropCounters(dpid topology.DPID) []controller.FlowCounter
 }
 
 // Config wires the API. Store is required; everything else is optional
@@ -140,12 +138,4 @@ func (c *Config) setDefaults() error {
 		return fmt.Errorf("api: Config.Pipeline: %w", err)
 	}
 	return nil
-}
-
-// registryOrNew keeps prometheus out of callers that do not care.
-func registryOrNew(r *prometheus.Registry) *prometheus.Registry {
-	if r != nil {
-		return r
-	}
-	return prometheus.NewRegistry()
 }

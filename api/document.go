@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"time"
 
@@ -205,7 +206,7 @@ type flowChanges struct{ add, modify, delete []string }
 
 // diffBridge compiles both documents for one bridge and renders the
 // changes in ovs-ofctl syntax.
-func diffBridge(current, doc *topology.Document, dpid string, at time.Time, pipeline flows.Options) (flowChanges, error) {
+func diffBridge(current, doc *topology.Document, dpid topology.DPID, at time.Time, pipeline flows.Options) (flowChanges, error) {
 	ch := flowChanges{add: []string{}, modify: []string{}, delete: []string{}}
 	before, err := flows.Compile(current, dpid, at, pipeline)
 	if err != nil {
@@ -231,13 +232,13 @@ func diffBridge(current, doc *topology.Document, dpid string, at time.Time, pipe
 // connectedBridges is every bridge connected to any replica (cluster status
 // records) or to this one. It is best effort: a dry run still answers for
 // the document's bridges when the status records cannot be read.
-func (s *server) connectedBridges(ctx context.Context) map[string]bool {
-	out := map[string]bool{}
+func (s *server) connectedBridges(ctx context.Context) map[topology.DPID]bool {
+	out := map[topology.DPID]bool{}
 	if s.cfg.Cluster != nil {
 		if sts, err := s.cfg.Cluster.BridgeStatuses(ctx); err == nil {
 			for _, st := range sts {
 				if st.Connected {
-					out[topology.CanonicalDPID(st.DPID)] = true
+					out[st.DPID] = true
 				}
 			}
 		} else {
@@ -247,34 +248,34 @@ func (s *server) connectedBridges(ctx context.Context) map[string]bool {
 	if s.cfg.Switches != nil {
 		for _, st := range s.cfg.Switches.Status() {
 			if st.Connected {
-				out[topology.CanonicalDPID(st.DPID)] = true
+				out[st.DPID] = true
 			}
 		}
 	}
 	return out
 }
 
-func bridgeUnion(a, b *topology.Document, connected map[string]bool) []string {
-	set := map[string]bool{}
+func bridgeUnion(a, b *topology.Document, connected map[topology.DPID]bool) []topology.DPID {
+	set := map[topology.DPID]bool{}
 	for _, d := range []*topology.Document{a, b} {
 		for _, br := range d.Bridges {
-			set[topology.CanonicalDPID(br.DPID)] = true
+			set[br.DPID] = true
 		}
 	}
 	for dpid := range connected {
 		set[dpid] = true
 	}
-	out := make([]string, 0, len(set))
+	out := make([]topology.DPID, 0, len(set))
 	for dpid := range set {
 		out = append(out, dpid)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
-func bridgeName(doc *topology.Document, dpid string) string {
+func bridgeName(doc *topology.Document, dpid topology.DPID) string {
 	for _, br := range doc.Bridges {
-		if topology.CanonicalDPID(br.DPID) == dpid {
+		if br.DPID == dpid {
 			return br.Name
 		}
 	}
@@ -288,20 +289,20 @@ func diffItems(before, after *topology.Document) ItemChanges {
 	if !equalJSON(before.EffectivePorts(), after.EffectivePorts()) {
 		ch.Changed = append(ch.Changed, "ports")
 	}
-	for _, k := range itemKinds {
-		old, neu := k.index(before), k.index(after)
+	for _, k := range topology.ItemKinds {
+		old, neu := indexItems(k, before), indexItems(k, after)
 		for key, v := range neu {
 			prev, ok := old[key]
 			switch {
 			case !ok:
-				ch.Added = append(ch.Added, k.kindName()+"/"+key)
+				ch.Added = append(ch.Added, k.Name+"/"+key)
 			case prev != v:
-				ch.Changed = append(ch.Changed, k.kindName()+"/"+key)
+				ch.Changed = append(ch.Changed, k.Name+"/"+key)
 			}
 		}
 		for key := range old {
 			if _, ok := neu[key]; !ok {
-				ch.Removed = append(ch.Removed, k.kindName()+"/"+key)
+				ch.Removed = append(ch.Removed, k.Name+"/"+key)
 			}
 		}
 	}

@@ -99,8 +99,8 @@ func (m *memStore) Audit(ctx context.Context, limit int, before int64) ([]store.
 type fakeSwitches struct {
 	mu        sync.Mutex
 	status    []controller.BridgeStatus
-	installed map[string][]flows.Flow
-	counters  map[string][]controller.FlowCounter
+	installed map[topology.DPID][]flows.Flow
+	counters  map[topology.DPID][]controller.FlowCounter
 }
 
 func (f *fakeSwitches) Status() []controller.BridgeStatus {
@@ -111,13 +111,13 @@ func (f *fakeSwitches) Status() []controller.BridgeStatus {
 	return out
 }
 
-func (f *fakeSwitches) Installed(ctx context.Context, dpid string) ([]flows.Flow, []controller.FlowCounter, error) {
+func (f *fakeSwitches) Installed(ctx context.Context, dpid topology.DPID) ([]flows.Flow, []controller.FlowCounter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.installed[dpid], f.counters[dpid], nil
 }
 
-func (f *fakeSwitches) DropCounters(dpid string) []controller.FlowCounter {
+func (f *fakeSwitches) DropCounters(dpid topology.DPID) []controller.FlowCounter {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.counters[dpid]
@@ -147,6 +147,6 @@ type fakeDocs struct {
 func (f *fakeDocs) Current() store.Snapshot { return f.snap }
 func (f *fakeDocs) Healthy() error          { return f.healthy }
 
-func statusOf(dpid string, connected bool, role string, applied int64) controller.BridgeStatus {
+func statusOf(dpid topology.DPID, connected bool, role string, applied int64) controller.BridgeStatus {
 	return controller.BridgeStatus{DPID: dpid, Connected: connected, Role: role, AppliedRevision: applied, Flows: 10}
 }

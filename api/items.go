@@ -12,157 +12,82 @@ import (
 	"github.com/op25b/op25b/topology/store"
 )
 
-// itemAccess describes one collection of the document (docs/rest-api.md
-// "/v1/{pools,relays,destinations,services,bridges}/{name-or-dpid}").
-type itemAccess[T any] struct {
-	kind  string // collection name, as in the document and in References
-	param string // URL variable: "name", or "dpid" for bridges
-	list  func(*topology.Document) *[]T
-	key   func(*T) *string
-	// canon makes keys comparable (dpids are case-insensitive hex).
-	canon func(string) string
-}
-
-func identity(s string) string { return s }
-
-var (
-	poolItems = itemAccess[topology.Pool]{kind: topology.ItemPools, param: "name", canon: identity,
-		list: func(d *topology.Document) *[]topology.Pool { return &d.Pools },
-		key:  func(p *topology.Pool) *string { return &p.Name }}
-	relayItems = itemAccess[topology.Relay]{kind: topology.ItemRelays, param: "name", canon: identity,
-		list: func(d *topology.Document) *[]topology.Relay { return &d.Relays },
-		key:  func(p *topology.Relay) *string { return &p.Name }}
-	destinationItems = itemAccess[topology.DestinationSet]{kind: topology.ItemDestinations, param: "name", canon: identity,
-		list: func(d *topology.Document) *[]topology.DestinationSet { return &d.Destinations },
-		key:  func(p *topology.DestinationSet) *string { return &p.Name }}
-	serviceItems = itemAccess[topology.Service]{kind: topology.ItemServices, param: "name", canon: identity,
-		list: func(d *topology.Document) *[]topology.Service { return &d.Services },
-		key:  func(p *topology.Service) *string { return &p.Name }}
-	bridgeItems = itemAccess[topology.Bridge]{kind: topology.ItemBridges, param: "dpid", canon: topology.CanonicalDPID,
-		list: func(d *topology.Document) *[]topology.Bridge { return &d.Bridges },
-		key:  func(p *topology.Bridge) *string { return &p.DPID }}
-)
-
-// itemIndexer is the type-erased view diffItems needs.
-type itemIndexer interface {
-	kindName() string
-	index(*topology.Document) map[string]string
-}
-
-var itemKinds = []itemIndexer{poolItems, relayItems, destinationItems, serviceItems, bridgeItems}
-
-func (a itemAccess[T]) kindName() string { return a.kind }
-
-// index maps each item's canonical key to its JSON encoding.
-func (a itemAccess[T]) index(d *topology.Document) map[string]string {
-	items := *a.list(d)
-	out := make(map[string]string, len(items))
-	for i := range items {
-		b, err := json.Marshal(&items[i])
-		if err != nil {
-			b = []byte(err.Error())
-		}
-		out[a.canon(*a.key(&items[i]))] = string(b)
-	}
-	return out
-}
-
-func (a itemAccess[T]) find(d *topology.Document, key string) int {
-	items := *a.list(d)
-	want := a.canon(key)
-	for i := range items {
-		if a.canon(*a.key(&items[i])) == want {
-			return i
-		}
-	}
-	return -1
-}
-
-// decode parses one item with topology.ParseJSON's strict rules (unknown
-// or case-variant fields, duplicate keys, wrong types, nesting, trailing
-// data), in one pass; field paths are relative to the item ("prefx").
-func (a itemAccess[T]) decode(data []byte) (T, error) {
-	var item T
-	if err := topology.ParseJSONItem(data, &item); err != nil {
-		var zero T
-		return zero, jsonError(err)
-	}
-	return item, nil
-}
-
-func (a itemAccess[T]) notFound(key string) error {
-	return newError(http.StatusNotFound, CodeNotFound, "", fmt.Sprintf("%s/%s does not exist", a.kind, key))
-}
-
-func registerItems[T any](s *server, a itemAccess[T]) {
-	collection := "/v1/" + a.kind
-	one := collection + "/{" + a.param + "}"
+// registerItems serves one kind of the document's items
+// (docs/rest-api.md "/v1/{pools,relays,destinations,services,bridges}/{name-or-dpid}"):
+// GET of the list, and GET/PUT/DELETE of one item under its key, the URL
+// variable named after the kind's key field ("name", "dpid").
+func registerItems(s *server, k *topology.ItemKind) {
+	collection := "/v1/" + k.Name
+	one := collection + "/{" + k.KeyField + "}"
 	s.router.Handle(collection, s.serve(func(w http.ResponseWriter, r *http.Request) error {
-		return getCollection(s, a, w, r)
+		return getCollection(s, k, w, r)
 	})).Methods(http.MethodGet)
 	s.router.Handle(one, s.serve(func(w http.ResponseWriter, r *http.Request) error {
-		return getItem(s, a, w, r)
+		return getItem(s, k, w, r)
 	})).Methods(http.MethodGet)
 	s.router.Handle(one, s.serve(func(w http.ResponseWriter, r *http.Request) error {
-		return putItem(s, a, w, r)
+		return putItem(s, k, w, r)
 	})).Methods(http.MethodPut)
 	s.router.Handle(one, s.serve(func(w http.ResponseWriter, r *http.Request) error {
-		return deleteItem(s, a, w, r)
+		return deleteItem(s, k, w, r)
 	})).Methods(http.MethodDelete)
 }
 
-func getCollection[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
+func itemNotFound(k *topology.ItemKind, key string) error {
+	return newError(http.StatusNotFound, CodeNotFound, "", fmt.Sprintf("%s/%s does not exist", k.Name, key))
+}
+
+func getCollection(s *server, k *topology.ItemKind, w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	doc, rev, err := s.cfg.Store.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("load %s: %w", a.kind, err)
-	}
-	items := *a.list(doc)
-	if items == nil {
-		items = []T{}
+		return fmt.Errorf("load %s: %w", k.Name, err)
 	}
 	w.Header().Set("ETag", etag(rev))
-	writeJSON(w, http.StatusOK, map[string]any{"revision": rev, a.kind: items})
+	writeJSON(w, http.StatusOK, map[string]any{"revision": rev, k.Name: k.List(doc)})
 	return nil
 }
 
-func getItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
-	key := mux.Vars(r)[a.param]
+func getItem(s *server, k *topology.ItemKind, w http.ResponseWriter, r *http.Request) error {
+	key := mux.Vars(r)[k.KeyField]
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	doc, rev, err := s.cfg.Store.Load(ctx)
 	if err != nil {
-		return fmt.Errorf("load %s/%s: %w", a.kind, key, err)
+		return fmt.Errorf("load %s/%s: %w", k.Name, key, err)
 	}
-	i := a.find(doc, key)
+	i := k.Index(doc, key)
 	if i < 0 {
-		return a.notFound(key)
+		return itemNotFound(k, key)
 	}
 	w.Header().Set("ETag", etag(rev))
-	writeJSON(w, http.StatusOK, (*a.list(doc))[i])
+	writeJSON(w, http.StatusOK, k.Item(doc, i))
 	return nil
 }
 
 // putItem creates or replaces one item. The body is the item itself; its
 // name (dpid for bridges) may be omitted, but if present it must be the
 // one in the URL — renaming by PUT would silently orphan references.
-func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
-	key := mux.Vars(r)[a.param]
+func putItem(s *server, k *topology.ItemKind, w http.ResponseWriter, r *http.Request) error {
+	key := mux.Vars(r)[k.KeyField]
 	data, err := s.readBody(w, r)
 	if err != nil {
 		return err
 	}
-	item, err := a.decode(data)
+	// The strict single-pass decoder of ParseJSON (unknown or
+	// case-variant fields, duplicate keys, wrong types, nesting, trailing
+	// data); field paths are relative to the item ("prefx").
+	item, err := k.Decode(data)
 	if err != nil {
-		return err
+		return jsonError(err)
 	}
-	switch k := a.key(&item); {
-	case *k == "":
-		*k = key
-	case a.canon(*k) != a.canon(key):
-		return newError(http.StatusBadRequest, CodeNameMismatch, a.param,
-			fmt.Sprintf("%s %q in the body differs from %q in the URL", a.param, *k, key))
+	switch inBody := k.ItemKey(item); {
+	case inBody == "":
+		item = k.WithKey(item, key)
+	case inBody != k.CanonicalKey(key):
+		return newError(http.StatusBadRequest, CodeNameMismatch, k.KeyField,
+			fmt.Sprintf("%s %q in the body differs from %q in the URL", k.KeyField, inBody, key))
 	}
 	rev, err := ifMatch(r, 0)
 	if err != nil {
@@ -173,14 +98,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	defer cancel()
 	who := infoFrom(r.Context()).who
 	put := func(doc *topology.Document) error {
-		list := a.list(doc)
-		if i := a.find(doc, key); i >= 0 {
-			(*list)[i] = item
-			created = false
-		} else {
-			*list = append(*list, item)
-			created = true
-		}
+		created = k.Put(doc, item)
 		return topology.Validate(doc)
 	}
 	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
@@ -189,7 +107,7 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 	if err != nil {
 		return err // mutate's own errors, or the store's with their context
 	}
-	s.cfg.Logger.Info("item written", "item", a.kind+"/"+key, "created", created, "revision", newRev, "who", who)
+	s.cfg.Logger.Info("item written", "item", k.Name+"/"+key, "created", created, "revision", newRev, "who", who)
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
@@ -201,8 +119,8 @@ func putItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.R
 // deleteItem removes one item unless something still refers to it: a
 // dangling reference would make the document invalid, and silently
 // dropping the referrers could unblock subscribers (never open a hole).
-func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *http.Request) error {
-	key := mux.Vars(r)[a.param]
+func deleteItem(s *server, k *topology.ItemKind, w http.ResponseWriter, r *http.Request) error {
+	key := mux.Vars(r)[k.KeyField]
 	rev, err := ifMatch(r, 0)
 	if err != nil {
 		return err
@@ -211,21 +129,20 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 	defer cancel()
 	who := infoFrom(r.Context()).who
 	del := func(doc *topology.Document) error {
-		i := a.find(doc, key)
+		i := k.Index(doc, key)
 		if i < 0 {
-			return a.notFound(key)
+			return itemNotFound(k, key)
 		}
-		name := *a.key(&(*a.list(doc))[i])
-		if refs := doc.References(a.kind, name); len(refs) > 0 {
+		name := k.Key(doc, i)
+		if refs := k.References(doc, name); len(refs) > 0 {
 			e := newError(http.StatusConflict, CodeReferenced, refs[0],
-				fmt.Sprintf("%s/%s is still referenced by %s", a.kind, name, strings.Join(refs, ", ")))
+				fmt.Sprintf("%s/%s is still referenced by %s", k.Name, name, strings.Join(refs, ", ")))
 			for _, ref := range refs {
-				e.Details = append(e.Details, FieldIssue{Field: ref, Message: "refers to " + a.kind + "/" + name})
+				e.Details = append(e.Details, FieldIssue{Field: ref, Message: "refers to " + k.Name + "/" + name})
 			}
 			return e
 		}
-		list := a.list(doc)
-		*list = append((*list)[:i:i], (*list)[i+1:]...)
+		k.Delete(doc, i)
 		return topology.Validate(doc)
 	}
 	newRev, err := s.retryUnconditional(ctx, rev, func() (int64, error) {
@@ -234,7 +151,20 @@ func deleteItem[T any](s *server, a itemAccess[T], w http.ResponseWriter, r *htt
 	if err != nil {
 		return err
 	}
-	s.cfg.Logger.Info("item deleted", "item", a.kind+"/"+key, "revision", newRev, "who", who)
+	s.cfg.Logger.Info("item deleted", "item", k.Name+"/"+key, "revision", newRev, "who", who)
 	writeJSON(w, http.StatusOK, writeResponse{Revision: newRev})
 	return nil
+}
+
+// indexItems maps each item of one kind to its JSON encoding, by key.
+func indexItems(k *topology.ItemKind, d *topology.Document) map[string]string {
+	out := make(map[string]string, k.Len(d))
+	for i, n := 0, k.Len(d); i < n; i++ {
+		b, err := json.Marshal(k.Item(d, i))
+		if err != nil {
+			b = []byte(err.Error())
+		}
+		out[k.Key(d, i)] = string(b)
+	}
+	return out
 }

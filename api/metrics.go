@@ -14,6 +14,7 @@ import (
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/buildinfo"
+	"github.com/op25b/op25b/topology"
 )
 
 // Metrics is op25b's Prometheus instrumentation. Event-driven metrics
@@ -114,15 +115,17 @@ func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// watch registers the scrape-time collector of switch state once.
-func (m *Metrics) watch(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
+// collectSwitchState points the scrape-time collector of switch state at
+// sw and docs, registering it on the first call. It starts nothing: the
+// state is read when Prometheus scrapes, in the scrape's goroutine.
+func (m *Metrics) collectSwitchState(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != nil {
 		m.state.set(sw, docs, pipeline)
 		return
 	}
-	m.state = &stateCollector{logger: logger, pools: map[string]dropPools{}}
+	m.state = &stateCollector{logger: logger, pools: map[topology.DPID]dropPools{}}
 	m.state.set(sw, docs, pipeline)
 	m.registry.MustRegister(m.state)
 }
@@ -162,7 +165,7 @@ type stateCollector struct {
 	sw       SwitchSource
 	docs     DocSource
 	pipeline flows.Options
-	pools    map[string]dropPools // by dpid
+	pools    map[topology.DPID]dropPools
 }
 
 // dropPools attributes a bridge's drop flows to pools. Compiling 100k pools
@@ -178,7 +181,7 @@ func (c *stateCollector) set(sw SwitchSource, docs DocSource, pipeline flows.Opt
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.sw, c.docs, c.pipeline = sw, docs, pipeline
-	c.pools = map[string]dropPools{} // attributions of another pipeline are void
+	c.pools = map[topology.DPID]dropPools{} // attributions of another pipeline are void
 }
 
 // Describe sends nothing: the collector is unchecked because its label
@@ -197,16 +200,16 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	connected := 0
-	seen := map[string]bool{}
+	seen := map[topology.DPID]bool{}
 	for _, st := range c.sw.Status() {
-		dpid := st.DPID
+		dpid, label := st.DPID, string(st.DPID)
 		seen[dpid] = true
-		ch <- prometheus.MustNewConstMetric(descBridgeConnected, prometheus.GaugeValue, boolValue(st.Connected), dpid)
-		ch <- prometheus.MustNewConstMetric(descMaster, prometheus.GaugeValue, boolValue(st.Role == "master"), dpid)
-		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedRevision), dpid)
-		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(st.Flows), dpid)
-		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(st.DriftRepairs), dpid)
-		ch <- prometheus.MustNewConstMetric(descOFErrors, prometheus.CounterValue, float64(st.OpenFlowErrors), dpid)
+		ch <- prometheus.MustNewConstMetric(descBridgeConnected, prometheus.GaugeValue, boolValue(st.Connected), label)
+		ch <- prometheus.MustNewConstMetric(descMaster, prometheus.GaugeValue, boolValue(st.Role == "master"), label)
+		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedRevision), label)
+		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(st.Flows), label)
+		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(st.DriftRepairs), label)
+		ch <- prometheus.MustNewConstMetric(descOFErrors, prometheus.CounterValue, float64(st.OpenFlowErrors), label)
 		if !st.Connected {
 			continue
 		}
@@ -221,7 +224,7 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid string) {
+func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid topology.DPID) {
 	counters := c.sw.DropCounters(dpid)
 	byPool := c.poolsOf(dpid)
 	var packets, bytes uint64
@@ -240,17 +243,17 @@ func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid string) 
 			s.bytes += fc.Bytes
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descBlockedPackets, prometheus.CounterValue, float64(packets), dpid)
-	ch <- prometheus.MustNewConstMetric(descBlockedBytes, prometheus.CounterValue, float64(bytes), dpid)
+	ch <- prometheus.MustNewConstMetric(descBlockedPackets, prometheus.CounterValue, float64(packets), string(dpid))
+	ch <- prometheus.MustNewConstMetric(descBlockedBytes, prometheus.CounterValue, float64(bytes), string(dpid))
 	for pool, s := range perPool {
-		ch <- prometheus.MustNewConstMetric(descPoolPackets, prometheus.CounterValue, float64(s.packets), dpid, pool)
-		ch <- prometheus.MustNewConstMetric(descPoolBytes, prometheus.CounterValue, float64(s.bytes), dpid, pool)
+		ch <- prometheus.MustNewConstMetric(descPoolPackets, prometheus.CounterValue, float64(s.packets), string(dpid), pool)
+		ch <- prometheus.MustNewConstMetric(descPoolBytes, prometheus.CounterValue, float64(s.bytes), string(dpid), pool)
 	}
 }
 
 // poolsOf returns the drop-flow → pool map of a bridge for the current
 // document, recompiling only when it may have changed.
-func (c *stateCollector) poolsOf(dpid string) map[flows.Key]string {
+func (c *stateCollector) poolsOf(dpid topology.DPID) map[flows.Key]string {
 	if c.docs == nil {
 		return nil
 	}

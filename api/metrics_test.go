@@ -13,11 +13,12 @@ import (
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/buildinfo"
+	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
 func TestMetrics(t *testing.T) {
-	sw := &fakeSwitches{counters: map[string][]controller.FlowCounter{}}
+	sw := &fakeSwitches{counters: map[topology.DPID][]controller.FlowCounter{}}
 	docs := &fakeDocs{}
 	metrics := NewMetrics(nil)
 	e := newEnv(t, func(c *Config) { c.Switches = sw; c.Cache = docs; c.Metrics = metrics })

@@ -18,6 +18,7 @@ import (
 
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -139,7 +140,7 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 
 	run(exchange{"GET", "/healthz", "", nil, 200})
 	run(exchange{"GET", "/readyz", "", nil, 200})
-	run(exchange{"GET", "/metrics", "", nil, 401}) // a token file is set: /metrics needs a token
+	run(exchange{"GET", "/metrics", "", nil, 401}) // a token file is set: /metrics shows dpids, so it needs a token
 	run(exchange{"GET", "/metrics", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/openapi.yaml", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/config", "", nil, 401})
@@ -153,8 +154,8 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sw.installed = map[string][]flows.Flow{dpid: compiled.Flows[1:]}
-	sw.counters = map[string][]controller.FlowCounter{dpid: {{Key: compiled.Flows[1].Key(), Cookie: compiled.Flows[1].Cookie, Packets: 3, Bytes: 180}}}
+	sw.installed = map[topology.DPID][]flows.Flow{dpid: compiled.Flows[1:]}
+	sw.counters = map[topology.DPID][]controller.FlowCounter{dpid: {{Key: compiled.Flows[1].Key(), Cookie: compiled.Flows[1].Cookie, Packets: 3, Bytes: 180}}}
 	cluster.bridges = []store.BridgeStatus{{DPID: dpid, Connected: true, Master: "node-a", AppliedRevision: rev1, Flows: 7,
 		LastReconcile: testClock}, {DPID: "00000000000000ff", Connected: true, Master: "node-a", LastError: "bundle failed"}}
 

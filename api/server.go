@@ -11,6 +11,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/op25b/op25b/internal/connlimit"
+	"github.com/op25b/op25b/topology"
 )
 
 // server holds the wired dependencies; its methods are the handlers.
@@ -35,7 +36,7 @@ func New(cfg Config) (http.Handler, error) {
 	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
 	s.probeRoutes()
 	s.routes()
-	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	s.cfg.Metrics.watchEtcd(s.cfg.Etcd)
 	return s, nil
 }
@@ -53,7 +54,7 @@ func NewMetricsOnly(cfg Config) (http.Handler, error) {
 	cfg.Tokens = nil
 	s := &server{cfg: cfg, router: mux.NewRouter()}
 	s.probeRoutes()
-	s.cfg.Metrics.watch(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
 	return s, nil
 }
 
@@ -79,11 +80,9 @@ func (s *server) routes() {
 	r.Handle("/v1/config", s.serve(s.getConfig)).Methods(http.MethodGet)
 	r.Handle("/v1/config", s.serve(s.putConfig)).Methods(http.MethodPut)
 	r.Handle("/v1/config/rollback", s.serve(s.rollback)).Methods(http.MethodPost)
-	registerItems(s, poolItems)
-	registerItems(s, relayItems)
-	registerItems(s, destinationItems)
-	registerItems(s, serviceItems)
-	registerItems(s, bridgeItems)
+	for _, k := range topology.ItemKinds {
+		registerItems(s, k)
+	}
 	r.Handle("/v1/status", s.serve(s.status)).Methods(http.MethodGet)
 	r.Handle("/v1/bridges/{dpid}/flows", s.serve(s.bridgeFlows)).Methods(http.MethodGet)
 	r.Handle("/v1/audit", s.serve(s.audit)).Methods(http.MethodGet)

@@ -93,13 +93,12 @@ func localRecords(sts []controller.BridgeStatus, node string) []store.BridgeStat
 }
 
 func mergeBridges(doc *topology.Document, records []store.BridgeStatus) []BridgeView {
-	byDPID := map[string]*BridgeView{}
+	byDPID := map[topology.DPID]*BridgeView{}
 	for _, b := range doc.Bridges {
-		dpid := topology.CanonicalDPID(b.DPID)
-		byDPID[dpid] = &BridgeView{DPID: dpid, Name: b.Name, Pop: b.Pop, Registered: true}
+		byDPID[b.DPID] = &BridgeView{DPID: b.DPID, Name: b.Name, Pop: b.Pop, Registered: true}
 	}
 	for _, rec := range records {
-		dpid := topology.CanonicalDPID(rec.DPID)
+		dpid := rec.DPID
 		v, ok := byDPID[dpid]
 		if !ok {
 			v = &BridgeView{DPID: dpid}
@@ -125,10 +124,10 @@ const localOnlyParam = "local"
 
 func (s *server) bridgeFlows(w http.ResponseWriter, r *http.Request) error {
 	raw := mux.Vars(r)["dpid"]
-	if !topology.ValidDPID(raw) {
+	dpid, err := topology.ParseDPID(raw)
+	if err != nil {
 		return newError(http.StatusBadRequest, CodeBadRequest, "dpid", fmt.Sprintf("dpid %q must be 16 hex digits", raw))
 	}
-	dpid := topology.CanonicalDPID(raw)
 	ctx, cancel := s.storeContext(r)
 	defer cancel()
 	doc, rev, err := s.currentDocument(ctx)
@@ -191,10 +190,10 @@ type installedResult struct {
 // installedFlows dumps the bridge through this replica's controller when
 // it is connected, otherwise asks the master replica's API. It returns nil
 // (and no error) when no replica reports the bridge connected.
-func (s *server) installedFlows(ctx context.Context, r *http.Request, dpid string, desired []flows.Flow) (*installedResult, error) {
+func (s *server) installedFlows(ctx context.Context, r *http.Request, dpid topology.DPID, desired []flows.Flow) (*installedResult, error) {
 	if s.cfg.Switches != nil {
 		for _, st := range s.cfg.Switches.Status() {
-			if topology.CanonicalDPID(st.DPID) == dpid && st.Connected {
+			if st.DPID == dpid && st.Connected {
 				fs, counters, err := s.cfg.Switches.Installed(ctx, dpid)
 				if err != nil {
 					return nil, fmt.Errorf("dump flows of %s: %w", dpid, err)
@@ -212,7 +211,7 @@ func (s *server) installedFlows(ctx context.Context, r *http.Request, dpid strin
 	}
 	master := ""
 	for _, rec := range records {
-		if topology.CanonicalDPID(rec.DPID) == dpid && rec.Connected {
+		if rec.DPID == dpid && rec.Connected {
 			master = rec.Master
 		}
 	}
@@ -247,12 +246,12 @@ func compareInstalled(desired, installed []flows.Flow, counters []controller.Flo
 // forwardFlows asks the master replica's API for its local view of the
 // bridge (only the replica holding the OpenFlow session can dump it),
 // passing the caller's credentials: all replicas share the token file.
-func (s *server) forwardFlows(ctx context.Context, r *http.Request, rep store.ReplicaInfo, dpid string) (*installedResult, error) {
+func (s *server) forwardFlows(ctx context.Context, r *http.Request, rep store.ReplicaInfo, dpid topology.DPID) (*installedResult, error) {
 	base := rep.APIAddr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	u := strings.TrimSuffix(base, "/") + "/v1/bridges/" + url.PathEscape(dpid) + "/flows?" + localOnlyParam + "=1"
+	u := strings.TrimSuffix(base, "/") + "/v1/bridges/" + url.PathEscape(string(dpid)) + "/flows?" + localOnlyParam + "=1"
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)

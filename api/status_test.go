@@ -64,7 +64,7 @@ func TestStatusFromLocalController(t *testing.T) {
 }
 
 func TestBridgeFlowsLocal(t *testing.T) {
-	sw := &fakeSwitches{installed: map[string][]flows.Flow{}, counters: map[string][]controller.FlowCounter{}}
+	sw := &fakeSwitches{installed: map[topology.DPID][]flows.Flow{}, counters: map[topology.DPID][]controller.FlowCounter{}}
 	e := newEnv(t, func(c *Config) { c.Switches = sw })
 	rev := e.putExample()
 	doc := e.load()
@@ -121,7 +121,7 @@ func TestBridgeFlowsLocal(t *testing.T) {
 // Another replica is master of the bridge: this replica forwards to the
 // master's API, which dumps through its own controller.
 func TestBridgeFlowsForwardedToMaster(t *testing.T) {
-	sw := &fakeSwitches{installed: map[string][]flows.Flow{}, counters: map[string][]controller.FlowCounter{}}
+	sw := &fakeSwitches{installed: map[topology.DPID][]flows.Flow{}, counters: map[topology.DPID][]controller.FlowCounter{}}
 	master := newEnv(t, func(c *Config) { c.NodeID = "node-b"; c.Switches = sw })
 	rev := master.putExample()
 	desired, err := flows.Compile(master.load(), "0000000000000001", testClock, flows.DefaultOptions())

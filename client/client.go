@@ -323,9 +323,9 @@ func (c *Client) Status(ctx context.Context) (*apitypes.Status, error) {
 }
 
 // Flows returns the desired and installed flows of one bridge.
-func (c *Client) Flows(ctx context.Context, dpid string) (*apitypes.Flows, error) {
+func (c *Client) Flows(ctx context.Context, dpid topology.DPID) (*apitypes.Flows, error) {
 	var out apitypes.Flows
-	_, err := c.Do(ctx, http.MethodGet, "/v1/bridges/"+url.PathEscape(dpid)+"/flows", nil, nil, nil, &out)
+	_, err := c.Do(ctx, http.MethodGet, "/v1/bridges/"+url.PathEscape(string(dpid))+"/flows", nil, nil, nil, &out)
 	return &out, err
 }
 

@@ -31,8 +31,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -67,7 +67,7 @@ type Config struct {
 	// connection can replace an existing session of that dpid; an error
 	// closes the new connection, is logged, and leaves the old session
 	// alone. Plain-TCP connections authenticate nothing and are not asked.
-	AuthorizeDatapath func(dpid string, cert *x509.Certificate) error
+	AuthorizeDatapath func(dpid topology.DPID, cert *x509.Certificate) error
 	Logger            *slog.Logger // every switch line carries dpid=…
 	Events            func(Event)  // optional; called from session goroutines, must not block long
 }
@@ -139,7 +139,7 @@ func (k EventKind) String() string {
 // Event reports one change of a bridge's state.
 type Event struct {
 	Kind     EventKind
-	DPID     string
+	DPID     topology.DPID
 	Err      error
 	Revision int64
 	Duration time.Duration // EventReconciled/Failed: wall time of the reconcile
@@ -150,7 +150,7 @@ type Event struct {
 // Desired is what one bridge should have. Master=false → request SLAVE
 // role and never write flows.
 type Desired struct {
-	DPID       string       // 16 lowercase hex digits
+	DPID       topology.DPID
 	Revision   int64        // etcd revision of the policy these flows came from
 	Flows      []flows.Flow // complete desired set (from flows.Compile)
 	Master     bool
@@ -159,7 +159,7 @@ type Desired struct {
 
 // BridgeStatus is the controller's view of one bridge.
 type BridgeStatus struct {
-	DPID            string
+	DPID            topology.DPID
 	Connected       bool
 	Role            string // "master", "slave", "none"
 	AppliedRevision int64
@@ -187,7 +187,7 @@ type Controller struct {
 	log *slog.Logger
 
 	mu      sync.Mutex
-	bridges map[string]*bridgeState
+	bridges map[topology.DPID]*bridgeState
 }
 
 // bridgeState is guarded by Controller.mu.
@@ -202,7 +202,7 @@ type bridgeState struct {
 // New returns a controller; nothing runs until Serve.
 func New(cfg Config) *Controller {
 	cfg = cfg.withDefaults()
-	return &Controller{cfg: cfg, log: cfg.Logger, bridges: make(map[string]*bridgeState)}
+	return &Controller{cfg: cfg, log: cfg.Logger, bridges: make(map[topology.DPID]*bridgeState)}
 }
 
 func (c *Controller) emit(e Event) {
@@ -212,7 +212,7 @@ func (c *Controller) emit(e Event) {
 }
 
 // bridge returns the state for dpid, creating it. c.mu must be held.
-func (c *Controller) bridge(dpid string) *bridgeState {
+func (c *Controller) bridge(dpid topology.DPID) *bridgeState {
 	b := c.bridges[dpid]
 	if b == nil {
 		b = &bridgeState{status: BridgeStatus{DPID: dpid, Role: "none"}}
@@ -224,7 +224,6 @@ func (c *Controller) bridge(dpid string) *bridgeState {
 // SetDesired records what dpid should have; latest wins. A connected
 // session is woken to apply it (role request first, then reconcile).
 func (c *Controller) SetDesired(d Desired) {
-	d.DPID = strings.ToLower(d.DPID) // FEATURES_REPLY ids are rendered lowercase
 	owned := make([]flows.Flow, 0, len(d.Flows))
 	for _, f := range d.Flows {
 		// A flow without op25b's cookie would be invisible to our dump and
@@ -250,8 +249,7 @@ func (c *Controller) SetDesired(d Desired) {
 
 // Forget drops the desired state of dpid: its session, if any, stops
 // writing (flows stay as they are).
-func (c *Controller) Forget(dpid string) {
-	dpid = strings.ToLower(dpid)
+func (c *Controller) Forget(dpid topology.DPID) {
 	c.mu.Lock()
 	if b := c.bridges[dpid]; b != nil {
 		b.desired, b.index = nil, nil
@@ -274,10 +272,10 @@ func (c *Controller) Status() []BridgeStatus {
 // StatusOf returns the status of one bridge, false if it was never seen or
 // desired. Unlike Status it costs the same with 10 bridges or 10,000, so a
 // caller can ask about the few that changed.
-func (c *Controller) StatusOf(dpid string) (BridgeStatus, bool) {
+func (c *Controller) StatusOf(dpid topology.DPID) (BridgeStatus, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	b := c.bridges[strings.ToLower(dpid)]
+	b := c.bridges[dpid]
 	if b == nil {
 		return BridgeStatus{}, false
 	}
@@ -295,16 +293,16 @@ func (b *bridgeState) report() BridgeStatus {
 }
 
 // Connected returns the dpids of connected switches, sorted.
-func (c *Controller) Connected() []string {
+func (c *Controller) Connected() []topology.DPID {
 	c.mu.Lock()
-	var out []string
+	var out []topology.DPID
 	for dpid, b := range c.bridges {
 		if b.sess != nil {
 			out = append(out, dpid)
 		}
 	}
 	c.mu.Unlock()
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
@@ -314,7 +312,7 @@ var ErrNotConnected = errors.New("switch not connected")
 // Installed dumps the op25b-owned flows of dpid now, with their counters.
 // Entries op25b cannot represent (altered by hand) are left out of the
 // flows but keep their counters' cookie.
-func (c *Controller) Installed(ctx context.Context, dpid string) ([]flows.Flow, []FlowCounter, error) {
+func (c *Controller) Installed(ctx context.Context, dpid topology.DPID) ([]flows.Flow, []FlowCounter, error) {
 	c.mu.Lock()
 	var s *switchSession
 	if b := c.bridges[dpid]; b != nil {
@@ -341,7 +339,7 @@ func (c *Controller) Installed(ctx context.Context, dpid string) ([]flows.Flow, 
 
 // DropCounters returns the counters of dpid's drop flows collected by the
 // last reconcile or audit.
-func (c *Controller) DropCounters(dpid string) []FlowCounter {
+func (c *Controller) DropCounters(dpid topology.DPID) []FlowCounter {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b := c.bridges[dpid]; b != nil {
@@ -352,16 +350,20 @@ func (c *Controller) DropCounters(dpid string) []FlowCounter {
 
 // Serve accepts switch connections on ln until ctx is done, then closes
 // the listener and every session and waits for their goroutines. Closing a
-// session does not touch the switch's flows.
+// session does not touch the switch's flows. When Accept fails for another
+// reason, Serve ends every session the same way before it returns the
+// error: every goroutine it started has ended by the time it returns.
 func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
-	go func() {
+	defer func() {
+		cancel() // before the wait: sessions and the closer below end on it
+		wg.Wait()
+	}()
+	wg.Go(func() {
 		<-ctx.Done()
 		_ = ln.Close()
-	}()
+	})
 	slots := make(chan struct{}, c.cfg.MaxConnections)
 	atLimit := false // log once per episode, not once per waiting peer
 	for {
@@ -392,19 +394,17 @@ func (c *Controller) Serve(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("accept: %w", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-slots }()
 			c.serveConn(ctx, conn)
-		}()
+		})
 	}
 }
 
 // switchSession is a session bound to a datapath, plus the worker's state.
 type switchSession struct {
 	*session
-	dpid  string
+	dpid  topology.DPID
 	wake  chan struct{}
 	c     *Controller
 	noBun bool // switch refused bundles: use ordered flow-mods + barrier
@@ -440,14 +440,18 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	r := bufio.NewReaderSize(conn, 256<<10)
 
 	sctx, cancel := context.WithCancel(ctx)
+	// Every goroutine of the connection is in wg; at return the session is
+	// closed and sctx cancelled first (the defers below run in reverse).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	defer cancel()
-	go func() { // ctx cancel must unblock a handshake read
+	wg.Go(func() { // ctx cancel must unblock a handshake read
 		select {
 		case <-sctx.Done():
 			base.close(sctx.Err())
 		case <-base.done:
 		}
-	}()
+	})
 
 	// Everything before the session is established must finish within
 	// HandshakeTimeout; the TLS handshake runs here, in the connection's
@@ -481,16 +485,12 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		log.Warn("openflow handshake failed", "err", err)
 		return
 	}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer base.close(nil)
-	wg.Add(2)
-	go func() { defer wg.Done(); defer base.contain("read loop"); base.readLoop(r) }()
-	go func() {
-		defer wg.Done()
+	defer base.close(nil) // ends the read loop before wg.Wait
+	wg.Go(func() { defer base.contain("read loop"); base.readLoop(r) })
+	wg.Go(func() {
 		defer base.contain("keepalive")
 		base.keepalive(sctx, c.cfg.EchoInterval, c.cfg.DeadTimeout)
-	}()
+	})
 
 	xid := base.nextXID()
 	fctx, fcancel := context.WithDeadline(sctx, handshakeEnd)
@@ -505,7 +505,7 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		log.Warn("bad features reply", "err", err)
 		return
 	}
-	dpid := topology.FormatDPID(features.DatapathID)
+	dpid := topology.DPIDFromUint64(features.DatapathID)
 	log = log.With("dpid", dpid)
 	base.setLogger(log)
 	if features.AuxiliaryID != 0 {

@@ -261,7 +261,7 @@ func connectFake(t *testing.T, rc *runningController, dpid uint64, setup func(*f
 	return fs
 }
 
-func dpidString(d uint64) string { return topology.FormatDPID(d) }
+func dpidString(d uint64) topology.DPID { return topology.DPIDFromUint64(d) }
 
 func waitClosed(t *testing.T, fs *fakeSwitch) {
 	t.Helper()

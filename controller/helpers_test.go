@@ -15,6 +15,7 @@ import (
 
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 // testLogger writes to the test log only with -v, keeping CI output short.
@@ -104,7 +105,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	testenv.Eventually(t, 90*time.Second, what, cond)
 }
 
-func (rc *runningController) status(dpid string) BridgeStatus {
+func (rc *runningController) status(dpid topology.DPID) BridgeStatus {
 	for _, st := range rc.Status() {
 		if st.DPID == dpid {
 			return st
@@ -113,7 +114,7 @@ func (rc *runningController) status(dpid string) BridgeStatus {
 	return BridgeStatus{}
 }
 
-func (rc *runningController) waitApplied(t testing.TB, dpid string, rev int64) BridgeStatus {
+func (rc *runningController) waitApplied(t testing.TB, dpid topology.DPID, rev int64) BridgeStatus {
 	t.Helper()
 	waitFor(t, fmt.Sprintf("%s applied revision %d", dpid, rev), func() bool {
 		st := rc.status(dpid)

@@ -51,7 +51,7 @@ func TestRegressionDatapathClaimTakesOverSession(t *testing.T) {
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{srv.TLSCert(t)}, ClientCAs: pki.Pool(), ClientAuth: tls.RequireAndVerifyClientCert}
 	c := New(Config{Logger: slog.New(h), RequestTimeout: time.Minute,
-		AuthorizeDatapath: func(dpid string, cert *x509.Certificate) error {
+		AuthorizeDatapath: func(dpid topology.DPID, cert *x509.Certificate) error {
 			return doc.CheckDatapathClaim(dpid, []string{cert.Subject.CommonName})
 		}})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -63,7 +63,7 @@ func TestRegressionDatapathClaimTakesOverSession(t *testing.T) {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	status := func(dpid string) BridgeStatus {
+	status := func(dpid topology.DPID) BridgeStatus {
 		for _, s := range c.Status() {
 			if s.DPID == dpid {
 				return s

@@ -26,7 +26,7 @@ func connectBridge(t *testing.T, rc *runningController, targets ...string) teste
 		targets = []string{"tcp:" + rc.addr}
 	}
 	br.SetController(t, targets...)
-	waitFor(t, "switch "+br.DPID+" connected", func() bool { return rc.status(br.DPID).Connected })
+	waitFor(t, "switch "+string(br.DPID)+" connected", func() bool { return rc.status(br.DPID).Connected })
 	return br
 }
 

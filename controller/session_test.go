@@ -261,7 +261,7 @@ func TestFakeDesiredWithoutCookieIgnored(t *testing.T) {
 	dpid := dpidString(0xa00)
 	want := pipelineFlows()
 	want = append(want, flows.Flow{Table: 9, Priority: 1, Cookie: 0x1234})
-	rc.SetDesired(Desired{DPID: strings.ToUpper(dpid), Revision: 1, Flows: want, Master: true, Generation: 1})
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: want, Master: true, Generation: 1})
 	st := rc.waitApplied(t, dpid, 1)
 	if st.Flows != len(want)-1 {
 		t.Fatalf("status flows = %d, want %d", st.Flows, len(want)-1)

@@ -83,7 +83,7 @@ type Compiled struct {
 // O(pools + used services × (relays + destination prefixes) + ports).
 // Compile returns an error only for bad Options, a document that did not
 // pass validation, or ErrTooManyFlows; it never panics.
-func Compile(doc *topology.Document, dpid string, at time.Time, opts Options) (*Compiled, error) {
+func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Options) (*Compiled, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("compile %s: %w", dpid, err)
 	}

@@ -29,7 +29,7 @@ type verdictCase struct {
 
 // checkVerdicts compares Simulate(Compile) and Evaluate with a verdict
 // written by hand from the contract.
-func checkVerdicts(t *testing.T, doc *topology.Document, dpid string, at time.Time, opts Options, cases []verdictCase) {
+func checkVerdicts(t *testing.T, doc *topology.Document, dpid topology.DPID, at time.Time, opts Options, cases []verdictCase) {
 	t.Helper()
 	c := mustCompile(t, doc, dpid, at, opts)
 	pop, _ := doc.BridgePop(dpid)
@@ -44,9 +44,9 @@ func checkVerdicts(t *testing.T, doc *topology.Document, dpid string, at time.Ti
 }
 
 const (
-	tokyo = "0000000000000001"
-	osaka = "0000000000000002"
-	stray = "00000000000000aa" // not in bridges: pop ""
+	tokyo topology.DPID = "0000000000000001"
+	osaka topology.DPID = "0000000000000002"
+	stray topology.DPID = "00000000000000aa" // not in bridges: pop ""
 )
 
 func contractDoc(t testing.TB) *topology.Document {
@@ -77,7 +77,7 @@ func TestCompileContractExample(t *testing.T) {
 	}
 	for _, tt := range []struct {
 		name  string
-		dpid  string
+		dpid  topology.DPID
 		at    time.Time
 		cases []verdictCase
 	}{

@@ -128,16 +128,16 @@ func buildDoc(r *rand.Rand) *topology.Document {
 	}
 	for i, pop := range genPops[1:] {
 		doc.Bridges = append(doc.Bridges, topology.Bridge{
-			DPID: fmt.Sprintf("%016x", i+1), Name: "br-" + pop, Pop: pop,
+			DPID: topology.DPIDFromUint64(uint64(i + 1)), Name: "br-" + pop, Pop: pop,
 		})
 	}
 	return doc
 }
 
 // genDPIDs: one bridge per pop of genDoc, plus an unregistered one.
-var genDPIDs = []string{"0000000000000001", "0000000000000002", "00000000000000ff"}
+var genDPIDs = []topology.DPID{"0000000000000001", "0000000000000002", "00000000000000ff"}
 
-func dpidPop(doc *topology.Document, dpid string) string {
+func dpidPop(doc *topology.Document, dpid topology.DPID) string {
 	pop, _ := doc.BridgePop(dpid)
 	return pop
 }
@@ -269,7 +269,7 @@ func loadDoc(t testing.TB, path string) *topology.Document {
 	return doc
 }
 
-func mustCompile(t testing.TB, doc *topology.Document, dpid string, at time.Time, opts Options) *Compiled {
+func mustCompile(t testing.TB, doc *topology.Document, dpid topology.DPID, at time.Time, opts Options) *Compiled {
 	t.Helper()
 	c, err := Compile(doc, dpid, at, opts)
 	if err != nil {

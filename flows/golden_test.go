@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/op25b/op25b/topology"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current compiler")
@@ -21,7 +23,7 @@ type goldenCase struct {
 }
 
 type goldenSection struct {
-	dpid string
+	dpid topology.DPID
 	at   string
 }
 

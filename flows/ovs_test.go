@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 // ovsBridge is a netdev bridge with two ports: NORMAL never outputs to
@@ -84,7 +85,7 @@ func TestOVSContractCases(t *testing.T) {
 	}
 	first := true
 	for _, stage := range []struct {
-		dpid string
+		dpid topology.DPID
 		at   time.Time
 	}{
 		{tokyo, time.Date(2006, 10, 1, 0, 0, 0, 0, jst)},

@@ -2,7 +2,7 @@
 """op25b Mininet lab: a PoP with two subscriber-facing OVS bridges, real SMTP
 servers, and the reachability matrix of docs/semantics.md.
 
-Topology (every OVS bridge userspace/netdev; see platform-notes):
+Topology (every OVS bridge userspace/netdev: this kernel has no OVS datapath module):
 
     tokyo-1 PoP                  core (plain L2)              osaka-1 PoP
     labsa (dpid ..0a01) ---+--- labcore ---+--- labsb (dpid ..0b01)
@@ -233,7 +233,7 @@ def build_network():
 def configure_host(host, v4, v6):
     intf = host.defaultIntf().name
     # The userspace datapath does not fill in checksums left to offload:
-    # with offload on, ping works and TCP silently fails (platform-notes).
+    # with offload on, ping works and TCP silently fails.
     host.cmd("ethtool -K %s tx off rx off >/dev/null 2>&1" % intf)
     host.cmd("ip addr flush dev %s" % intf)
     # A flat L2 lab with arbitrary addresses: /32 and /128 plus a default

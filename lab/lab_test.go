@@ -36,14 +36,14 @@ func TestPolicyValidates(t *testing.T) { loadPolicy(t) }
 
 // matrixRow is one row of `lab.py --print-expected`.
 type matrixRow struct {
-	Src      string `json:"src"`
-	Pop      string `json:"pop"`
-	Server   string `json:"server"`
-	SrcIP    string `json:"src_ip"`
-	Dst      string `json:"dst"`
-	Port     uint16 `json:"port"`
-	DPID     string `json:"dpid"`
-	Expected string `json:"expected"`
+	Src      string        `json:"src"`
+	Pop      string        `json:"pop"`
+	Server   string        `json:"server"`
+	SrcIP    string        `json:"src_ip"`
+	Dst      string        `json:"dst"`
+	Port     uint16        `json:"port"`
+	DPID     topology.DPID `json:"dpid"`
+	Expected string        `json:"expected"`
 }
 
 // TestExpectationsAgreeWithFlows cross-checks three independent readings of
@@ -80,7 +80,7 @@ func TestExpectationsAgreeWithFlows(t *testing.T) {
 		if len(rows) == 0 {
 			t.Fatal("lab.py printed no rows")
 		}
-		compiled := map[string]*flows.Compiled{}
+		compiled := map[topology.DPID]*flows.Compiled{}
 		drops := 0
 		for _, r := range rows {
 			c, ok := compiled[r.DPID]

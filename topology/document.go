@@ -81,9 +81,9 @@ type Block struct {
 }
 
 // Bridge is a subscriber-facing OVS bridge, identified by its datapath id
-// (16 hex digits) and placed in a PoP for phase scoping.
+// and placed in a PoP for phase scoping.
 type Bridge struct {
-	DPID string `json:"dpid" yaml:"dpid"`
+	DPID DPID   `json:"dpid" yaml:"dpid"`
 	Name string `json:"name" yaml:"name"`
 	Pop  string `json:"pop" yaml:"pop"`
 	// Cert, when set, binds the bridge to a switch certificate under

@@ -65,7 +65,7 @@ func CertMatches(pattern, identity string) bool {
 
 // DatapathClaimError says why a certificate may not claim a datapath id.
 type DatapathClaimError struct {
-	DPID       string
+	DPID       DPID
 	Identities []string
 	Reason     string
 }
@@ -86,11 +86,10 @@ func (e *DatapathClaimError) Error() string {
 //
 // It is pure; the controller calls it after FEATURES_REPLY, before the
 // connection may take over a session.
-func (d *Document) CheckDatapathClaim(dpid string, identities []string) error {
+func (d *Document) CheckDatapathClaim(dpid DPID, identities []string) error {
 	if d == nil {
 		return nil
 	}
-	key := CanonicalDPID(dpid)
 	var boundTo []string
 	for _, b := range d.Bridges {
 		if b.Cert == "" {
@@ -103,7 +102,7 @@ func (d *Document) CheckDatapathClaim(dpid string, identities []string) error {
 				break
 			}
 		}
-		if CanonicalDPID(b.DPID) == key {
+		if b.DPID == dpid {
 			if matches {
 				return nil
 			}
@@ -111,7 +110,7 @@ func (d *Document) CheckDatapathClaim(dpid string, identities []string) error {
 				Reason: fmt.Sprintf("bridge %q requires a certificate matching %q", b.Name, b.Cert)}
 		}
 		if matches {
-			boundTo = append(boundTo, b.Name+" ("+CanonicalDPID(b.DPID)+")")
+			boundTo = append(boundTo, b.Name+" ("+string(b.DPID)+")")
 		}
 	}
 	if len(boundTo) > 0 {

@@ -77,17 +77,17 @@ func TestRegressionDatapathClaimWithoutCertBinding(t *testing.T) {
 	doc := &Document{Bridges: []Bridge{
 		{DPID: "0000000000000001", Name: "tokyo-1-sub-a", Pop: "tokyo-1", Cert: "ovs-tokyo-1.example.net"},
 		{DPID: "0000000000000002", Name: "tokyo-1-sub-b", Pop: "tokyo-1", Cert: "ovs-tokyo-1.example.net"},
-		{DPID: "00000000000000A3", Name: "osaka-1-sub-a", Pop: "osaka-1", Cert: "ovs-*.osaka.example.net"},
+		{DPID: "00000000000000a3", Name: "osaka-1-sub-a", Pop: "osaka-1", Cert: "ovs-*.osaka.example.net"},
 		{DPID: "0000000000000004", Name: "legacy", Pop: "osaka-1"},
 	}}
 	for _, tc := range []struct {
-		dpid       string
+		dpid       DPID
 		identities []string
 		refused    string // part of the reason, "" = allowed
 	}{
 		{"0000000000000001", []string{"ovs-tokyo-1.example.net"}, ""},
 		{"0000000000000002", []string{"other-cn", "ovs-tokyo-1.example.net"}, ""}, // a SAN matches
-		{"00000000000000a3", []string{"ovs-sw9.osaka.example.net"}, ""},           // dpid case, pattern
+		{"00000000000000a3", []string{"ovs-sw9.osaka.example.net"}, ""},           // a pattern
 		{"0000000000000001", []string{"ovs-tokyo-2.example.net"}, `requires a certificate matching "ovs-tokyo-1.example.net"`},
 		{"0000000000000001", nil, "requires a certificate"},
 		{"00000000000000a3", []string{"ovs-tokyo-1.example.net"}, "requires a certificate"},

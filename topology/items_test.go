@@ -2,7 +2,7 @@ package topology
 
 import (
 	"encoding/json"
-	"errors"
+	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -49,164 +49,150 @@ func TestReferences(t *testing.T) {
 		{ItemPools, "tokyo-dyn", nil},
 		{ItemRelays, "msa", nil},
 		{ItemBridges, "0000000000000001", nil},
-		{"bogus", "x", nil},
 	} {
-		if got := doc.References(tc.kind, tc.name); !slices.Equal(got, tc.want) {
+		k, _ := ItemKindNamed(tc.kind)
+		if got := k.References(doc, tc.name); !slices.Equal(got, tc.want) {
 			t.Errorf("References(%s, %s) = %q, want %q", tc.kind, tc.name, got, tc.want)
 		}
 	}
 }
 
-func TestItem(t *testing.T) {
-	doc := validDoc()
-	for _, tc := range []struct {
-		kind, key string
-		want      any
-	}{
-		{ItemPools, "tokyo-fixed", doc.Pools[1]},
-		{ItemRelays, "msa", doc.Relays[0]},
-		{ItemDestinations, "mobile-carriers", doc.Destinations[0]},
-		{ItemServices, "v6plus", doc.Services[1]},
-		{ItemBridges, "0000000000000001", doc.Bridges[0]},
-	} {
-		got, ok := doc.Item(tc.kind, tc.key)
-		if !ok || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("Item(%s, %s) = %+v, %v", tc.kind, tc.key, got, ok)
+// TestItemKindsCoverDocument: every list of Document is one row of
+// ItemKinds, named as its JSON key, in document order; a kind added to
+// Document without its row (or the reverse) fails here.
+func TestItemKindsCoverDocument(t *testing.T) {
+	var lists []string
+	dt := reflect.TypeFor[Document]()
+	for i := 0; i < dt.NumField(); i++ {
+		f := dt.Field(i)
+		if f.Type.Kind() == reflect.Slice && f.Type.Elem().Kind() == reflect.Struct {
+			lists = append(lists, strings.Split(f.Tag.Get("json"), ",")[0])
 		}
 	}
-	doc.Bridges[0].DPID = "00000000000000AB"
-	if _, ok := doc.Item(ItemBridges, "00000000000000ab"); !ok {
-		t.Error("bridges are found by dpid in any case")
-	}
-	if b, ok := doc.Item(ItemBridges, "tokyo-1-sub-a"); !ok || b.(Bridge).DPID != "00000000000000AB" {
-		t.Error("bridges are found by name too")
-	}
-	if _, ok := doc.Item(ItemPools, "nope"); ok {
-		t.Error("found a missing pool")
-	}
-	if _, ok := doc.Item("bogus", "x"); ok {
-		t.Error("found an item of an unknown kind")
-	}
-	// The item shares no memory with the document.
-	s, _ := doc.Item(ItemServices, "ftth")
-	s.(Service).Phases[0].Block.Sets[0] = "changed"
-	if doc.Services[0].Phases[0].Block.Sets[0] != "mobile-carriers" {
-		t.Error("Item shares memory with the document")
-	}
-
-	for _, kind := range ItemKinds {
-		items, err := (&Document{}).Items(kind)
-		if err != nil {
-			t.Fatal(err)
+	var names []string
+	for _, k := range ItemKinds {
+		names = append(names, k.Name)
+		if got, ok := ItemKindNamed(k.Name); !ok || got != k {
+			t.Errorf("ItemKindNamed(%q) = %v, %v", k.Name, got, ok)
 		}
-		data, _ := json.Marshal(items)
-		if string(data) != "[]" {
-			t.Errorf("empty %s encodes as %s", kind, data)
+		doc := validDoc()
+		if k.Len(doc) == 0 {
+			t.Errorf("%s: validDoc has no item of this kind", k.Name)
+			continue
+		}
+		// Each item's JSON key field holds its key.
+		var fields map[string]any
+		data, _ := json.Marshal(k.Item(doc, 0))
+		_ = json.Unmarshal(data, &fields)
+		if fields[k.KeyField] != k.Key(doc, 0) {
+			t.Errorf("%s: field %q = %v, key %q", k.Name, k.KeyField, fields[k.KeyField], k.Key(doc, 0))
 		}
 	}
-	if _, err := doc.Items("bogus"); !errors.Is(err, ErrUnknownKind) {
-		t.Errorf("Items(bogus) = %v", err)
+	if !slices.Equal(lists, names) {
+		t.Errorf("Document lists %v, ItemKinds %v", lists, names)
 	}
-	pools, _ := doc.Items(ItemPools)
-	if !reflect.DeepEqual(pools, doc.Pools) {
-		t.Errorf("Items(pools) = %+v", pools)
+	if _, ok := ItemKindNamed("widgets"); ok {
+		t.Error("ItemKindNamed(widgets) found a kind")
 	}
 }
 
-func TestPutItem(t *testing.T) {
-	for _, tc := range []struct {
-		name, kind, key, body string
-		created               bool
-		wantErr               string // substring; "" = success
-		wantField             string // ParseError.Field
-		check                 func(d *Document) bool
-	}{
-		{name: "replace a pool", kind: ItemPools, key: "tokyo-fixed", body: `{"name":"tokyo-fixed","prefix":"10.1.201.0/29","kind":"static"}`,
-			check: func(d *Document) bool { return len(d.Pools) == 3 && d.Pools[1].Prefix == "10.1.201.0/29" }},
-		{name: "create a pool", kind: ItemPools, key: "osaka-dyn", body: `{"prefix":"10.2.0.0/16","kind":"dynamic","service":"ftth"}`, created: true,
-			check: func(d *Document) bool { return len(d.Pools) == 4 && d.Pools[3].Name == "osaka-dyn" }},
-		{name: "create a relay", kind: ItemRelays, key: "msa6", body: `{"name":"msa6","prefix":"2001:db8::25/128"}`, created: true,
-			check: func(d *Document) bool { return d.Relays[1].Prefix == "2001:db8::25/128" }},
-		{name: "replace a destination set", kind: ItemDestinations, key: "mobile-carriers", body: `{"prefixes":["203.0.113.0/24"]}`,
-			check: func(d *Document) bool { return d.Destinations[0].Prefixes[0] == "203.0.113.0/24" }},
-		{name: "replace a service", kind: ItemServices, key: "v6plus", body: `{"phases":[{"block":[]}]}`,
-			check: func(d *Document) bool { return !d.Services[1].Phases[0].Block.All }},
-		{name: "replace a bridge by dpid in another case", kind: ItemBridges, key: "0000000000000001", body: `{"dpid":"0000000000000001","name":"t1","pop":"tokyo-2"}`,
-			check: func(d *Document) bool { return len(d.Bridges) == 1 && d.Bridges[0].Pop == "tokyo-2" }},
-		{name: "create a bridge, dpid from the path", kind: ItemBridges, key: "00000000000000ab", body: `{"name":"osaka","pop":"osaka-1"}`, created: true,
-			check: func(d *Document) bool { return d.Bridges[1].DPID == "00000000000000ab" }},
-		{name: "replace a bridge by name", kind: ItemBridges, key: "tokyo-1-sub-a", body: `{"dpid":"0000000000000001","pop":"tokyo-2"}`,
-			check: func(d *Document) bool {
-				return len(d.Bridges) == 1 && d.Bridges[0].Pop == "tokyo-2" && d.Bridges[0].Name == "tokyo-1-sub-a"
-			}},
-		{name: "name mismatch", kind: ItemPools, key: "a", body: `{"name":"b"}`, wantErr: "does not match", wantField: "name"},
-		{name: "dpid mismatch", kind: ItemBridges, key: "0000000000000001", body: `{"dpid":"0000000000000002"}`, wantErr: "does not match", wantField: "dpid"},
-		{name: "unknown field", kind: ItemPools, key: "a", body: `{"prefx":"10.0.0.0/8"}`, wantErr: "unknown field", wantField: "prefx"},
-		{name: "wrong type", kind: ItemServices, key: "s", body: `{"phases":[{"relays":"no"}]}`, wantErr: "true or false", wantField: "phases[0].relays"},
-		{name: "two items", kind: ItemPools, key: "a", body: `{"name":"a"},{"name":"b"}`, wantErr: "not valid JSON"},
-		{name: "null", kind: ItemPools, key: "a", body: `null`, wantErr: "not null"},
-		{name: "list", kind: ItemPools, key: "a", body: `[]`, wantErr: "must be an object"},
-		{name: "unknown kind", kind: "ports", key: "25", body: `{}`, wantErr: "unknown item kind"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			doc := validDoc()
-			created, err := doc.PutItem(tc.kind, tc.key, []byte(tc.body))
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("PutItem = %v, want an error containing %q", err, tc.wantErr)
+// TestItemKindEdits: one item at a time, per kind, through the table the
+// store and the API use: decode, key, put (create, replace), search,
+// delete, sort, references; the document stays valid and the original is
+// never touched.
+func TestItemKindEdits(t *testing.T) {
+	bodies := map[string][]string{ // a new item, then a replacement of it
+		ItemPools:        {`{"name": "osaka-dyn", "prefix": "10.9.0.0/16", "kind": "dynamic", "service": "ftth"}`, `{"name": "osaka-dyn", "prefix": "10.9.0.0/17", "kind": "static"}`},
+		ItemRelays:       {`{"name": "msa2", "prefix": "192.0.2.26/32"}`, `{"name": "msa2", "prefix": "192.0.2.27/32"}`},
+		ItemDestinations: {`{"name": "carrier-b", "prefixes": ["203.0.113.0/24"]}`, `{"name": "carrier-b", "prefixes": ["203.0.113.0/25"]}`},
+		ItemServices:     {`{"name": "business", "phases": [{"block": "all"}]}`, `{"name": "business", "phases": [{"block": []}]}`},
+		ItemBridges:      {`{"dpid": "00000000000000B2", "name": "osaka-1-sub-a", "pop": "osaka-1"}`, `{"dpid": "00000000000000b2", "name": "osaka-1-sub-a", "pop": ""}`},
+	}
+	for _, k := range ItemKinds {
+		t.Run(k.Name, func(t *testing.T) {
+			orig := validDoc()
+			doc := orig.Clone()
+			n := k.Len(doc)
+			var key string
+			for round, body := range bodies[k.Name] {
+				item, err := k.Decode([]byte(body))
+				if err != nil {
+					t.Fatalf("Decode(%s): %v", body, err)
 				}
-				var pe *ParseError
-				if tc.wantField != "" && (!errors.As(err, &pe) || pe.Field != tc.wantField) {
-					t.Errorf("field = %+v, want %q", pe, tc.wantField)
+				key = k.ItemKey(item)
+				if created := k.Put(doc, item); created != (round == 0) {
+					t.Fatalf("round %d: created = %v", round, created)
 				}
-				if !reflect.DeepEqual(doc, validDoc()) {
-					t.Error("a failed PutItem changed the document")
+				if k.Len(doc) != n+1 {
+					t.Fatalf("round %d: %d items, want %d", round, k.Len(doc), n+1)
 				}
-				return
+				if err := Validate(doc); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
 			}
-			if err != nil {
-				t.Fatal(err)
+			i := k.Index(doc, strings.ToUpper(key))
+			if k.Name == ItemBridges && i != n || k.Name != ItemBridges && i != -1 {
+				t.Errorf("Index(upper-case key) = %d (only a dpid is case-blind)", i)
 			}
-			if created != tc.created || !tc.check(doc) {
-				t.Errorf("created=%v doc=%+v", created, doc)
+			if i := k.Index(doc, key); i != n {
+				t.Fatalf("Index(%q) = %d, want %d", key, i, n)
 			}
-			if err := Validate(doc); err != nil {
-				t.Errorf("result does not validate: %v", err)
+			if k.Path(n) != fmt.Sprintf("%s[%d]", k.Name, n) {
+				t.Errorf("Path = %q", k.Path(n))
+			}
+			k.SortByKey(doc)
+			for j := 1; j < k.Len(doc); j++ {
+				if k.Key(doc, j-1) > k.Key(doc, j) {
+					t.Fatalf("not sorted: %q before %q", k.Key(doc, j-1), k.Key(doc, j))
+				}
+			}
+			j, found := k.Search(doc, key)
+			if !found || k.Key(doc, j) != key {
+				t.Fatalf("Search(%q) = %d, %v", key, j, found)
+			}
+			if _, found := k.Search(doc, "zzz-not-there"); found {
+				t.Error("Search found a missing key")
+			}
+			k.Delete(doc, j)
+			if k.Len(doc) != n || k.Index(doc, key) != -1 {
+				t.Fatalf("after Delete: %d items, Index %d", k.Len(doc), k.Index(doc, key))
+			}
+			if !reflect.DeepEqual(orig, validDoc()) {
+				t.Error("editing the clone changed the original")
 			}
 		})
 	}
 }
 
-func TestDeleteItem(t *testing.T) {
-	doc := validDoc()
-	for _, tc := range []struct {
-		kind, key string
-		existed   bool
-	}{
-		{ItemPools, "tokyo-fixed", true},
-		{ItemPools, "tokyo-fixed", false},
-		{ItemRelays, "msa", true},
-		{ItemBridges, "0000000000000001", true},
-	} {
-		ok, err := doc.DeleteItem(tc.kind, tc.key)
-		if err != nil || ok != tc.existed {
-			t.Errorf("DeleteItem(%s, %s) = %v, %v", tc.kind, tc.key, ok, err)
-		}
+func TestItemKindKeys(t *testing.T) {
+	bridges, _ := ItemKindNamed(ItemBridges)
+	pools, _ := ItemKindNamed(ItemPools)
+	// A body without its key takes the URL's, in canonical form.
+	item, err := bridges.Decode([]byte(`{"name": "b", "pop": "p"}`))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(doc.Pools) != 2 || doc.Pools[1].Name != "tokyo-v6" || len(doc.Relays) != 0 || len(doc.Bridges) != 0 {
-		t.Errorf("after deletes: %+v", doc)
+	if got := bridges.ItemKey(bridges.WithKey(item, "00000000000000AB")); got != "00000000000000ab" {
+		t.Errorf("WithKey(upper-case dpid) = %q", got)
 	}
-	if _, err := doc.DeleteItem("bogus", "x"); !errors.Is(err, ErrUnknownKind) {
-		t.Errorf("DeleteItem(bogus) = %v", err)
+	// What is not a dpid stays as it is, for Validate to report.
+	if got := bridges.CanonicalKey("not-a-dpid"); got != "not-a-dpid" {
+		t.Errorf("CanonicalKey(not-a-dpid) = %q", got)
 	}
-	// Deleting a referenced service leaves a document that fails
-	// validation: the API checks References first and answers 409.
-	if refs := doc.References(ItemServices, "v6plus"); len(refs) == 0 {
-		t.Fatal("v6plus is referenced")
+	if got := pools.CanonicalKey("Tokyo-Dyn"); got != "Tokyo-Dyn" {
+		t.Errorf("CanonicalKey(name) = %q", got)
 	}
-	c := doc.Clone()
-	c.DeleteItem(ItemServices, "v6plus")
-	if Validate(c) == nil {
-		t.Error("deleting a referenced service must not validate")
+	// Decode is ParseJSON's strict decoder, with paths inside the item.
+	if _, err := pools.Decode([]byte(`{"name": "p", "prefx": "10.0.0.0/8"}`)); err == nil || !strings.Contains(err.Error(), "prefx") {
+		t.Errorf("Decode(unknown field) = %v", err)
+	}
+	// List is never nil; MakeNonNil fills a nil list.
+	empty := &Document{}
+	if l, ok := pools.List(empty).([]Pool); !ok || l == nil {
+		t.Errorf("List(empty) = %#v", pools.List(empty))
+	}
+	pools.MakeNonNil(empty)
+	if empty.Pools == nil || empty.Relays != nil {
+		t.Errorf("MakeNonNil: %+v", empty)
 	}
 }

@@ -183,6 +183,10 @@ func (d *jsonDecoder) value(v reflect.Value) error {
 		if err != nil {
 			return err
 		}
+		if t == dpidType {
+			v.SetString(string(documentDPID(s)))
+			return nil
+		}
 		v.SetString(s)
 		return nil
 	case reflect.Bool:

@@ -95,7 +95,10 @@ func decodeJSONWith(data []byte, into any, revision *int64, what string) (*jsonD
 	return d, nil
 }
 
-var blockType = reflect.TypeFor[Block]()
+var (
+	blockType = reflect.TypeFor[Block]()
+	dpidType  = reflect.TypeFor[DPID]()
+)
 
 // closestField finds the known field a typo most likely meant: same letters
 // in another case, or at most two edits away.
@@ -278,7 +281,7 @@ func yamlItemName(goType string) string {
 		return "a phase"
 	case "Bridge":
 		return "a bridge"
-	case "string":
+	case "string", "DPID":
 		return "a string"
 	case "int":
 		return "an integer"

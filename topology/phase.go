@@ -15,17 +15,16 @@ func (d *Document) EffectivePorts() []int {
 	return d.Ports
 }
 
-// BridgePop returns the pop of the bridge with this datapath id (compared
-// case-insensitively) and whether the bridge is registered in "bridges". An
-// unregistered bridge is still enforced, with pop "" (docs/semantics.md, phases): only
-// phases without "pops" apply to it.
-func (d *Document) BridgePop(dpid string) (pop string, registered bool) {
+// BridgePop returns the pop of the bridge with this datapath id and
+// whether the bridge is registered in "bridges". An unregistered bridge is
+// still enforced, with pop "" (docs/semantics.md, phases): only phases
+// without "pops" apply to it.
+func (d *Document) BridgePop(dpid DPID) (pop string, registered bool) {
 	if d == nil {
 		return "", false
 	}
-	key := CanonicalDPID(dpid)
 	for _, b := range d.Bridges {
-		if CanonicalDPID(b.DPID) == key {
+		if b.DPID == dpid {
 			return b.Pop, true
 		}
 	}

@@ -542,15 +542,19 @@ func (v *validator) pops(field string, pops []string) {
 func (v *validator) bridges(bridges []Bridge) {
 	v.limit("bridges", "bridges", len(bridges), MaxBridges)
 	names := make(map[string]path, len(bridges))
-	dpids := make(map[string]int, len(bridges))
+	dpids := make(map[DPID]int, len(bridges))
 	for i, b := range bridges {
 		field := func(name string) string { return at("bridges", i, name).String() }
-		if p := dpidProblem(b.DPID); p != "" {
+		if p := dpidProblem(string(b.DPID)); p != "" {
 			v.add(field("dpid"), "%s", p)
-		} else if first, dup := dpids[CanonicalDPID(b.DPID)]; dup {
+		} else if canonical, _ := ParseDPID(string(b.DPID)); canonical != b.DPID {
+			// Only a Document built in Go gets here: the decoders
+			// canonicalize every dpid that parses.
+			v.add(field("dpid"), "dpid %q is not in canonical form; write %s", b.DPID, canonical)
+		} else if first, dup := dpids[b.DPID]; dup {
 			v.add(field("dpid"), "duplicate dpid %s (already bridges[%d], %q)", b.DPID, first, bridges[first].Name)
 		} else {
-			dpids[CanonicalDPID(b.DPID)] = i
+			dpids[b.DPID] = i
 		}
 		v.name(at("bridges", i, "name"), "bridge", b.Name, names)
 		if b.Cert != "" {
@@ -567,34 +571,3 @@ func (v *validator) bridges(bridges []Bridge) {
 		}
 	}
 }
-
-// dpidProblem returns why s is not a datapath id (exactly 16 hex digits, as
-// ovs-vsctl prints other-config:datapath-id), or "".
-func dpidProblem(s string) string {
-	if s == "" {
-		return "dpid is required (16 hex digits, e.g. 0000000000000001)"
-	}
-	if len(s) != 16 {
-		return fmt.Sprintf("dpid %q must be exactly 16 hex digits, e.g. 0000000000000001 (no 0x, no colons)", truncate(s))
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
-			return fmt.Sprintf("dpid %q must be exactly 16 hex digits, e.g. 0000000000000001", s)
-		}
-	}
-	return ""
-}
-
-// ValidDPID reports whether s is a datapath id: exactly 16 hex digits, either
-// case.
-func ValidDPID(s string) bool { return dpidProblem(s) == "" }
-
-// CanonicalDPID returns the lower-case form of a datapath id, the form used
-// as a map key and in etcd keys; "0000000000000A0B" and "0000000000000a0b"
-// name the same bridge. Other input is returned lower-cased too.
-func CanonicalDPID(s string) string { return strings.ToLower(s) }
-
-// FormatDPID renders a datapath id as received in an OpenFlow FEATURES_REPLY
-// (OpenFlow 1.3 §7.3.1, a 64-bit datapath_id) in canonical form.
-func FormatDPID(id uint64) string { return fmt.Sprintf("%016x", id) }

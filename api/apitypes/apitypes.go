@@ -28,14 +28,12 @@ type WriteResult struct {
 }
 
 // Collection is GET /v1/{pools,relays,destinations,services,bridges}: only
-// the list named by the path is present.
+// the list named by the path is present (Pools, Bridges, ...: the lists of
+// the embedded Document, one per topology.ItemKinds row); the others are
+// nil.
 type Collection struct {
-	Revision     int64                     `json:"revision"`
-	Pools        []topology.Pool           `json:"pools,omitempty"`
-	Relays       []topology.Relay          `json:"relays,omitempty"`
-	Destinations []topology.DestinationSet `json:"destinations,omitempty"`
-	Services     []topology.Service        `json:"services,omitempty"`
-	Bridges      []topology.Bridge         `json:"bridges,omitempty"`
+	Revision int64 `json:"revision"`
+	topology.Document
 }
 
 // DryRun is PUT /v1/config?dry_run=true: what the write would change, per
@@ -76,13 +74,13 @@ type ItemChanges struct {
 
 // BridgeDiff is one bridge's flow changes, each flow in ovs-ofctl syntax.
 type BridgeDiff struct {
-	DPID       string   `json:"dpid"`
-	Name       string   `json:"name,omitempty"`
-	Registered bool     `json:"registered"`
-	Connected  bool     `json:"connected"`
-	Add        []string `json:"add"`
-	Modify     []string `json:"modify"`
-	Delete     []string `json:"delete"`
+	DPID       topology.DPID `json:"dpid"`
+	Name       string        `json:"name,omitempty"`
+	Registered bool          `json:"registered"`
+	Connected  bool          `json:"connected"`
+	Add        []string      `json:"add"`
+	Modify     []string      `json:"modify"`
+	Delete     []string      `json:"delete"`
 }
 
 // Status is GET /v1/status. A change is in the switches when every
@@ -123,16 +121,16 @@ type Replica struct {
 // Bridges connected but not in the document are listed with
 // Registered=false (they are enforced with pop "").
 type BridgeView struct {
-	DPID            string     `json:"dpid"`
-	Name            string     `json:"name"`
-	Pop             string     `json:"pop"`
-	Registered      bool       `json:"registered"`
-	Connected       bool       `json:"connected"`
-	Master          string     `json:"master"`
-	AppliedRevision int64      `json:"applied_revision"`
-	Flows           int        `json:"flows"`
-	LastError       string     `json:"last_error"`
-	LastReconcile   *time.Time `json:"last_reconcile,omitempty"`
+	DPID            topology.DPID `json:"dpid"`
+	Name            string        `json:"name"`
+	Pop             string        `json:"pop"`
+	Registered      bool          `json:"registered"`
+	Connected       bool          `json:"connected"`
+	Master          string        `json:"master"`
+	AppliedRevision int64         `json:"applied_revision"`
+	Flows           int           `json:"flows"`
+	LastError       string        `json:"last_error"`
+	LastReconcile   *time.Time    `json:"last_reconcile,omitempty"`
 }
 
 // Flows is GET /v1/bridges/{dpid}/flows: the bridge's desired flows and,
@@ -142,7 +140,7 @@ type BridgeView struct {
 // master's API) or "" with InstalledError explaining why they are
 // unavailable.
 type Flows struct {
-	DPID            string          `json:"dpid"`
+	DPID            topology.DPID   `json:"dpid"`
 	Registered      bool            `json:"registered"`
 	Revision        int64           `json:"revision"`
 	At              time.Time       `json:"at"`

@@ -19,6 +19,7 @@ import (
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -126,7 +127,7 @@ func (f *fakeSwitches) Status() []controller.BridgeStatus {
 	return []controller.BridgeStatus{{DPID: "0000000000000001", Connected: true, Role: "master", AppliedRevision: f.applied, Flows: len(f.flows)}}
 }
 
-func (f *fakeSwitches) Installed(ctx context.Context, dpid string) ([]flows.Flow, []controller.FlowCounter, error) {
+func (f *fakeSwitches) Installed(ctx context.Context, dpid topology.DPID) ([]flows.Flow, []controller.FlowCounter, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var counters []controller.FlowCounter
@@ -136,7 +137,7 @@ func (f *fakeSwitches) Installed(ctx context.Context, dpid string) ([]flows.Flow
 	return f.flows, counters, nil
 }
 
-func (f *fakeSwitches) DropCounters(string) []controller.FlowCounter { return nil }
+func (f *fakeSwitches) DropCounters(topology.DPID) []controller.FlowCounter { return nil }
 
 const exampleYAML = `# the contract's example, as an operator would write it
 ports: [25]

@@ -243,7 +243,7 @@ func showDiff(g *globals, doc *topology.Document, rev int64) (*apitypes.DryRun, 
 		fmt.Fprintf(w, "- %s\n", it)
 	}
 	for _, b := range dr.Bridges {
-		label := b.DPID
+		label := string(b.DPID)
 		if b.Name != "" {
 			label += " (" + b.Name + ")"
 		}
@@ -276,8 +276,6 @@ func showDiff(g *globals, doc *topology.Document, rev int64) (*apitypes.DryRun, 
 	return dr, nil
 }
 
-var collections = map[string]bool{"pools": true, "relays": true, "destinations": true, "services": true, "bridges": true}
-
 func runGet(g *globals, args []string) error {
 	fs := g.flagSet("get")
 	at := fs.Int64("revision", 0, "get config: the document as it was at this revision")
@@ -285,7 +283,7 @@ func runGet(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || (pos[0] != "config" && !collections[pos[0]]) {
+	if _, collection := topology.ItemKindNamed(pos[0]); len(pos) != 1 || (pos[0] != "config" && !collection) {
 		return usagef("usage: get config [--revision N] | pools|relays|destinations|services|bridges")
 	}
 	if *at < 0 || *at != 0 && pos[0] != "config" {
@@ -356,8 +354,11 @@ func getCollection(g *globals, kind string) error {
 	if err != nil {
 		return err
 	}
+	k, _ := topology.ItemKindNamed(kind)
 	if g.jsonOutput() {
-		return g.printJSON(collectionJSON(kind, resp))
+		// The API's answer shape: the revision and the one list, []
+		// rather than absent when empty.
+		return g.printJSON(map[string]any{"revision": resp.Revision, kind: k.List(&resp.Document)})
 	}
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
@@ -387,27 +388,13 @@ func getCollection(g *globals, kind string) error {
 		for _, b := range resp.Bridges {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.DPID, b.Name, b.Pop)
 		}
+	default: // a kind without a table of its own: its keys (--json has the rest)
+		fmt.Fprintln(tw, strings.ToUpper(k.KeyField))
+		for i := range k.Len(&resp.Document) {
+			fmt.Fprintln(tw, k.Key(&resp.Document, i))
+		}
 	}
 	return nil
-}
-
-// collectionJSON is the API's answer shape: the revision and the one list,
-// [] rather than absent when empty.
-func collectionJSON(kind string, c *apitypes.Collection) map[string]any {
-	var list any
-	switch kind {
-	case "pools":
-		list = nonNil(c.Pools)
-	case "relays":
-		list = nonNil(c.Relays)
-	case "destinations":
-		list = nonNil(c.Destinations)
-	case "services":
-		list = nonNil(c.Services)
-	case "bridges":
-		list = nonNil(c.Bridges)
-	}
-	return map[string]any{"revision": c.Revision, kind: list}
 }
 
 func nonNil[T any](l []T) []T {

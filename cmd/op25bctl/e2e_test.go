@@ -83,7 +83,7 @@ func TestEndToEndWithDaemon(t *testing.T) {
 	openflow, apiAddr, _ := startOp25bd(t, dir)
 	c := ctl{t: t, bin: filepath.Join(dir, "op25bctl"), env: []string{"OP25B_SERVER=http://" + apiAddr}}
 
-	policy := strings.Replace(exampleYAML, "0000000000000001", br.DPID, 1)
+	policy := strings.Replace(exampleYAML, "0000000000000001", string(br.DPID), 1)
 	out := c.ok("apply", "-f", writeFile(t, "policy.yaml", policy))
 	var rev int64
 	if _, err := fmt.Sscanf(out, "applied: revision %d", &rev); err != nil {
@@ -96,7 +96,7 @@ func TestEndToEndWithDaemon(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		st := c.ok("status", "--wait-revision", fmt.Sprint(rev), "--timeout", "90s")
-		if strings.Contains(st, br.DPID) && strings.Contains(st, " yes ") {
+		if strings.Contains(st, string(br.DPID)) && strings.Contains(st, " yes ") {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -23,8 +23,8 @@ func runFlows(g *globals, args []string) error {
 	}
 	ctx, cancel := g.context(defaultTimeout)
 	defer cancel()
-	dpid := pos[0]
-	if !topology.ValidDPID(dpid) {
+	dpid, err := topology.ParseDPID(pos[0])
+	if err != nil { // not a dpid: a bridge's name
 		bridges, err := c.Collection(ctx, topology.ItemBridges)
 		if err != nil {
 			return err
@@ -33,7 +33,7 @@ func runFlows(g *globals, args []string) error {
 			return err
 		}
 	}
-	fr, err := c.Flows(ctx, topology.CanonicalDPID(dpid))
+	fr, err := c.Flows(ctx, dpid)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func runFlows(g *globals, args []string) error {
 }
 
 // bridgeByName finds a bridge of the document by its name.
-func bridgeByName(bridges []topology.Bridge, name string) (string, error) {
+func bridgeByName(bridges []topology.Bridge, name string) (topology.DPID, error) {
 	for _, b := range bridges {
 		if b.Name == name {
 			return b.DPID, nil

@@ -4,7 +4,7 @@
 // of changes and roll one back.
 //
 // It talks to the API through package client and links no server code: no
-// etcd, no OpenFlow codec (checked by TestNoServerDependencies). lint runs
+// etcd, no OpenFlow codec (checked by internal/archtest). lint runs
 // topology's validation, the same the server runs, without a server.
 //
 // Output is a human table by default and JSON with -o json. Every failure

@@ -143,9 +143,9 @@ func waitVerdict(st *apitypes.Status, rev int64, allowDisconnected bool) verdict
 
 func bridgeLabel(b apitypes.BridgeView) string {
 	if b.Name != "" {
-		return b.DPID + " " + b.Name
+		return string(b.DPID) + " " + b.Name
 	}
-	return b.DPID
+	return string(b.DPID)
 }
 
 func anyConnected(st *apitypes.Status) bool {

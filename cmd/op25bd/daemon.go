@@ -19,6 +19,7 @@ import (
 	"github.com/op25b/op25b/controller/cluster"
 	"github.com/op25b/op25b/internal/buildinfo"
 	"github.com/op25b/op25b/internal/connlimit"
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -69,16 +70,13 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	}
 	endpoints := o.EtcdEndpoints
 	if len(endpoints) == 0 {
-		start := store.StartEmbedded
+		var embedOpts etcdembed.Options
 		if certs.etcd != nil {
 			// The member serves op25bd's own etcd certificate and asks
 			// clients (this replica) for one signed by --etcd-ca.
-			start = func(ctx context.Context, dir string, l *slog.Logger) ([]string, func(), error) {
-				return store.StartEmbeddedTLS(ctx, dir, l, store.EmbeddedTLS{
-					CertFile: o.EtcdTLS.Cert, KeyFile: o.EtcdTLS.Key, TrustedCAFile: o.EtcdTLS.CA})
-			}
+			embedOpts.TLS = &etcdembed.TLS{CertFile: o.EtcdTLS.Cert, KeyFile: o.EtcdTLS.Key, TrustedCAFile: o.EtcdTLS.CA}
 		}
-		eps, stopEtcd, err := start(ctx, o.DataDir, logger)
+		eps, stopEtcd, err := etcdembed.Start(ctx, o.DataDir, logger, embedOpts)
 		if err != nil {
 			return fmt.Errorf("embedded etcd in %s: %w", o.DataDir, err)
 		}

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 // daemon is one op25bd process started by a test.
@@ -154,11 +155,11 @@ type statusView struct {
 		Version string `json:"version"`
 	} `json:"replicas"`
 	Bridges []struct {
-		DPID            string `json:"dpid"`
-		Connected       bool   `json:"connected"`
-		Master          string `json:"master"`
-		AppliedRevision int64  `json:"applied_revision"`
-		Flows           int    `json:"flows"`
+		DPID            topology.DPID `json:"dpid"`
+		Connected       bool          `json:"connected"`
+		Master          string        `json:"master"`
+		AppliedRevision int64         `json:"applied_revision"`
+		Flows           int           `json:"flows"`
 	} `json:"bridges"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -18,8 +19,8 @@ const registryWait = 5 * time.Second
 // so a claim waits a little and is then refused (the switch reconnects):
 // failing open would let any certificate of the CA take a session for the
 // seconds it takes etcd to answer.
-func datapathClaims(cache *store.Cache) func(dpid string, cert *x509.Certificate) error {
-	return func(dpid string, cert *x509.Certificate) error {
+func datapathClaims(cache *store.Cache) func(dpid topology.DPID, cert *x509.Certificate) error {
+	return func(dpid topology.DPID, cert *x509.Certificate) error {
 		snap := cache.Current()
 		for end := time.Now().Add(registryWait); !snap.Loaded && time.Now().Before(end); snap = cache.Current() {
 			time.Sleep(50 * time.Millisecond)

@@ -156,7 +156,7 @@ func TestStopWithEverythingOn(t *testing.T) {
 		}
 		code, took := leaving.stop(syscall.SIGTERM, stopLimit)
 		stoppedCleanly(t, leaving, code, took, syscall.SIGTERM)
-		if leaving.logCount(`msg="mastership released" replica=`+leaving.id+` dpid=`+br.DPID) != 1 {
+		if leaving.logCount(`msg="mastership released" replica=`+leaving.id+` dpid=`+string(br.DPID)) != 1 {
 			t.Errorf("the master did not log releasing %s", br.DPID)
 		}
 		// The lease is 30 s: a takeover well before proves the handover.
@@ -201,7 +201,7 @@ func TestStopWithEverythingOn(t *testing.T) {
 			}
 			code, took := d.stop(tc.sig, stopLimit)
 			stoppedCleanly(t, d, code, took, tc.sig)
-			if d.logCount(`msg="mastership released" replica=`+d.id+` dpid=`+br.DPID) != 1 {
+			if d.logCount(`msg="mastership released" replica=`+d.id+` dpid=`+string(br.DPID)) != 1 {
 				t.Errorf("mastership of %s not released", br.DPID)
 			}
 			if after := br.OwnedFlows(t); after != before || after == "" {

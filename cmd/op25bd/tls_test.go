@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 func TestTLSFlags(t *testing.T) {
@@ -223,7 +224,7 @@ func TestTLSEveryChannel(t *testing.T) {
 
 	tlsTarget := "ssl:" + d.openflow
 	br.SetController(t, tlsTarget)
-	bridge := func(dpid string) (connected bool, applied int64) {
+	bridge := func(dpid topology.DPID) (connected bool, applied int64) {
 		code, body, err := apiCall(nocClient, http.MethodGet, api+"/v1/status", "r-secret", "")
 		if err != nil || code != http.StatusOK {
 			return false, 0
@@ -380,7 +381,7 @@ func TestTLSEveryChannel(t *testing.T) {
 		start := time.Now()
 		late.SetController(t, tlsTarget)
 		testenv.Eventually(t, 120*time.Second, "the new switch reconciled (daemon log)", func() bool {
-			return d.logCount("peer_cn=switch dpid="+late.DPID+" revision=") > 0 // the "reconciled" line
+			return d.logCount("peer_cn=switch dpid="+string(late.DPID)+" revision=") > 0 // the "reconciled" line
 		})
 		reconciled := time.Since(start)
 		testenv.Eventually(t, 120*time.Second, "a new switch connected and applied under abuse", func() bool {

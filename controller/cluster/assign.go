@@ -1,6 +1,10 @@
 package cluster
 
-import "hash/fnv"
+import (
+	"hash/fnv"
+
+	"github.com/op25b/op25b/topology"
+)
 
 // Assign picks the master of a bridge among candidate replica ids by
 // rendezvous (highest random weight) hashing: every replica computes the same
@@ -8,7 +12,7 @@ import "hash/fnv"
 // and when a replica joins or leaves only the bridges it wins or held move.
 // It returns "" when there is no candidate. Candidates may be in any order
 // and contain duplicates.
-func Assign(dpid string, candidates []string) string {
+func Assign(dpid topology.DPID, candidates []string) string {
 	best, bestScore := "", uint64(0)
 	for _, id := range candidates {
 		s := score(id, dpid)
@@ -22,7 +26,7 @@ func Assign(dpid string, candidates []string) string {
 // score hashes (replica, dpid) with FNV-1a and a splitmix64 finalizer: FNV
 // alone is weak in its high bits for inputs sharing long prefixes, which
 // dpids and replica names do.
-func score(replica, dpid string) uint64 {
+func score(replica string, dpid topology.DPID) uint64 {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(replica))
 	_, _ = h.Write([]byte{0})

@@ -1,8 +1,9 @@
 package cluster
 
 import (
-	"fmt"
 	"testing"
+
+	"github.com/op25b/op25b/topology"
 )
 
 func TestAssign(t *testing.T) {
@@ -26,7 +27,7 @@ func TestAssign(t *testing.T) {
 
 func TestAssignIsOrderIndependent(t *testing.T) {
 	for i := 0; i < 200; i++ {
-		dpid := fmt.Sprintf("%016x", i)
+		dpid := topology.DPIDFromUint64(uint64(i))
 		a := Assign(dpid, []string{"r1", "r2", "r3"})
 		b := Assign(dpid, []string{"r3", "r1", "r2"})
 		if a != b {
@@ -41,9 +42,9 @@ func TestAssignBalancedAndStable(t *testing.T) {
 	replicas := []string{"op25b-1", "op25b-2", "op25b-3"}
 	const n = 3000
 	count := map[string]int{}
-	before := map[string]string{}
+	before := map[topology.DPID]string{}
 	for i := 0; i < n; i++ {
-		dpid := fmt.Sprintf("%016x", i)
+		dpid := topology.DPIDFromUint64(uint64(i))
 		w := Assign(dpid, replicas)
 		count[w]++
 		before[dpid] = w

@@ -67,7 +67,7 @@ func BenchmarkConvergence100Bridges(b *testing.B) {
 
 // changedFlows are the adds and modifies a document change causes on one
 // bridge.
-func changedFlows(b testing.TB, from, to *topology.Document, dpid string) []flows.Flow {
+func changedFlows(b testing.TB, from, to *topology.Document, dpid topology.DPID) []flows.Flow {
 	old, err := DefaultCompile(from, dpid, time.Now())
 	if err != nil {
 		b.Fatal(err)

@@ -64,7 +64,7 @@ func startReplicaWith(t *testing.T, id string, endpoints []string, policy Policy
 	return r
 }
 
-func smallDoc(dpids ...string) *topology.Document {
+func smallDoc(dpids ...topology.DPID) *topology.Document {
 	doc := &topology.Document{
 		Pools:    []topology.Pool{{Name: "dyn", Prefix: "10.1.0.0/16", Kind: topology.KindDynamic, Service: "ftth"}},
 		Services: []topology.Service{{Name: "ftth", Phases: []topology.Phase{{Block: topology.Block{All: true}}}}},
@@ -77,8 +77,8 @@ func smallDoc(dpids ...string) *topology.Document {
 
 // mastersOf returns, per replica, the bridges it masters (from the fakes'
 // last desired state, i.e. what each controller was told).
-func mastersOf(reps []*running, dpids []string) map[string][]string {
-	out := map[string][]string{}
+func mastersOf(reps []*running, dpids []topology.DPID) map[string][]topology.DPID {
+	out := map[string][]topology.DPID{}
 	for _, d := range dpids {
 		for _, r := range reps {
 			if des, ok := r.sw.get(d); ok && des.Master {
@@ -89,7 +89,7 @@ func mastersOf(reps []*running, dpids []string) map[string][]string {
 	return out
 }
 
-func oneMasterEach(reps []*running, dpids []string) bool {
+func oneMasterEach(reps []*running, dpids []topology.DPID) bool {
 	for _, d := range dpids {
 		n := 0
 		for _, r := range reps {
@@ -106,7 +106,7 @@ func oneMasterEach(reps []*running, dpids []string) bool {
 
 func TestReplicasShareAndFailOver(t *testing.T) {
 	etcd := startDebianEtcd(t)
-	var dpids []string
+	var dpids []topology.DPID
 	for i := 1; i <= 12; i++ {
 		dpids = append(dpids, dpidN(i))
 	}
@@ -134,7 +134,7 @@ func TestReplicasShareAndFailOver(t *testing.T) {
 
 	// Cancel r1: its bridges move to r2/r3 with a larger generation.
 	victim := reps[0]
-	oldGen := map[string]uint64{}
+	oldGen := map[topology.DPID]uint64{}
 	for d, g := range victim.replica.Masters() {
 		oldGen[d] = g
 	}
@@ -169,7 +169,7 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	records := newFakeRecords()
 	r := startReplicaWith(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", b, registered, stray), 2*time.Second, records)
 	testenv.Eventually(t, 20*time.Second, "both bridges mastered", func() bool {
-		return oneMasterEach([]*running{r}, []string{registered, stray})
+		return oneMasterEach([]*running{r}, []topology.DPID{registered, stray})
 	})
 	testenv.Eventually(t, 20*time.Second, "status records written by the master", func() bool {
 		reg, ok1 := records.get(registered)
@@ -180,7 +180,7 @@ func TestDocumentChangeAndUnregisteredBridge(t *testing.T) {
 	doc.Pools = append(doc.Pools, topology.Pool{Name: "dyn2", Prefix: "10.2.0.0/16", Kind: topology.KindDynamic, Service: "ftth"})
 	policy.set(doc, 2)
 	testenv.Eventually(t, 20*time.Second, "revision 2 with 3 flows on both", func() bool {
-		for _, d := range []string{registered, stray} {
+		for _, d := range []topology.DPID{registered, stray} {
 			des, _ := r.sw.get(d)
 			if des.Revision != 2 || len(des.Flows) != 3 || !des.Master {
 				return false
@@ -230,7 +230,7 @@ func TestPhaseBoundaryWithoutChange(t *testing.T) {
 // same flows; when etcd returns the replica is master again.
 func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	etcd := startDebianEtcd(t)
-	dpids := []string{dpidN(1), dpidN(2)}
+	dpids := []topology.DPID{dpidN(1), dpidN(2)}
 	policy := newFakePolicy(smallDoc(dpids...), 5)
 	r := startReplica(t, "solo", etcd.Endpoints, policy, newFakeSwitches("solo", newBeliefs(t), dpids...), 2*time.Second)
 	testenv.Eventually(t, 20*time.Second, "mastered and ready", func() bool {
@@ -274,7 +274,7 @@ func TestCompileFailureKeepsPreviousFlows(t *testing.T) {
 	policy := newFakePolicy(smallDoc(d), 1)
 	sw := newFakeSwitches("solo", newBeliefs(t), d)
 	cli := newClient(t, etcd.Endpoints)
-	compile := func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+	compile := func(doc *topology.Document, dpid topology.DPID, at time.Time) ([]flows.Flow, error) {
 		for _, p := range doc.Pools {
 			if p.Name == "poison" {
 				return nil, errors.New("cannot compile")

@@ -1,9 +1,10 @@
 package cluster
 
 import (
+	"cmp"
 	"slices"
-	"sort"
-	"strings"
+
+	"github.com/op25b/op25b/topology"
 )
 
 // actions is what one pass must do, in the order the loop does it:
@@ -23,38 +24,39 @@ import (
 type actions struct {
 	demotions []demotion
 	holds     []hold
-	publish   []string // connected/<dpid>/<me>, under our lease
-	unpublish []string
+	publish   []topology.DPID // connected/<dpid>/<me>, under our lease
+	unpublish []topology.DPID
 	releases  []release
 	claims    []claim
-	deferred  []deferral // would claim, but the snapshot is older than etcd's document
-	handovers []string   // the status record is now another holder's to write
+	deferred  []deferral      // would claim, but the snapshot is older than etcd's document
+	handovers []topology.DPID // the status record is now another holder's to write
 	// enforce: the snapshot may reach the switches. A cluster that never
 	// stored a document (revision 0: a fresh embedded etcd, a lost data
 	// dir) must not replace a bridge's existing policy with "block
 	// nothing"; once any document is stored, even an empty one, it is.
 	enforce  bool
-	forget   []string
+	forget   []topology.DPID
 	statuses []statusWrite // a successful claim adds its own at run time
 }
 
 // demotion: tell the controller SLAVE (same flows, same generation: a SLAVE
 // request with the current generation is never stale).
 type demotion struct {
-	dpid, reason string
+	dpid   topology.DPID
+	reason string
 }
 
 // hold: the lock is ours under our lease and we are its assignee; act as
 // master with this generation.
 type hold struct {
-	dpid       string
+	dpid       topology.DPID
 	generation uint64
 }
 
 // release: delete masters/<dpid> if its ModRevision is still modRev, after
 // telling the controller SLAVE (a demotion, when we act as master).
 type release struct {
-	dpid     string
+	dpid     topology.DPID
 	modRev   int64
 	assignee string
 }
@@ -63,7 +65,7 @@ type release struct {
 // checkDocument, if the commit record's ModRevision is at most
 // policyRevision (in the same txn: the document may change after the read).
 type claim struct {
-	dpid           string
+	dpid           topology.DPID
 	policyRevision int64
 	checkDocument  bool
 }
@@ -74,7 +76,7 @@ type claim struct {
 // generation and push its old document, undoing changes the previous
 // master applied meanwhile. It claims once its snapshot catches up.
 type deferral struct {
-	dpid                             string
+	dpid                             topology.DPID
 	policyRevision, documentRevision int64
 }
 
@@ -83,7 +85,7 @@ type deferral struct {
 // write its record, so we record it as disconnected with no master
 // (otherwise status would claim it is connected).
 type statusWrite struct {
-	dpid   string
+	dpid   topology.DPID
 	orphan bool
 }
 
@@ -105,7 +107,7 @@ func decide(v view) actions {
 	}
 	a.publishConnected(v)
 	var candidates []string // reused: one slice for every bridge
-	forEachBridge(v, func(dpid string) {
+	forEachBridge(v, func(dpid topology.DPID) {
 		candidates = connectedTo(v, dpid, candidates[:0])
 		a.decideBridge(v, dpid, candidates)
 	})
@@ -131,13 +133,13 @@ func (a *actions) publishConnected(v view) {
 			a.publish = append(a.publish, dpid)
 		}
 	}
-	sort.Strings(a.publish)
-	sort.Strings(a.unpublish)
+	slices.Sort(a.publish)
+	slices.Sort(a.unpublish)
 }
 
 // connectedTo appends to buf the replicas connected to dpid once our
 // records match our sessions: the bridge's candidates.
-func connectedTo(v view, dpid string, buf []string) []string {
+func connectedTo(v view, dpid topology.DPID, buf []string) []string {
 	for id := range v.etcd.connected[dpid] {
 		if id != v.me {
 			buf = append(buf, id)
@@ -153,7 +155,7 @@ func connectedTo(v view, dpid string, buf []string) []string {
 // decision: in the document, connected anywhere, locked by us, mastered by
 // us, or with a status to write. (A union without building one: this is
 // most of a quiet pass's cost at 10k bridges.)
-func forEachBridge(v view, decide func(dpid string)) {
+func forEachBridge(v view, decide func(dpid topology.DPID)) {
 	for dpid := range v.policy.bridges {
 		decide(dpid)
 	}
@@ -162,13 +164,13 @@ func forEachBridge(v view, decide func(dpid string)) {
 			decide(dpid)
 		}
 	}
-	seen := func(dpid string) bool { return v.policy.bridges[dpid] || v.local[dpid] }
+	seen := func(dpid topology.DPID) bool { return v.policy.bridges[dpid] || v.local[dpid] }
 	for dpid := range v.etcd.connected {
 		if !seen(dpid) {
 			decide(dpid)
 		}
 	}
-	seen = func(dpid string) bool {
+	seen = func(dpid topology.DPID) bool {
 		_, conn := v.etcd.connected[dpid]
 		return conn || v.policy.bridges[dpid] || v.local[dpid]
 	}
@@ -177,7 +179,7 @@ func forEachBridge(v view, decide func(dpid string)) {
 			decide(dpid)
 		}
 	}
-	mine := func(dpid string) bool { lk, ok := v.etcd.locks[dpid]; return ok && lk.holder == v.me }
+	mine := func(dpid topology.DPID) bool { lk, ok := v.etcd.locks[dpid]; return ok && lk.holder == v.me }
 	for dpid := range v.masters {
 		if !seen(dpid) && !mine(dpid) {
 			decide(dpid)
@@ -192,18 +194,18 @@ func forEachBridge(v view, decide func(dpid string)) {
 
 // sort puts every list in dpid order, so equal views give equal actions.
 func (a *actions) sort() {
-	slices.SortFunc(a.demotions, func(x, y demotion) int { return strings.Compare(x.dpid, y.dpid) })
-	slices.SortFunc(a.holds, func(x, y hold) int { return strings.Compare(x.dpid, y.dpid) })
-	slices.SortFunc(a.releases, func(x, y release) int { return strings.Compare(x.dpid, y.dpid) })
-	slices.SortFunc(a.claims, func(x, y claim) int { return strings.Compare(x.dpid, y.dpid) })
-	slices.SortFunc(a.deferred, func(x, y deferral) int { return strings.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.demotions, func(x, y demotion) int { return cmp.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.holds, func(x, y hold) int { return cmp.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.releases, func(x, y release) int { return cmp.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.claims, func(x, y claim) int { return cmp.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.deferred, func(x, y deferral) int { return cmp.Compare(x.dpid, y.dpid) })
 	slices.Sort(a.handovers)
-	slices.SortFunc(a.statuses, func(x, y statusWrite) int { return strings.Compare(x.dpid, y.dpid) })
+	slices.SortFunc(a.statuses, func(x, y statusWrite) int { return cmp.Compare(x.dpid, y.dpid) })
 }
 
 // decideBridge applies the protocol to one bridge, given the replicas
 // connected to it: its candidates.
-func (a *actions) decideBridge(v view, dpid string, candidates []string) {
+func (a *actions) decideBridge(v view, dpid topology.DPID, candidates []string) {
 	assignee := Assign(dpid, candidates)
 	lk, held := v.etcd.locks[dpid]
 	current, master := v.masters[dpid]
@@ -253,7 +255,7 @@ func (a *actions) decideBridge(v view, dpid string, candidates []string) {
 // claimOrDefer claims a free lock, unless our snapshot is older than the
 // document in etcd (see deferral). A rejected document does not hold the
 // claim back: our snapshot is then the newest anyone can enforce.
-func (a *actions) claimOrDefer(v view, dpid string) {
+func (a *actions) claimOrDefer(v view, dpid topology.DPID) {
 	rev := int64(0)
 	if v.policy.loaded {
 		rev = v.policy.revision
@@ -278,10 +280,10 @@ func (a *actions) forgetGone(v view) {
 		return
 	}
 	// A lock we hold implies a session here; checked all the same.
-	held := make(map[string]bool, len(a.holds))
+	held := make(map[topology.DPID]bool, len(a.holds))
 	for _, h := range a.holds {
 		held[h.dpid] = true
 	}
-	a.forget = slices.DeleteFunc(a.forget, func(dpid string) bool { return held[dpid] })
-	sort.Strings(a.forget)
+	a.forget = slices.DeleteFunc(a.forget, func(dpid topology.DPID) bool { return held[dpid] })
+	slices.Sort(a.forget)
 }

@@ -1,12 +1,13 @@
 package cluster
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
 )
 
 // randomCluster is one etcd state seen by three replicas: random sessions,
@@ -17,15 +18,15 @@ import (
 func randomCluster(rng *rand.Rand, settled bool) map[string]view {
 	ids := []string{"r1", "r2", "r3"}
 	leases := map[string]clientv3.LeaseID{"r1": 1, "r2": 2, "r3": 3}
-	ev := &etcdView{connected: map[string]map[string]clientv3.LeaseID{}, locks: map[string]lock{}, documentRevision: int64(rng.IntN(3))}
+	ev := &etcdView{connected: map[topology.DPID]map[string]clientv3.LeaseID{}, locks: map[topology.DPID]lock{}, documentRevision: int64(rng.IntN(3))}
 	views := map[string]view{}
 	for _, id := range ids {
 		views[id] = view{me: id, lease: leases[id], epoch: 1, etcd: ev,
-			policy: policyView{loaded: true, revision: int64(rng.IntN(3)), bridges: map[string]bool{}},
-			local:  map[string]bool{}, masters: map[string]uint64{}, dirty: map[string]bool{}, wrote: map[string]bool{}, known: map[string]bool{}}
+			policy: policyView{loaded: true, revision: int64(rng.IntN(3)), bridges: map[topology.DPID]bool{}},
+			local:  map[topology.DPID]bool{}, masters: map[topology.DPID]uint64{}, dirty: map[topology.DPID]bool{}, wrote: map[topology.DPID]bool{}, known: map[topology.DPID]bool{}}
 	}
 	for i := range 40 {
-		dpid := fmt.Sprintf("%016x", i)
+		dpid := topology.DPIDFromUint64(uint64(i))
 		for _, id := range ids {
 			v := views[id]
 			if rng.IntN(3) > 0 {
@@ -41,7 +42,7 @@ func randomCluster(rng *rand.Rand, settled bool) map[string]view {
 				}
 				ev.connected[dpid][id] = lease
 			}
-			for _, set := range []map[string]bool{v.policy.bridges, v.dirty, v.wrote, v.known} {
+			for _, set := range []map[topology.DPID]bool{v.policy.bridges, v.dirty, v.wrote, v.known} {
 				if rng.IntN(4) == 0 {
 					set[dpid] = true
 				}
@@ -70,10 +71,10 @@ func TestDecideProperties(t *testing.T) {
 	for round := range 1000 {
 		settled := round%2 == 0
 		views := randomCluster(rng, settled)
-		claimed, holding := map[string]string{}, map[string]string{}
+		claimed, holding := map[topology.DPID]string{}, map[topology.DPID]string{}
 		for id, v := range views {
 			a := decide(v)
-			demoted := map[string]bool{}
+			demoted := map[topology.DPID]bool{}
 			for _, d := range a.demotions {
 				demoted[d.dpid] = true
 			}
@@ -114,8 +115,8 @@ func TestDecideProperties(t *testing.T) {
 
 func checkVisitsUnionOnce(t *testing.T, v view) {
 	t.Helper()
-	want := map[string]bool{}
-	for _, set := range []map[string]bool{v.policy.bridges, v.local, v.dirty} {
+	want := map[topology.DPID]bool{}
+	for _, set := range []map[topology.DPID]bool{v.policy.bridges, v.local, v.dirty} {
 		for d := range set {
 			want[d] = true
 		}
@@ -131,8 +132,8 @@ func checkVisitsUnionOnce(t *testing.T, v view) {
 	for d := range v.masters {
 		want[d] = true
 	}
-	var got []string
-	forEachBridge(v, func(dpid string) { got = append(got, dpid) })
+	var got []topology.DPID
+	forEachBridge(v, func(dpid topology.DPID) { got = append(got, dpid) })
 	slices.Sort(got)
 	if !slices.Equal(got, sortedKeys(want)) {
 		t.Fatalf("forEachBridge visited %v, want each of %v once", got, sortedKeys(want))

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
 )
 
 const scaleBridges = 10_000
@@ -18,14 +20,14 @@ var scaleReplicas = []string{"op25b-1", "op25b-2", "op25b-3"}
 func scaleView(steady bool) view {
 	v := view{
 		me: scaleReplicas[0], lease: 1, epoch: 1_700_000_000,
-		policy: policyView{loaded: true, revision: 7, bridges: map[string]bool{}},
-		local:  map[string]bool{},
-		etcd: &etcdView{connected: map[string]map[string]clientv3.LeaseID{}, locks: map[string]lock{},
+		policy: policyView{loaded: true, revision: 7, bridges: map[topology.DPID]bool{}},
+		local:  map[topology.DPID]bool{},
+		etcd: &etcdView{connected: map[topology.DPID]map[string]clientv3.LeaseID{}, locks: map[topology.DPID]lock{},
 			documentRevision: 7},
-		masters: map[string]uint64{}, dirty: map[string]bool{}, wrote: map[string]bool{}, known: map[string]bool{},
+		masters: map[topology.DPID]uint64{}, dirty: map[topology.DPID]bool{}, wrote: map[topology.DPID]bool{}, known: map[topology.DPID]bool{},
 	}
 	for i := range scaleBridges {
-		dpid := fmt.Sprintf("%016x", i+1)
+		dpid := topology.DPIDFromUint64(uint64(i + 1))
 		v.policy.bridges[dpid], v.local[dpid], v.known[dpid] = true, true, true
 		v.etcd.connected[dpid] = map[string]clientv3.LeaseID{}
 		for j, id := range scaleReplicas {
@@ -52,7 +54,7 @@ func TestDecideTenThousandBridges(t *testing.T) {
 	cold := decide(scaleView(false))
 	mine := 0
 	for i := range scaleBridges {
-		if Assign(fmt.Sprintf("%016x", i+1), scaleReplicas) == scaleReplicas[0] {
+		if Assign(topology.DPIDFromUint64(uint64(i+1)), scaleReplicas) == scaleReplicas[0] {
 			mine++
 		}
 	}
@@ -94,9 +96,9 @@ func BenchmarkDecide10k(b *testing.B) {
 			perOp[name] = b.Elapsed() / time.Duration(b.N)
 		})
 	}
-	dpids := make([]string, scaleBridges)
+	dpids := make([]topology.DPID, scaleBridges)
 	for i := range dpids {
-		dpids[i] = fmt.Sprintf("%016x", i+1)
+		dpids[i] = topology.DPIDFromUint64(uint64(i + 1))
 	}
 	b.Run("assign-only", func(b *testing.B) {
 		for b.Loop() {

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
 )
 
 var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testdata/decide/*.txt")
@@ -109,12 +111,12 @@ func parseScript(s string) ([]scriptCase, error) {
 
 func parseView(lines []string) (view, error) {
 	v := view{
-		policy: policyView{bridges: map[string]bool{}}, local: map[string]bool{},
-		masters: map[string]uint64{}, dirty: map[string]bool{}, wrote: map[string]bool{}, known: map[string]bool{},
+		policy: policyView{bridges: map[topology.DPID]bool{}}, local: map[topology.DPID]bool{},
+		masters: map[topology.DPID]uint64{}, dirty: map[topology.DPID]bool{}, wrote: map[topology.DPID]bool{}, known: map[topology.DPID]bool{},
 	}
 	etcd := func() *etcdView {
 		if v.etcd == nil {
-			v.etcd = &etcdView{connected: map[string]map[string]clientv3.LeaseID{}, locks: map[string]lock{}}
+			v.etcd = &etcdView{connected: map[topology.DPID]map[string]clientv3.LeaseID{}, locks: map[topology.DPID]lock{}}
 		}
 		return v.etcd
 	}
@@ -136,13 +138,13 @@ func parseView(lines []string) (view, error) {
 			v.policy.rejected = hasArg(args, "rejected")
 			for _, d := range strings.Split(kv["bridges"], ",") {
 				if d != "" {
-					v.policy.bridges[d] = true
+					v.policy.bridges[topology.DPID(d)] = true
 				}
 			}
 		case "local", "dirty", "wrote", "known":
-			set := map[string]map[string]bool{"local": v.local, "dirty": v.dirty, "wrote": v.wrote, "known": v.known}[f[0]]
+			set := map[string]map[topology.DPID]bool{"local": v.local, "dirty": v.dirty, "wrote": v.wrote, "known": v.known}[f[0]]
 			for _, d := range args {
-				set[d] = true
+				set[topology.DPID(d)] = true
 			}
 		case "etcd":
 			if hasArg(args, "unreachable") {
@@ -150,20 +152,21 @@ func parseView(lines []string) (view, error) {
 			}
 			etcd().documentRevision = atoi(kv["document"], &err)
 		case "connected":
+			dpid := topology.DPID(args[0])
 			for _, rl := range args[1:] {
 				id, lease, _ := strings.Cut(rl, "@")
-				if etcd().connected[args[0]] == nil {
-					v.etcd.connected[args[0]] = map[string]clientv3.LeaseID{}
+				if etcd().connected[dpid] == nil {
+					v.etcd.connected[dpid] = map[string]clientv3.LeaseID{}
 				}
-				v.etcd.connected[args[0]][id] = clientv3.LeaseID(atoi(lease, &err))
+				v.etcd.connected[dpid][id] = clientv3.LeaseID(atoi(lease, &err))
 			}
 		case "lock":
 			holder, lease, _ := strings.Cut(args[1], "@")
-			etcd().locks[args[0]] = lock{holder: holder, lease: clientv3.LeaseID(atoi(lease, &err)),
+			etcd().locks[topology.DPID(args[0])] = lock{holder: holder, lease: clientv3.LeaseID(atoi(lease, &err)),
 				createRev: atoi(kv["create"], &err), modRev: atoi(kv["mod"], &err)}
 		case "master":
 			e, rev, _ := strings.Cut(args[1], ":")
-			v.masters[args[0]] = generation(uint64(atoi(e, &err)), atoi(rev, &err))
+			v.masters[topology.DPID(args[0])] = generation(uint64(atoi(e, &err)), atoi(rev, &err))
 		default:
 			return v, fmt.Errorf("unknown view line %q", line)
 		}
@@ -226,10 +229,10 @@ func renderActions(a actions) string {
 		add("hold %s generation %s", h.dpid, gen(h.generation))
 	}
 	if len(a.publish) > 0 {
-		add("publish %s", strings.Join(a.publish, " "))
+		add("publish %s", joinDPIDs(a.publish))
 	}
 	if len(a.unpublish) > 0 {
-		add("unpublish %s", strings.Join(a.unpublish, " "))
+		add("unpublish %s", joinDPIDs(a.unpublish))
 	}
 	for _, r := range a.releases {
 		add("release %s if mod=%d (assignee %q)", r.dpid, r.modRev, r.assignee)
@@ -253,7 +256,7 @@ func renderActions(a actions) string {
 		add("leave switches alone")
 	}
 	if len(a.forget) > 0 {
-		add("forget %s", strings.Join(a.forget, " "))
+		add("forget %s", joinDPIDs(a.forget))
 	}
 	for _, s := range a.statuses {
 		if s.orphan {
@@ -263,4 +266,12 @@ func renderActions(a actions) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+func joinDPIDs(dpids []topology.DPID) string {
+	s := make([]string, len(dpids))
+	for i, d := range dpids {
+		s[i] = string(d)
+	}
+	return strings.Join(s, " ")
 }

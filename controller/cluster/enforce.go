@@ -27,7 +27,7 @@ type bridgeState struct {
 // mastered here and hands them to the controller when anything changed;
 // it forgets the bridges decide found gone. It runs with or without etcd:
 // a phase boundary takes effect while etcd is away.
-func (r *Replica) enforce(st *loop, doc *topology.Document, v view, forget []string) {
+func (r *Replica) enforce(st *loop, doc *topology.Document, v view, forget []topology.DPID) {
 	for _, dpid := range forget {
 		if b := st.bridges[dpid]; b != nil && b.last != nil {
 			r.cfg.Switches.Forget(dpid)
@@ -47,7 +47,7 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, v view, forget []str
 
 // enforceBridge recompiles one bridge when its snapshot or phase changed
 // and tells the controller when flows or role differ from what it was told.
-func (r *Replica) enforceBridge(dpid string, b *bridgeState, doc *topology.Document, rev int64, now time.Time) {
+func (r *Replica) enforceBridge(dpid topology.DPID, b *bridgeState, doc *topology.Document, rev int64, now time.Time) {
 	recompiled := false
 	if !b.compiled || b.compiledRev != rev || (!b.validUntil.IsZero() && !now.Before(b.validUntil)) {
 		fl, err := r.cfg.Compile(doc, dpid, now)

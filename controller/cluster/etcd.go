@@ -8,6 +8,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -15,11 +16,11 @@ import (
 // stay within it so that any cluster left at default settings takes them.
 const maxTxnOps = 128
 
-func (r *Replica) connectedKey(dpid string) string {
-	return r.cfg.Prefix + "connected/" + dpid + "/" + r.cfg.NodeID
+func (r *Replica) connectedKey(dpid topology.DPID) string {
+	return r.cfg.Prefix + "connected/" + string(dpid) + "/" + r.cfg.NodeID
 }
 
-func (r *Replica) lockKey(dpid string) string { return r.cfg.Prefix + "masters/" + dpid }
+func (r *Replica) lockKey(dpid topology.DPID) string { return r.cfg.Prefix + "masters/" + string(dpid) }
 
 func (r *Replica) documentKey() string { return r.cfg.Prefix + store.DocumentKey }
 
@@ -37,10 +38,13 @@ func (r *Replica) readCluster(ctx context.Context, lease clientv3.LeaseID) (*etc
 	if err != nil {
 		return nil, fmt.Errorf("read cluster state: %w", err)
 	}
-	ev := &etcdView{connected: map[string]map[string]clientv3.LeaseID{}, locks: map[string]lock{}}
+	ev := &etcdView{connected: map[topology.DPID]map[string]clientv3.LeaseID{}, locks: map[topology.DPID]lock{}}
+	// Keys whose dpid does not parse were not written by a replica (a
+	// hand edit): no bridge can match them, so they are left out.
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		dpid, replica, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), connPrefix), "/")
-		if !ok {
+		rawDPID, replica, ok := strings.Cut(strings.TrimPrefix(string(kv.Key), connPrefix), "/")
+		dpid, err := topology.ParseDPID(rawDPID)
+		if !ok || err != nil {
 			continue
 		}
 		if ev.connected[dpid] == nil {
@@ -49,7 +53,11 @@ func (r *Replica) readCluster(ctx context.Context, lease clientv3.LeaseID) (*etc
 		ev.connected[dpid][replica] = clientv3.LeaseID(kv.Lease)
 	}
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		ev.locks[strings.TrimPrefix(string(kv.Key), lockPrefix)] = lock{
+		dpid, err := topology.ParseDPID(strings.TrimPrefix(string(kv.Key), lockPrefix))
+		if err != nil {
+			continue
+		}
+		ev.locks[dpid] = lock{
 			holder: string(kv.Value), lease: clientv3.LeaseID(kv.Lease),
 			createRev: kv.CreateRevision, modRev: kv.ModRevision,
 		}
@@ -90,7 +98,7 @@ func (r *Replica) applyEtcd(ctx context.Context, st *loop, a *actions) error {
 
 // publishConnected writes and deletes our connected/ records in
 // transactions of at most maxTxnOps operations, each under its own timeout.
-func (r *Replica) publishConnected(ctx context.Context, lease clientv3.LeaseID, publish, unpublish []string) error {
+func (r *Replica) publishConnected(ctx context.Context, lease clientv3.LeaseID, publish, unpublish []topology.DPID) error {
 	ops := make([]clientv3.Op, 0, len(publish)+len(unpublish))
 	for _, dpid := range publish {
 		ops = append(ops, clientv3.OpPut(r.connectedKey(dpid), "", clientv3.WithLease(lease)))

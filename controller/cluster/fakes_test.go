@@ -2,8 +2,7 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -21,12 +20,12 @@ import (
 type beliefs struct {
 	t  testing.TB
 	mu sync.Mutex
-	m  map[string]map[string]bool // dpid → replica → master
+	m  map[topology.DPID]map[string]bool // dpid → replica → master
 }
 
-func newBeliefs(t testing.TB) *beliefs { return &beliefs{t: t, m: map[string]map[string]bool{}} }
+func newBeliefs(t testing.TB) *beliefs { return &beliefs{t: t, m: map[topology.DPID]map[string]bool{}} }
 
-func (b *beliefs) set(replica, dpid string, master bool) {
+func (b *beliefs) set(replica string, dpid topology.DPID, master bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m[dpid] == nil {
@@ -42,30 +41,19 @@ func (b *beliefs) set(replica, dpid string, master bool) {
 	b.m[dpid][replica] = master
 }
 
-func (b *beliefs) master(dpid string) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for r, m := range b.m[dpid] {
-		if m {
-			return r
-		}
-	}
-	return ""
-}
-
 // fakeSwitches stands in for the controller: it records every SetDesired.
 type fakeSwitches struct {
 	id      string
 	beliefs *beliefs
 	mu      sync.Mutex
-	conn    map[string]bool
-	desired map[string]Desired
+	conn    map[topology.DPID]bool
+	desired map[topology.DPID]Desired
 	history []Desired
-	forgot  []string
+	forgot  []topology.DPID
 }
 
-func newFakeSwitches(id string, b *beliefs, dpids ...string) *fakeSwitches {
-	f := &fakeSwitches{id: id, beliefs: b, conn: map[string]bool{}, desired: map[string]Desired{}}
+func newFakeSwitches(id string, b *beliefs, dpids ...topology.DPID) *fakeSwitches {
+	f := &fakeSwitches{id: id, beliefs: b, conn: map[topology.DPID]bool{}, desired: map[topology.DPID]Desired{}}
 	for _, d := range dpids {
 		f.conn[d] = true
 	}
@@ -82,34 +70,34 @@ func (f *fakeSwitches) SetDesired(d Desired) {
 	}
 }
 
-func (f *fakeSwitches) Forget(dpid string) {
+func (f *fakeSwitches) Forget(dpid topology.DPID) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.desired, dpid)
 	f.forgot = append(f.forgot, dpid)
 }
 
-func (f *fakeSwitches) Connected() []string {
+func (f *fakeSwitches) Connected() []topology.DPID {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []string
+	var out []topology.DPID
 	for d, ok := range f.conn {
 		if ok {
 			out = append(out, d)
 		}
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }
 
-func (f *fakeSwitches) Report(dpid string) (SwitchReport, bool) {
+func (f *fakeSwitches) Report(dpid topology.DPID) (SwitchReport, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.desired[dpid]
 	return SwitchReport{Connected: f.conn[dpid], AppliedRevision: d.Revision, Flows: len(d.Flows)}, ok
 }
 
-func (f *fakeSwitches) get(dpid string) (Desired, bool) {
+func (f *fakeSwitches) get(dpid topology.DPID) (Desired, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.desired[dpid]
@@ -151,7 +139,7 @@ func (p *fakePolicy) set(doc *topology.Document, rev int64) {
 // countingCompile returns one flow per pool plus, for each service phase
 // already started at `at`, one more: enough to see documents and phase
 // boundaries change the desired set.
-func countingCompile(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+func countingCompile(doc *topology.Document, dpid topology.DPID, at time.Time) ([]flows.Flow, error) {
 	var out []flows.Flow
 	n := len(doc.Pools)
 	for _, s := range doc.Services {
@@ -182,16 +170,16 @@ func newClient(t testing.TB, endpoints []string) *clientv3.Client {
 	return cli
 }
 
-func dpidN(i int) string { return fmt.Sprintf("00000000000000%02x", i) }
+func dpidN(i int) topology.DPID { return topology.DPIDFromUint64(uint64(i)) }
 
 // fakeRecords keeps the last status record per bridge.
 type fakeRecords struct {
 	mu       sync.Mutex
-	statuses map[string]BridgeStatus
+	statuses map[topology.DPID]BridgeStatus
 	replicas int
 }
 
-func newFakeRecords() *fakeRecords { return &fakeRecords{statuses: map[string]BridgeStatus{}} }
+func newFakeRecords() *fakeRecords { return &fakeRecords{statuses: map[topology.DPID]BridgeStatus{}} }
 
 func (f *fakeRecords) RegisterReplica(ctx context.Context, lease clientv3.LeaseID) error {
 	f.mu.Lock()
@@ -209,7 +197,7 @@ func (f *fakeRecords) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus,
 	return nil
 }
 
-func (f *fakeRecords) get(dpid string) (BridgeStatus, bool) {
+func (f *fakeRecords) get(dpid topology.DPID) (BridgeStatus, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st, ok := f.statuses[dpid]

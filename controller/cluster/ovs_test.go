@@ -96,7 +96,7 @@ type timedEvent struct {
 
 // firstEventAfter returns when the first event of kind for dpid happened
 // after t.
-func (n *node) firstEventAfter(kind controller.EventKind, dpid string, t time.Time) (time.Time, bool) {
+func (n *node) firstEventAfter(kind controller.EventKind, dpid topology.DPID, t time.Time) (time.Time, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, e := range n.events {
@@ -117,7 +117,7 @@ func (n *node) crash() {
 	})
 }
 
-func (n *node) sawEvent(kind controller.EventKind, dpid string) bool {
+func (n *node) sawEvent(kind controller.EventKind, dpid topology.DPID) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, e := range n.events {
@@ -165,7 +165,7 @@ func newBridges(t testing.TB, n int, nodes []*node) []testenv.Bridge {
 		targets = append(targets, nd.addr)
 	}
 	for i := 0; i < n; i++ {
-		b := testenv.NewBridge(t, fmt.Sprintf("00000000c1a5%04x", i+1))
+		b := testenv.NewBridge(t, topology.DPID(fmt.Sprintf("00000000c1a5%04x", i+1)))
 		b.AddPort(t, 1)
 		b.AddPort(t, 2)
 		b.SetController(t, targets...)
@@ -182,7 +182,7 @@ func flowCount(t testing.TB, b testenv.Bridge) int {
 	return strings.Count(s, "\n") + 1
 }
 
-func expectedFlows(t testing.TB, doc *topology.Document, dpid string) int {
+func expectedFlows(t testing.TB, doc *topology.Document, dpid topology.DPID) int {
 	fl, err := DefaultCompile(doc, dpid, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func expectedFlows(t testing.TB, doc *topology.Document, dpid string) int {
 
 // masterOf returns which node's replica masters dpid, "" if none, and fails
 // on two.
-func masterOf(t testing.TB, nodes []*node, dpid string) string {
+func masterOf(t testing.TB, nodes []*node, dpid topology.DPID) string {
 	who := ""
 	for _, n := range nodes {
 		if _, ok := n.replica.Masters()[dpid]; ok {
@@ -390,8 +390,8 @@ func TestEtcdMemberAndQuorumLossOnOVS(t *testing.T) {
 		}
 		return m
 	}
-	masters := func() map[string]uint64 {
-		m := map[string]uint64{}
+	masters := func() map[topology.DPID]uint64 {
+		m := map[topology.DPID]uint64{}
 		for _, n := range nodes {
 			for d, g := range n.replica.Masters() {
 				m[d] = g

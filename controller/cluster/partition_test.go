@@ -230,7 +230,7 @@ func testPartitionedMaster(t *testing.T, mode testenv.ProxyMode) {
 	g.report(t)
 }
 
-func (n *node) eventsAfter(kind controller.EventKind, dpid string, t time.Time) []timedEvent {
+func (n *node) eventsAfter(kind controller.EventKind, dpid topology.DPID, t time.Time) []timedEvent {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var out []timedEvent
@@ -242,12 +242,12 @@ func (n *node) eventsAfter(kind controller.EventKind, dpid string, t time.Time) 
 	return out
 }
 
-func (n *node) sawEventAfter(kind controller.EventKind, dpid string, t time.Time) bool {
+func (n *node) sawEventAfter(kind controller.EventKind, dpid topology.DPID, t time.Time) bool {
 	_, ok := n.firstEventAfter(kind, dpid, t)
 	return ok
 }
 
-func controllerStatus(n *node, dpid string) controller.BridgeStatus {
+func controllerStatus(n *node, dpid topology.DPID) controller.BridgeStatus {
 	for _, st := range n.ctrl.Status() {
 		if st.DPID == dpid {
 			return st
@@ -299,7 +299,7 @@ type guard struct {
 	victim   *node
 	oldGen   uint64
 	newGen   uint64
-	dpid     string
+	dpid     topology.DPID
 }
 
 func startGuard(t testing.TB, bridges []testenv.Bridge, mustDrop ...string) *guard {
@@ -316,7 +316,7 @@ func (g *guard) mustDrop(packet string) {
 	g.mu.Unlock()
 }
 
-func (g *guard) healed(victim *node, oldGen, newGen uint64, dpid string) {
+func (g *guard) healed(victim *node, oldGen, newGen uint64, dpid topology.DPID) {
 	g.mu.Lock()
 	g.victim, g.oldGen, g.newGen, g.dpid = victim, oldGen, newGen, dpid
 	g.mu.Unlock()

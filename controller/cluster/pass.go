@@ -20,17 +20,17 @@ type loop struct {
 	stopLease  context.CancelFunc
 	epoch      uint64 // from epochKey, read once per process
 
-	bridges    map[string]*bridgeState
-	dirty      map[string]bool // status records to (re)write
-	wrote      map[string]bool // bridges whose current status record we wrote as master
+	bridges    map[topology.DPID]*bridgeState
+	dirty      map[topology.DPID]bool // status records to (re)write
+	wrote      map[topology.DPID]bool // bridges whose current status record we wrote as master
 	lastDocRev int64
 }
 
 func newLoop() *loop {
-	return &loop{bridges: map[string]*bridgeState{}, dirty: map[string]bool{}, wrote: map[string]bool{}}
+	return &loop{bridges: map[topology.DPID]*bridgeState{}, dirty: map[topology.DPID]bool{}, wrote: map[topology.DPID]bool{}}
 }
 
-func (st *loop) bridge(dpid string) *bridgeState {
+func (st *loop) bridge(dpid topology.DPID) *bridgeState {
 	b := st.bridges[dpid]
 	if b == nil {
 		b = &bridgeState{}
@@ -81,7 +81,7 @@ func (r *Replica) step(ctx context.Context, st *loop) {
 // write.
 func (r *Replica) noteEvents(st *loop) {
 	for _, e := range r.takeEvents() {
-		dpid := topology.CanonicalDPID(e.DPID)
+		dpid := e.DPID
 		st.dirty[dpid] = true
 		if e.Kind == controller.EventLostMastership {
 			// The switch saw a larger generation: someone else claimed the
@@ -102,18 +102,18 @@ func (r *Replica) localView(st *loop) (*topology.Document, view) {
 	}
 	v := view{
 		me: r.cfg.NodeID, lease: st.lease, epoch: st.epoch,
-		policy: policyView{loaded: loaded, revision: rev, rejected: r.cfg.Policy.Rejected(), bridges: map[string]bool{}},
-		local:  map[string]bool{},
+		policy: policyView{loaded: loaded, revision: rev, rejected: r.cfg.Policy.Rejected(), bridges: map[topology.DPID]bool{}},
+		local:  map[topology.DPID]bool{},
 		dirty:  st.dirty, wrote: st.wrote,
-		masters: map[string]uint64{}, known: make(map[string]bool, len(st.bridges)),
+		masters: map[topology.DPID]uint64{}, known: make(map[topology.DPID]bool, len(st.bridges)),
 	}
 	if loaded && doc != nil {
 		for _, b := range doc.Bridges {
-			v.policy.bridges[topology.CanonicalDPID(b.DPID)] = true
+			v.policy.bridges[b.DPID] = true
 		}
 	}
 	for _, dpid := range r.cfg.Switches.Connected() {
-		v.local[topology.CanonicalDPID(dpid)] = true
+		v.local[dpid] = true
 	}
 	for dpid, b := range st.bridges {
 		v.known[dpid] = true
@@ -142,7 +142,7 @@ func (r *Replica) applyLocal(st *loop, a actions) {
 // demote tells the controller SLAVE for a bridge (same flows, same
 // generation: a SLAVE request with the current generation is never stale).
 // It does nothing for a bridge we do not act as master of.
-func (r *Replica) demote(st *loop, dpid, reason string) {
+func (r *Replica) demote(st *loop, dpid topology.DPID, reason string) {
 	b := st.bridges[dpid]
 	if b == nil {
 		return

@@ -37,9 +37,9 @@ type SwitchReport struct {
 // O(bridges).
 type Switches interface {
 	SetDesired(d Desired)
-	Forget(dpid string)
-	Connected() []string
-	Report(dpid string) (SwitchReport, bool)
+	Forget(dpid topology.DPID)
+	Connected() []topology.DPID
+	Report(dpid topology.DPID) (SwitchReport, bool)
 }
 
 // Policy is the replica's in-memory copy of the policy document (the watch
@@ -69,4 +69,4 @@ type Records interface {
 
 // CompileFunc computes the complete desired flow set of one bridge at one
 // instant (flows.Compile with the default options in the daemon).
-type CompileFunc func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error)
+type CompileFunc func(doc *topology.Document, dpid topology.DPID, at time.Time) ([]flows.Flow, error)

@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/op25b/op25b/controller"
+	"github.com/op25b/op25b/topology"
 )
 
 // Defaults.
@@ -63,7 +64,7 @@ type Replica struct {
 	mu      sync.Mutex
 	events  []controller.Event
 	ready   error
-	masters map[string]uint64 // dpid → generation, for Masters()
+	masters map[topology.DPID]uint64 // dpid → generation, for Masters()
 }
 
 // New checks cfg and returns a Replica; nothing runs until Run.
@@ -102,7 +103,7 @@ func New(cfg Config) (*Replica, error) {
 		log:     cfg.Logger,
 		kick:    make(chan struct{}, 1),
 		ready:   errors.New("cluster: not started"),
-		masters: map[string]uint64{},
+		masters: map[topology.DPID]uint64{},
 	}, nil
 }
 
@@ -134,10 +135,10 @@ func (r *Replica) Ready() error {
 
 // Masters returns the bridges this replica currently masters, with the role
 // generation it uses for each.
-func (r *Replica) Masters() map[string]uint64 {
+func (r *Replica) Masters() map[topology.DPID]uint64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make(map[string]uint64, len(r.masters))
+	out := make(map[topology.DPID]uint64, len(r.masters))
 	for k, v := range r.masters {
 		out[k] = v
 	}
@@ -253,7 +254,7 @@ func (r *Replica) takeEvents() []controller.Event {
 }
 
 func (r *Replica) setReady(err error, st *loop) {
-	masters := map[string]uint64{}
+	masters := map[topology.DPID]uint64{}
 	for dpid, b := range st.bridges {
 		if b.master {
 			masters[dpid] = b.generation

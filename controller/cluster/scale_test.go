@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 // A replica that takes over many bridges at once: its first passes publish
@@ -22,9 +22,9 @@ import (
 func TestManyBridgesPerOperationTimeouts(t *testing.T) {
 	const n = 3000
 	etcd := startDebianEtcd(t)
-	var dpids []string
+	var dpids []topology.DPID
 	for i := range n {
-		dpids = append(dpids, fmt.Sprintf("%016x", i+1))
+		dpids = append(dpids, topology.DPIDFromUint64(uint64(i+1)))
 	}
 	records := &batchRecords{fakeRecords: newFakeRecords()}
 	warnings := &warnCounter{}

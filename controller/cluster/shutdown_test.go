@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/topology"
 )
 
 // Run owns every goroutine it starts: once its context is done it steps
@@ -39,7 +40,7 @@ func testShutdown(t *testing.T, etcdGone bool) {
 		t.Fatal(err)
 	}
 	defer cli.Close()
-	dpids := []string{dpidN(1), dpidN(2)}
+	dpids := []topology.DPID{dpidN(1), dpidN(2)}
 	sw := newFakeSwitches("solo", newBeliefs(t), dpids...)
 	rep, err := New(Config{NodeID: "solo", Client: cli, Prefix: "/op25b-test/", Switches: sw,
 		Policy: newFakePolicy(smallDoc(dpids...), 3), Records: newFakeRecords(), Compile: countingCompile,

@@ -1,9 +1,12 @@
 package cluster
 
 import (
-	"sort"
+	"cmp"
+	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
 )
 
 // view is everything one pass knows, gathered before anything is decided:
@@ -22,7 +25,7 @@ type view struct {
 	epoch uint64           // the high half of every generation (generation)
 
 	policy policyView
-	local  map[string]bool // bridges with an OpenFlow session here
+	local  map[topology.DPID]bool // bridges with an OpenFlow session here
 
 	// etcd is nil when this pass could not read etcd: mastership then
 	// stays as it is (the lease keeps others off our locks until it is
@@ -30,10 +33,10 @@ type view struct {
 	etcd *etcdView
 
 	// The replica's memory, carried from pass to pass.
-	masters map[string]uint64 // bridges we act as master of → generation
-	dirty   map[string]bool   // bridges whose status changed since their record was written
-	wrote   map[string]bool   // bridges whose current status record we wrote as master
-	known   map[string]bool   // bridges we keep state for (and may have told the controller about)
+	masters map[topology.DPID]uint64 // bridges we act as master of → generation
+	dirty   map[topology.DPID]bool   // bridges whose status changed since their record was written
+	wrote   map[topology.DPID]bool   // bridges whose current status record we wrote as master
+	known   map[topology.DPID]bool   // bridges we keep state for (and may have told the controller about)
 }
 
 // policyView is the replica's policy snapshot, as the loop sees it.
@@ -43,15 +46,15 @@ type policyView struct {
 	// rejected: etcd holds a newer document the policy refuses, so the
 	// snapshot is the newest anyone can enforce (Policy.Rejected).
 	rejected bool
-	bridges  map[string]bool // bridges listed in the document
+	bridges  map[topology.DPID]bool // bridges listed in the document
 }
 
 // etcdView is one consistent read (one etcd revision) of the cluster keys.
 type etcdView struct {
 	// connected: dpid → replica → lease of its connected/<dpid>/<replica>
 	// record.
-	connected map[string]map[string]clientv3.LeaseID
-	locks     map[string]lock // dpid → masters/<dpid>
+	connected map[topology.DPID]map[string]clientv3.LeaseID
+	locks     map[topology.DPID]lock // dpid → masters/<dpid>
 	// documentRevision is the ModRevision of the store's commit record
 	// (store.DocumentKey); 0 when no document was ever stored.
 	documentRevision int64
@@ -79,11 +82,11 @@ func generation(epoch uint64, createRev int64) uint64 {
 	return epoch<<32 | uint64(createRev)&0xffffffff
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
 	for k := range m {
 		out = append(out, k)
 	}
-	sort.Strings(out)
+	slices.Sort(out)
 	return out
 }

@@ -19,13 +19,13 @@ func ControllerSwitches(c *controller.Controller) Switches { return controllerSw
 
 type controllerSwitches struct{ c *controller.Controller }
 
-func (s controllerSwitches) SetDesired(d Desired) { s.c.SetDesired(d) }
-func (s controllerSwitches) Forget(dpid string)   { s.c.Forget(dpid) }
-func (s controllerSwitches) Connected() []string  { return s.c.Connected() }
+func (s controllerSwitches) SetDesired(d Desired)       { s.c.SetDesired(d) }
+func (s controllerSwitches) Forget(dpid topology.DPID)  { s.c.Forget(dpid) }
+func (s controllerSwitches) Connected() []topology.DPID { return s.c.Connected() }
 
 // Report looks up one bridge: the loop asks only about the bridges whose
 // status record it rewrites, so a pass costs O(changed), not O(bridges).
-func (s controllerSwitches) Report(dpid string) (SwitchReport, bool) {
+func (s controllerSwitches) Report(dpid topology.DPID) (SwitchReport, bool) {
 	st, ok := s.c.StatusOf(dpid)
 	if !ok {
 		return SwitchReport{}, false
@@ -73,7 +73,7 @@ var DefaultCompile = CompileWith(flows.DefaultOptions())
 // CompileWith is flows.Compile with the given pipeline options (op25bd
 // --first-table, --continue).
 func CompileWith(opts flows.Options) CompileFunc {
-	return func(doc *topology.Document, dpid string, at time.Time) ([]flows.Flow, error) {
+	return func(doc *topology.Document, dpid topology.DPID, at time.Time) ([]flows.Flow, error) {
 		c, err := flows.Compile(doc, dpid, at, opts)
 		if err != nil {
 			return nil, err

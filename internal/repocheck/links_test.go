@@ -163,7 +163,7 @@ func TestMarkdownLinks(t *testing.T) {
 // document, or to files beside the repository.
 func TestNoOutsideReferences(t *testing.T) {
 	root := repoRoot(t)
-	forbidden := []string{"contract " + "§", "../" + "shared/"}
+	forbidden := []string{"contract " + "§", "../" + "shared/", "platform" + "-notes"}
 	for _, file := range trackedFiles(t, root, ".md", ".go", ".yaml", ".yml", ".sh", ".py", "Makefile") {
 		b, err := os.ReadFile(filepath.Join(root, file))
 		if err != nil {

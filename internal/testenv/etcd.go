@@ -16,8 +16,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/internal/freeport"
-	"github.com/op25b/op25b/topology/store"
 )
 
 // Etcd is a single-node embedded etcd member for one test.
@@ -27,13 +27,13 @@ type Etcd struct {
 	Client *clientv3.Client
 }
 
-// EmbeddedEtcd starts an embedded etcd (store.StartEmbedded) with its data
+// EmbeddedEtcd starts an embedded etcd (etcdembed.Start) with its data
 // in t.TempDir() and stops it when the test ends.
 func EmbeddedEtcd(t testing.TB) *Etcd {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	endpoints, stop, err := store.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	endpoints, stop, err := etcdembed.Start(ctx, t.TempDir(), slog.New(slog.DiscardHandler), etcdembed.Options{})
 	if err != nil {
 		t.Fatalf("embedded etcd: %v", err)
 	}

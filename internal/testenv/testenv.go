@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/op25b/op25b/topology"
 )
 
 var (
@@ -93,27 +95,27 @@ func UniqueName(prefix string) string {
 // Bridge is a netdev bridge created for one test.
 type Bridge struct {
 	Name string
-	DPID string // 16 lowercase hex digits
+	DPID topology.DPID
 }
 
 // NewBridge creates a userspace (netdev) OpenFlow 1.3 bridge in fail-mode
 // secure with a fixed datapath id, and deletes it when the test ends.
 // dpid may be "" for a random one. datapath_type must be set in the same
 // ovs-vsctl call: a bridge created without it is unusable on this kernel.
-func NewBridge(t testing.TB, dpid string) Bridge {
+func NewBridge(t testing.TB, dpid topology.DPID) Bridge {
 	t.Helper()
 	RequireOVS(t)
 	if dpid == "" {
 		b := make([]byte, 8)
 		_, _ = rand.Read(b)
 		b[0] = 0 // keep it readable and clear of OVS's own reserved patterns
-		dpid = hex.EncodeToString(b)
+		dpid = topology.DPID(hex.EncodeToString(b))
 	}
 	name := UniqueName("op")
 	Run(t, "ovs-vsctl", "--timeout=10", "add-br", name,
 		"--", "set", "bridge", name, "datapath_type=netdev",
 		"protocols=OpenFlow13", "fail-mode=secure",
-		"other-config:datapath-id="+dpid)
+		"other-config:datapath-id="+string(dpid))
 	t.Cleanup(func() {
 		_, _ = RunErr("ovs-vsctl", "--timeout=10", "--if-exists", "del-br", name)
 	})

@@ -84,9 +84,6 @@ func Load(files Files, needCert bool) (*Holder, error) {
 	return h, nil
 }
 
-// Files returns the file names the holder reads.
-func (h *Holder) Files() Files { return h.files }
-
 // Reload reads the files again. On any error the previous material stays
 // in use (a half-written certificate must not break new handshakes).
 func (h *Holder) Reload() error {

@@ -34,8 +34,9 @@ func run(docPath, dpid, atText string) error {
 	if docPath == "" || dpid == "" {
 		return fmt.Errorf("-doc and -dpid are required")
 	}
-	if !topology.ValidDPID(dpid) {
-		return fmt.Errorf("-dpid %q: want 16 hex digits", dpid)
+	bridge, err := topology.ParseDPID(dpid)
+	if err != nil {
+		return fmt.Errorf("-dpid: %w", err)
 	}
 	at := time.Now()
 	if atText != "" {
@@ -56,7 +57,7 @@ func run(docPath, dpid, atText string) error {
 	if err := topology.Validate(doc); err != nil {
 		return fmt.Errorf("validate %s: %w", docPath, err)
 	}
-	compiled, err := flows.Compile(doc, topology.CanonicalDPID(dpid), at, flows.DefaultOptions())
+	compiled, err := flows.Compile(doc, bridge, at, flows.DefaultOptions())
 	if err != nil {
 		return fmt.Errorf("compile for %s: %w", dpid, err)
 	}

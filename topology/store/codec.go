@@ -5,142 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"slices"
 	"sort"
 	"strings"
 
 	"github.com/op25b/op25b/topology"
 )
 
-// itemKind describes one list of the document stored one item per key
-// (config/g/<gen>/<name>/<item name>).
-type itemKind struct {
-	name   string
-	names  func(*topology.Document) []string
-	encode func(*topology.Document, func(name string, v any))
-	// decode appends one item decoded from data (strictly) and returns its name.
-	decode func(doc *topology.Document, data []byte) (string, error)
-}
-
-// portsKey is the single key that holds the document's "ports" list.
+// portsKey is the single key that holds the document's "ports" list; every
+// other key is <kind>/<item key> for a kind of topology.ItemKinds.
 const portsKey = "ports"
-
-var itemKinds = []itemKind{
-	{
-		name: "pools",
-		names: func(d *topology.Document) []string {
-			out := make([]string, len(d.Pools))
-			for i, p := range d.Pools {
-				out[i] = p.Name
-			}
-			return out
-		},
-		encode: func(d *topology.Document, put func(string, any)) {
-			for _, p := range d.Pools {
-				put(p.Name, p)
-			}
-		},
-		decode: func(d *topology.Document, data []byte) (string, error) {
-			var p topology.Pool
-			err := decodeStrict(data, &p)
-			d.Pools = append(d.Pools, p)
-			return p.Name, err
-		},
-	},
-	{
-		name: "relays",
-		names: func(d *topology.Document) []string {
-			out := make([]string, len(d.Relays))
-			for i, r := range d.Relays {
-				out[i] = r.Name
-			}
-			return out
-		},
-		encode: func(d *topology.Document, put func(string, any)) {
-			for _, r := range d.Relays {
-				put(r.Name, r)
-			}
-		},
-		decode: func(d *topology.Document, data []byte) (string, error) {
-			var r topology.Relay
-			err := decodeStrict(data, &r)
-			d.Relays = append(d.Relays, r)
-			return r.Name, err
-		},
-	},
-	{
-		name: "destinations",
-		names: func(d *topology.Document) []string {
-			out := make([]string, len(d.Destinations))
-			for i, s := range d.Destinations {
-				out[i] = s.Name
-			}
-			return out
-		},
-		encode: func(d *topology.Document, put func(string, any)) {
-			for _, s := range d.Destinations {
-				put(s.Name, s)
-			}
-		},
-		decode: func(d *topology.Document, data []byte) (string, error) {
-			var s topology.DestinationSet
-			err := decodeStrict(data, &s)
-			d.Destinations = append(d.Destinations, s)
-			return s.Name, err
-		},
-	},
-	{
-		name: "services",
-		names: func(d *topology.Document) []string {
-			out := make([]string, len(d.Services))
-			for i, s := range d.Services {
-				out[i] = s.Name
-			}
-			return out
-		},
-		encode: func(d *topology.Document, put func(string, any)) {
-			for _, s := range d.Services {
-				put(s.Name, s)
-			}
-		},
-		decode: func(d *topology.Document, data []byte) (string, error) {
-			var s topology.Service
-			err := decodeStrict(data, &s)
-			d.Services = append(d.Services, s)
-			return s.Name, err
-		},
-	},
-	{
-		name: "bridges",
-		names: func(d *topology.Document) []string {
-			out := make([]string, len(d.Bridges))
-			for i, b := range d.Bridges {
-				out[i] = b.DPID
-			}
-			return out
-		},
-		encode: func(d *topology.Document, put func(string, any)) {
-			for _, b := range d.Bridges {
-				put(b.DPID, b)
-			}
-		},
-		decode: func(d *topology.Document, data []byte) (string, error) {
-			var b topology.Bridge
-			err := decodeStrict(data, &b)
-			d.Bridges = append(d.Bridges, b)
-			return b.DPID, err
-		},
-	},
-}
-
-func kindByName(name string) (itemKind, bool) {
-	for _, k := range itemKinds {
-		if k.name == name {
-			return k, true
-		}
-	}
-	return itemKind{}, false
-}
 
 // encodedItem is one document item as stored: its key relative to the
 // generation prefix ("pools/tokyo-dyn", "ports") and its JSON value.
@@ -153,7 +26,6 @@ type encodedItem struct {
 // by key so that batches and summaries are deterministic.
 func encodeDocument(doc *topology.Document) ([]encodedItem, error) {
 	var items []encodedItem
-	var encErr error
 	if doc.Ports != nil {
 		data, err := json.Marshal(doc.Ports)
 		if err != nil {
@@ -161,17 +33,15 @@ func encodeDocument(doc *topology.Document) ([]encodedItem, error) {
 		}
 		items = append(items, encodedItem{key: portsKey, value: data})
 	}
-	for _, k := range itemKinds {
-		k.encode(doc, func(name string, v any) {
-			data, err := json.Marshal(v)
-			if err != nil && encErr == nil {
-				encErr = fmt.Errorf("encode %s/%s: %w", k.name, name, err)
+	for _, k := range topology.ItemKinds {
+		for i, n := 0, k.Len(doc); i < n; i++ {
+			key := k.Name + "/" + k.Key(doc, i)
+			data, err := json.Marshal(k.Item(doc, i))
+			if err != nil {
+				return nil, fmt.Errorf("encode %s: %w", key, err)
 			}
-			items = append(items, encodedItem{key: k.name + "/" + name, value: data})
-		})
-	}
-	if encErr != nil {
-		return nil, encErr
+			items = append(items, encodedItem{key: key, value: data})
+		}
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].key < items[j].key })
 	return items, nil
@@ -180,12 +50,14 @@ func encodeDocument(doc *topology.Document) ([]encodedItem, error) {
 // newEmptyDocument is what Load returns when nothing was ever stored: empty
 // (not null) lists, so the API shows "pools": [] rather than null.
 func newEmptyDocument() *topology.Document {
-	return &topology.Document{
-		Pools:        []topology.Pool{},
-		Relays:       []topology.Relay{},
-		Destinations: []topology.DestinationSet{},
-		Services:     []topology.Service{},
-		Bridges:      []topology.Bridge{},
+	d := &topology.Document{}
+	makeNonNil(d)
+	return d
+}
+
+func makeNonNil(d *topology.Document) {
+	for _, k := range topology.ItemKinds {
+		k.MakeNonNil(d)
 	}
 }
 
@@ -213,22 +85,42 @@ func (d *documentDecoder) add(relKey string, value []byte) error {
 		d.doc.Ports = ports
 		return nil
 	}
-	kindName, itemName, ok := strings.Cut(relKey, "/")
-	if !ok {
-		return fmt.Errorf("unexpected key %q", relKey)
+	k, key, err := splitItemKey(relKey)
+	if err != nil {
+		return err
 	}
-	k, ok := kindByName(kindName)
-	if !ok {
-		return fmt.Errorf("unexpected key %q", relKey)
-	}
-	got, err := k.decode(d.doc, value)
+	item, err := decodeItem(k, key, value)
 	if err != nil {
 		return fmt.Errorf("%s: %w", relKey, err)
 	}
-	if got != itemName {
-		return fmt.Errorf("%s: value names %q, not %q", relKey, got, itemName)
-	}
+	k.Insert(d.doc, k.Len(d.doc), item)
 	return nil
+}
+
+// splitItemKey splits "pools/tokyo-dyn" into its kind and the item's key,
+// in canonical form: an older op25b stored a bridge under its dpid as
+// written, in either case.
+func splitItemKey(relKey string) (*topology.ItemKind, string, error) {
+	kindName, key, ok := strings.Cut(relKey, "/")
+	k, known := topology.ItemKindNamed(kindName)
+	if !ok || !known {
+		return nil, "", fmt.Errorf("unexpected key %q", relKey)
+	}
+	return k, k.CanonicalKey(key), nil
+}
+
+// decodeItem decodes a stored item as strictly as the API decodes a body
+// (topology's single-pass decoder) and checks that it is the item its key
+// names.
+func decodeItem(k *topology.ItemKind, key string, value []byte) (any, error) {
+	item, err := k.Decode(value)
+	if err != nil {
+		return nil, err
+	}
+	if got := k.ItemKey(item); got != key {
+		return nil, fmt.Errorf("value names %q, not %q", got, key)
+	}
+	return item, nil
 }
 
 // decodeStrict rejects unknown fields and trailing data: a stored value is
@@ -247,12 +139,10 @@ func decodeStrict(data []byte, v any) error {
 
 func sortStrings(l []string) { sort.Strings(l) }
 
-// sortDocument sorts every list by the name its items are keyed by, the
+// sortDocument sorts every list by the key its items are stored under, the
 // order in which a read from etcd returns them.
 func sortDocument(d *topology.Document) {
-	slices.SortFunc(d.Pools, func(a, b topology.Pool) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(d.Relays, func(a, b topology.Relay) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(d.Destinations, func(a, b topology.DestinationSet) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(d.Services, func(a, b topology.Service) int { return strings.Compare(a.Name, b.Name) })
-	slices.SortFunc(d.Bridges, func(a, b topology.Bridge) int { return strings.Compare(a.DPID, b.DPID) })
+	for _, k := range topology.ItemKinds {
+		k.SortByKey(d)
+	}
 }

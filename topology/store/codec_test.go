@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/op25b/op25b/topology"
@@ -16,6 +17,7 @@ func FuzzDecodeStored(f *testing.F) {
 	f.Add("services/x", []byte(`{"name":"x","phases":[{"block":["a","b"],"pops":["osaka-1"]}]}`))
 	f.Add("destinations/m", []byte(`{"name":"m","prefixes":["198.51.100.0/24"]}`))
 	f.Add("bridges/0000000000000001", []byte(`{"dpid":"0000000000000001","name":"b","pop":"p"}`))
+	f.Add("bridges/00000000000000AB", []byte(`{"dpid":"00000000000000AB","name":"b","pop":"p"}`))
 	f.Add("relays/msa", []byte(`{"name":"msa","prefix":"192.0.2.25/32"}`))
 	f.Add("ports", []byte(`[25,587]`))
 	f.Add("ports", []byte(`null`))
@@ -32,7 +34,9 @@ func FuzzDecodeStored(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted %q=%q but cannot encode it: %v", key, value, err)
 		}
-		if len(items) != 1 || items[0].key != key {
+		// A bridge stored under an upper-case dpid (by an older op25b)
+		// comes back under its canonical key.
+		if len(items) != 1 || items[0].key != canonicalItemKey(key) {
 			t.Fatalf("accepted %q=%q, re-encodes as %+v", key, value, items)
 		}
 		// The re-encoded value decodes to the same item.
@@ -46,6 +50,44 @@ func FuzzDecodeStored(f *testing.F) {
 			t.Fatalf("round trip differs: %s vs %s", a, b)
 		}
 	})
+}
+
+func canonicalItemKey(relKey string) string {
+	if k, key, err := splitItemKey(relKey); err == nil {
+		return k.Name + "/" + key
+	}
+	return relKey
+}
+
+// TestDecodeStoredKeys: keys and values a generation may hold, as the store
+// or an operator with etcdctl wrote them.
+func TestDecodeStoredKeys(t *testing.T) {
+	for _, tc := range []struct {
+		key, value string
+		err        string // part of the error, "" = accepted
+	}{
+		{"bridges/00000000000000ab", `{"dpid":"00000000000000ab","name":"b","pop":"p"}`, ""},
+		// Stored by an older op25b, which kept the dpid as written.
+		{"bridges/00000000000000AB", `{"dpid":"00000000000000AB","name":"b","pop":"p"}`, ""},
+		{"bridges/00000000000000AB", `{"dpid":"00000000000000ab","name":"b","pop":"p"}`, ""},
+		{"bridges/00000000000000ac", `{"dpid":"00000000000000ab","name":"b","pop":"p"}`, `value names "00000000000000ab"`},
+		{"pools/a", `{"name":"b","prefix":"10.0.0.0/8","kind":"static"}`, `value names "b", not "a"`},
+		{"pools/a", `{"name":"a","prefix":"10.0.0.0/8","kind":"static","Kind":"static"}`, "Kind"},
+		{"pools/a", `{"name":"a","prefix":"10.0.0.0/8","kind":"static"} {}`, "after"},
+		{"widgets/a", `{}`, "unexpected key"},
+		{"pools", `{}`, "unexpected key"},
+	} {
+		dec := newDocumentDecoder()
+		err := dec.add(tc.key, []byte(tc.value))
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s=%s: %v", tc.key, tc.value, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s=%s: %v, want an error containing %q", tc.key, tc.value, err, tc.err)
+		case tc.err == "" && (len(dec.doc.Bridges) != 1 || dec.doc.Bridges[0].DPID != "00000000000000ab"):
+			t.Errorf("%s=%s: bridges %+v", tc.key, tc.value, dec.doc.Bridges)
+		}
+	}
 }
 
 func TestDiffItems(t *testing.T) {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -36,52 +35,36 @@ func applyDelta(doc *topology.Document, genPrefix string, events []*clientv3.Eve
 			out.Ports = dec.doc.Ports
 			continue
 		}
-		kindName, name, ok := strings.Cut(rel, "/")
-		if !ok {
-			return nil, fmt.Errorf("unexpected key %q", rel)
-		}
-		var err error
-		switch kindName {
-		case topology.ItemPools:
-			out.Pools, err = applyItem(out.Pools, name, del, ev.Kv.Value, func(p topology.Pool) string { return p.Name })
-		case topology.ItemRelays:
-			out.Relays, err = applyItem(out.Relays, name, del, ev.Kv.Value, func(r topology.Relay) string { return r.Name })
-		case topology.ItemDestinations:
-			out.Destinations, err = applyItem(out.Destinations, name, del, ev.Kv.Value, func(d topology.DestinationSet) string { return d.Name })
-		case topology.ItemServices:
-			out.Services, err = applyItem(out.Services, name, del, ev.Kv.Value, func(s topology.Service) string { return s.Name })
-		case topology.ItemBridges:
-			out.Bridges, err = applyItem(out.Bridges, name, del, ev.Kv.Value, func(b topology.Bridge) string { return b.DPID })
-		default:
-			err = fmt.Errorf("unexpected key %q", rel)
-		}
+		k, key, err := splitItemKey(rel)
 		if err != nil {
+			return nil, err
+		}
+		if err := applyItem(out, k, key, del, ev.Kv.Value); err != nil {
 			return nil, fmt.Errorf("%s: %w", rel, err)
 		}
 	}
 	return out, nil
 }
 
-// applyItem puts (decoded strictly from value) or deletes the item called
-// name in a list sorted by name.
-func applyItem[T any](list []T, name string, del bool, value []byte, nameOf func(T) string) ([]T, error) {
-	i, found := slices.BinarySearchFunc(list, name, func(item T, n string) int { return strings.Compare(nameOf(item), n) })
+// applyItem puts (decoded strictly from value) or deletes the item with
+// this key in a list sorted by key.
+func applyItem(doc *topology.Document, k *topology.ItemKind, key string, del bool, value []byte) error {
+	i, found := k.Search(doc, key)
 	if del {
 		if !found {
-			return nil, fmt.Errorf("delete of an item that is not there")
+			return fmt.Errorf("delete of an item that is not there")
 		}
-		return slices.Delete(list, i, i+1), nil
+		k.Delete(doc, i)
+		return nil
 	}
-	var item T
-	if err := decodeStrict(value, &item); err != nil {
-		return nil, err
-	}
-	if got := nameOf(item); got != name {
-		return nil, fmt.Errorf("value names %q, not %q", got, name)
+	item, err := decodeItem(k, key, value)
+	if err != nil {
+		return err
 	}
 	if found {
-		list[i] = item
-		return list, nil
+		k.Set(doc, i, item)
+	} else {
+		k.Insert(doc, i, item)
 	}
-	return slices.Insert(list, i, item), nil
+	return nil
 }

@@ -19,18 +19,12 @@ func (s *Store) CurrentKey() string { return s.currentKey() }
 // GenerationKey exposes the key prefix of one generation.
 func (s *Store) GenerationKey(gen string) string { return s.generationKey(gen) }
 
-// TrimAudit runs the audit log trimming a write runs.
-func (s *Store) TrimAudit() { s.trimAudit(context.Background()) }
-
 const MaxAuditRecords, AuditTrimSlack = maxAuditRecords, auditTrimSlack
 
 // AuditKey exposes the audit key for a commit time (tests fill the log).
 func (s *Store) AuditKey(nanos int64) string {
 	return s.auditPrefix() + fmt.Sprintf("%016x.%s", nanos, "00000000")
 }
-
-// SetHistoryOrphanAge makes orphan history records old sooner.
-func (s *Store) SetHistoryOrphanAge(d time.Duration) { s.history.orphanAge = d }
 
 // PruneHistory runs the pruning a write runs.
 func (s *Store) PruneHistory() { s.pruneHistory(context.Background()) }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
@@ -55,7 +56,7 @@ func growthScenario(b *testing.B, n int, maintain bool) growthRun {
 	// etcd's default 2 GiB quota: an unmaintained run ends in NOSPACE,
 	// which is the finding (a bigger quota only moves it, and the embedded
 	// member maps the whole file into this process's memory).
-	cli, stop := embeddedWith(b, dir, store.EmbeddedOptions{})
+	cli, stop := embeddedWith(b, dir, etcdembed.Options{})
 	s := store.New(cli, "", nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -93,7 +94,7 @@ func growthScenario(b *testing.B, n int, maintain bool) growthRun {
 	stop()
 	run.fileBytes, run.dirBytes = dbFile(dir), dirSize(dir)
 	start := time.Now()
-	cli, stop = embeddedWith(b, dir, store.EmbeddedOptions{})
+	cli, stop = embeddedWith(b, dir, etcdembed.Options{})
 	run.startup = time.Since(start)
 	if doc, _, err := store.New(cli, "", nil).Load(context.Background()); err != nil || len(doc.Pools) != topology.MaxPools {
 		b.Fatalf("after restart: %v", err)
@@ -154,7 +155,7 @@ func BenchmarkEtcdGrowth100Replaces(b *testing.B) {
 	}
 	// The timed part: one full consistent read, from a maintained etcd.
 	dir := b.TempDir()
-	cli, _ := embeddedWith(b, dir, store.EmbeddedOptions{})
+	cli, _ := embeddedWith(b, dir, etcdembed.Options{})
 	if _, err := store.New(cli, "", nil).Replace(context.Background(), bigDoc(topology.MaxPools, "a"), store.WriteOptions{}); err != nil {
 		b.Fatal(err)
 	}

@@ -7,14 +7,16 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/op25b/op25b/topology"
 )
 
 // BridgeStatus is what the master of a bridge reports about it. It is
 // bound to the master's lease: when the master dies, its records vanish
 // with the lease and the next master writes its own.
 type BridgeStatus struct {
-	DPID      string `json:"dpid"`
-	Connected bool   `json:"connected"`
+	DPID      topology.DPID `json:"dpid"`
+	Connected bool          `json:"connected"`
 	// Master is the node id of the replica holding the master role.
 	Master string `json:"master"`
 	// AppliedRevision is the document revision whose flows the switch
@@ -45,7 +47,7 @@ func (s *Store) PutBridgeStatus(ctx context.Context, st BridgeStatus, lease clie
 	if st.DPID == "" {
 		return fmt.Errorf("put bridge status: empty dpid")
 	}
-	return s.putJSON(ctx, "put bridge status "+st.DPID, s.bridgeStatusPrefix()+st.DPID, st, lease)
+	return s.putJSON(ctx, "put bridge status "+string(st.DPID), s.bridgeStatusPrefix()+string(st.DPID), st, lease)
 }
 
 // PutBridgeStatuses stores many records, attached to lease (0: none), in
@@ -83,7 +85,7 @@ func (s *Store) PutBridgeStatuses(ctx context.Context, sts []BridgeStatus, lease
 		if err != nil {
 			return fmt.Errorf("put bridge status %s: %w", st.DPID, err)
 		}
-		key := s.bridgeStatusPrefix() + st.DPID
+		key := s.bridgeStatusPrefix() + string(st.DPID)
 		if len(ops) == maxTxnOps || size+len(key)+len(data) > maxTxnBytes || inBatch[key] {
 			if err := flush(); err != nil {
 				return err

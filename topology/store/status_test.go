@@ -3,7 +3,6 @@ package store_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/op25b/op25b/internal/etcdembed"
 	"github.com/op25b/op25b/internal/testenv"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
@@ -78,7 +78,7 @@ func TestPutBridgeStatusesBatches(t *testing.T) {
 	const n = 300
 	var sts []store.BridgeStatus
 	for i := range n {
-		sts = append(sts, store.BridgeStatus{DPID: fmt.Sprintf("%016x", i+1), Master: "node-a", AppliedRevision: int64(i)})
+		sts = append(sts, store.BridgeStatus{DPID: topology.DPIDFromUint64(uint64(i + 1)), Master: "node-a", AppliedRevision: int64(i)})
 	}
 	sts = append(sts, store.BridgeStatus{DPID: sts[0].DPID, Master: "node-a", AppliedRevision: 1000})
 	if err := s.PutBridgeStatuses(ctx, sts, lease.ID); err != nil {
@@ -106,7 +106,7 @@ func TestPutBridgeStatusesBatches(t *testing.T) {
 // within the caller's deadline, and a cache keeps its last good document.
 func TestUnavailable(t *testing.T) {
 	ctx := ctxT(t)
-	endpoints, stop, err := store.StartEmbedded(ctx, t.TempDir(), slog.New(slog.DiscardHandler))
+	endpoints, stop, err := etcdembed.Start(ctx, t.TempDir(), slog.New(slog.DiscardHandler), etcdembed.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestEmbeddedRestartKeepsDocument(t *testing.T) {
 	dir := t.TempDir()
 	var rev int64
 	for round := 0; round < 2; round++ {
-		endpoints, stop, err := store.StartEmbedded(ctx, dir, slog.New(slog.DiscardHandler))
+		endpoints, stop, err := etcdembed.Start(ctx, dir, slog.New(slog.DiscardHandler), etcdembed.Options{})
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

@@ -62,8 +62,10 @@ const (
 )
 
 // Store reads and writes the policy document, the audit log and the
-// status records under one prefix. It is safe for concurrent use; it holds
-// no state besides its configuration.
+// status records under one prefix. It is safe for concurrent use. Besides
+// its configuration it remembers the last document it read in full or
+// wrote (last), so that a read finding etcd unchanged costs one small
+// transaction instead of a full read; etcd stays the only source of truth.
 type Store struct {
 	cli    *clientv3.Client
 	prefix string
@@ -214,23 +216,7 @@ func (s *Store) remember(st *state) {
 func (s *Store) rememberWritten(doc *topology.Document, items []encodedItem, gen string, rev int64) {
 	doc = doc.Clone()
 	sortDocument(doc)
-	// A read returns empty lists, never null ones (newEmptyDocument).
-	empty := newEmptyDocument()
-	if doc.Pools == nil {
-		doc.Pools = empty.Pools
-	}
-	if doc.Relays == nil {
-		doc.Relays = empty.Relays
-	}
-	if doc.Destinations == nil {
-		doc.Destinations = empty.Destinations
-	}
-	if doc.Services == nil {
-		doc.Services = empty.Services
-	}
-	if doc.Bridges == nil {
-		doc.Bridges = empty.Bridges
-	}
+	makeNonNil(doc) // a read returns empty lists, never null ones (newEmptyDocument)
 	m := make(map[string][]byte, len(items))
 	for _, it := range items {
 		m[it.key] = it.value
@@ -703,16 +689,12 @@ func (s *Store) checkItemSizes(doc *topology.Document, items []encodedItem) erro
 // itemField turns a stored key ("destinations/mobile") back into the JSON
 // path of the item in doc ("destinations[3]").
 func itemField(doc *topology.Document, key string) string {
-	kindName, name, ok := strings.Cut(key, "/")
-	if !ok {
+	k, itemKey, err := splitItemKey(key)
+	if err != nil {
 		return key
 	}
-	if k, found := kindByName(kindName); found {
-		for i, n := range k.names(doc) {
-			if n == name {
-				return fmt.Sprintf("%s[%d]", kindName, i)
-			}
-		}
+	if i := k.Index(doc, itemKey); i >= 0 {
+		return k.Path(i)
 	}
-	return kindName
+	return k.Name
 }

@@ -1,4 +1,14 @@
-package store
+// Package etcdembed starts the single-node etcd member op25bd runs when it
+// is given no --etcd-endpoints, and that tests use as a real etcd.
+//
+// It is the only package of op25b that links the etcd server (raft, bbolt,
+// grpc-gateway ...): package topology/store speaks to etcd as a client
+// only, so a program that reads or writes the policy document does not
+// carry a database server with it. The member is tuned for one op25bd:
+// loopback only, snapshots every 100 entries with two spare WAL files
+// (start-up replays little), compaction in large batches (it keeps up with
+// a run of 100k-pool replaces), and etcd's own logs forwarded to slog.
+package etcdembed
 
 import (
 	"context"
@@ -14,55 +24,41 @@ import (
 	"github.com/op25b/op25b/internal/freeport"
 )
 
-// StartEmbedded starts a single-node etcd member on loopback with its data
-// in dataDir (created if needed; an existing one is reused, so the
-// document survives restarts). It returns the client endpoints and a stop
-// function that shuts the member down and waits for it. Used by op25bd when
-// no --etcd-endpoints are given, and by tests.
+// TLS makes the member serve clients over TLS: CertFile and KeyFile are its
+// server certificate (SAN 127.0.0.1), and every client must present a
+// certificate signed by TrustedCAFile (etcd's --client-cert-auth). Peer
+// traffic stays on loopback, plain.
+type TLS struct {
+	CertFile, KeyFile, TrustedCAFile string
+}
+
+// Options are the less common settings of the member; the zero value is a
+// plain-HTTP member with etcd's default quota.
+type Options struct {
+	// TLS, when set, serves clients on an https:// endpoint with
+	// client-certificate authentication (op25bd --etcd-cert/--etcd-key/
+	// --etcd-ca without --etcd-endpoints).
+	TLS *TLS
+	// QuotaBytes is the backend quota (etcd's --quota-backend-bytes); 0 is
+	// etcd's default of 2 GiB. Past it etcd raises NOSPACE.
+	QuotaBytes int64
+}
+
+// Start starts a single-node etcd member on loopback with its data in
+// dataDir (created if needed; an existing one is reused, so the document
+// survives restarts). It returns the client endpoints and a stop function
+// that shuts the member down and waits for it.
 //
 // embed cannot listen on port 0 (it advertises the URL it was given), so
 // free ports are picked by binding 127.0.0.1:0 and closing; another process
 // could grab one in between, hence a few attempts.
-func StartEmbedded(ctx context.Context, dataDir string, logger *slog.Logger) ([]string, func(), error) {
-	return startEmbedded(ctx, dataDir, logger, EmbeddedOptions{})
-}
-
-// EmbeddedTLS makes StartEmbeddedTLS's member serve clients over TLS:
-// CertFile and KeyFile are its server certificate (SAN 127.0.0.1), and
-// every client must present a certificate signed by TrustedCAFile
-// (etcd's --client-cert-auth). Peer traffic stays on loopback, plain.
-type EmbeddedTLS struct {
-	CertFile, KeyFile, TrustedCAFile string
-}
-
-// StartEmbeddedTLS is StartEmbedded with an https:// client endpoint and
-// client-certificate authentication (op25bd --etcd-cert/--etcd-key/--etcd-ca
-// without --etcd-endpoints).
-func StartEmbeddedTLS(ctx context.Context, dataDir string, logger *slog.Logger, tlsFiles EmbeddedTLS) ([]string, func(), error) {
-	return StartEmbeddedWith(ctx, dataDir, logger, EmbeddedOptions{TLS: &tlsFiles})
-}
-
-// EmbeddedOptions are the less common settings of the embedded member.
-type EmbeddedOptions struct {
-	// TLS, when set, serves clients as StartEmbeddedTLS does.
-	TLS *EmbeddedTLS
-	// QuotaBytes is the backend quota (etcd's --quota-backend-bytes);
-	// 0 is etcd's default, DefaultQuotaBytes. Past it etcd raises NOSPACE.
-	QuotaBytes int64
-}
-
-// StartEmbeddedWith is StartEmbedded with options.
-func StartEmbeddedWith(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
-	return startEmbedded(ctx, dataDir, logger, opts)
-}
-
-func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
+func Start(ctx context.Context, dataDir string, logger *slog.Logger, opts Options) ([]string, func(), error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		endpoints, stop, err := startEmbeddedOnce(ctx, dataDir, logger, opts)
+		endpoints, stop, err := startOnce(ctx, dataDir, logger, opts)
 		if err == nil {
 			logger.Info("embedded etcd started", "endpoints", endpoints, "data_dir", dataDir)
 			return endpoints, stop, nil
@@ -75,7 +71,7 @@ func startEmbedded(ctx context.Context, dataDir string, logger *slog.Logger, opt
 	return nil, nil, fmt.Errorf("start embedded etcd in %s: %w", dataDir, lastErr)
 }
 
-func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger, opts EmbeddedOptions) ([]string, func(), error) {
+func startOnce(ctx context.Context, dataDir string, logger *slog.Logger, opts Options) ([]string, func(), error) {
 	tlsFiles := opts.TLS
 	ports, err := freeport.Loopback(2)
 	if err != nil {
@@ -100,7 +96,7 @@ func startEmbeddedOnce(ctx context.Context, dataDir string, logger *slog.Logger,
 	cfg.LogLevel = "warn"
 	var stopping atomic.Bool
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(newEtcdZapLogger(logger, &stopping))
-	// A backstop only: op25bd's Keeper (footprint.go) compacts and
+	// A backstop only: op25bd's store.Keeper compacts and
 	// defragments the embedded member within seconds of a large write.
 	cfg.AutoCompactionMode = embed.CompactorModePeriodic
 	cfg.AutoCompactionRetention = "1h"
