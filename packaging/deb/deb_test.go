@@ -282,14 +282,24 @@ func installed() string {
 
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	cmd := exec.Command(name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
+	// dpkg refuses at once while another dpkg or apt (an unattended
+	// upgrade, a provisioning step) holds its lock: wait for it, as apt's
+	// DPkg::Lock::Timeout would, instead of failing the test.
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		cmd := exec.Command(name, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err == nil {
+			return string(out)
+		}
+		if name == "dpkg" && strings.Contains(stderr.String(), "lock") && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Second)
+			continue
+		}
 		t.Fatalf("%s %s: %v\n%s%s", name, strings.Join(args, " "), err, out, stderr.String())
 	}
-	return string(out)
 }
 
 func buildPackage(t *testing.T) string {
