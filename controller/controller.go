@@ -112,8 +112,9 @@ func (c Config) withDefaults() Config {
 }
 
 // DefaultAuditSweep is Config.AuditSweep's default: minutes, not seconds.
-// A dump of a 200k-flow bridge costs the switch and the controller about a
-// second of CPU each; with flow monitoring it finds nothing in steady state.
+// A full audit of a 200k-flow bridge costs the controller and the switch
+// a few hundred milliseconds of CPU each (BENCHMARKS.md), and with flow
+// monitoring it finds nothing in steady state.
 const DefaultAuditSweep = 10 * time.Minute
 
 // DefaultMaxConnections is Config.MaxConnections' default: far above the
