@@ -50,10 +50,13 @@ type fakeSwitch struct {
 	// refuses subscriptions as a switch without the extension does
 	// (BAD_REQUEST/BAD_EXPERIMENTER) and the controller falls back to
 	// periodic audits.
-	monitor  bool
-	monitors []uint32 // ids subscribed, in order
-	cancels  []uint32 // ids cancelled, in order
-	dumps    int      // OFPMP_FLOW requests answered
+	monitor bool
+	// monitorOldError answers subscriptions as Open vSwitch answers an
+	// invalid one: an error in an OpenFlow 1.0 header with xid 0.
+	monitorOldError bool
+	monitors        []uint32 // ids subscribed, in order
+	cancels         []uint32 // ids cancelled, in order
+	dumps           int      // OFPMP_FLOW requests answered
 
 	// roleReply says what a ROLE_REPLY grants; nil grants what was asked.
 	roleReply func(ofp.RoleRequest) ofp.RoleRequest
@@ -212,6 +215,11 @@ func (fs *fakeSwitch) handle(h ofwire.Header, body []byte) bool {
 		}
 	case of.TypeMultipartRequest:
 		if ofp.MultipartType(binary.BigEndian.Uint16(body)) == ofp.MultipartTypeExperimenter {
+			if fs.monitorOldError {
+				// The bytes of controller/ofwire/testdata/ovs/error-flow-monitor-bad-flags.hex.
+				fs.send([]byte{0x01, 0x01, 0x00, 0x18, 0, 0, 0, 0, 0xb0, 0xc2, 0, 0, 0, 0, 0x23, 0x20, 0, 0x01, 0x02, 0x06, 0, 0x01, 0, 0x04})
+				break
+			}
 			if !fs.monitor {
 				fs.send(ofError(h, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter))
 				break

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
 
 	"github.com/op25b/op25b/controller/ofwire"
@@ -408,6 +409,8 @@ func (s *switchSession) subscribe(ctx context.Context, id uint32) error {
 		table = uint8(ofp.TableAll)
 	}
 	xid := s.nextXID()
+	s.monXID.Store(xid)
+	defer s.monXID.Store(0)
 	reply, err := s.request(ctx, xid, ofwire.AppendFlowMonitorRequest(nil, xid, ofwire.FlowMonitorRequest{
 		ID: id, Flags: monitorFlags, OutPort: uint32(ofp.PortAny), Table: table}))
 	if err != nil {
@@ -421,6 +424,29 @@ func (s *switchSession) subscribe(ctx context.Context, id uint32) error {
 		return &badMonitorReply{fmt.Sprintf("another multipart reply (experimenter %#x type %d, %v)", exp, typ, err)}
 	}
 	return nil
+}
+
+// monitorRefusal handles Open vSwitch's answer to a flow monitor request
+// it finds invalid: an OpenFlow 1.4 error in an OpenFlow 1.0 header with
+// xid 0 (ofwire/testdata/ovs/error-flow-monitor-bad-flags.hex). op25b never
+// sends such a request, but if a switch ever answers one this way, the
+// request in flight fails (the switch is polled) instead of the session
+// closing on a wrong version and reconnecting into the same answer. It
+// runs on the reader and reports whether it consumed the message.
+func (s *session) monitorRefusal(h ofwire.Header, body []byte) bool {
+	xid := s.monXID.Load()
+	if h.Type != of.TypeError || h.XID != 0 || xid == 0 {
+		return false
+	}
+	e, err := ofwire.ParseError(h, body)
+	if err != nil {
+		return false
+	}
+	s.ofErrors.Add(1)
+	e.XID = xid
+	s.protoWarn("flow monitor request refused with an error in another OpenFlow version", "version", h.Version, "type", e.TypeName(), "code", e.CodeName())
+	s.routeError(e)
+	return true
 }
 
 // cancelMonitor sends ONFT_FLOW_MONITOR_CANCEL (no reply exists).

@@ -168,3 +168,26 @@ func TestFakeSlaveCancelsMonitors(t *testing.T) {
 		}
 	})
 }
+
+// A switch that answers the subscription the way Open vSwitch answers an
+// invalid one (an error in an OpenFlow 1.0 header, xid 0) is polled; the
+// session stays up instead of closing on the wrong version and
+// reconnecting into the same answer.
+func TestFakeMonitorRefusedInAnotherVersion(t *testing.T) {
+	rc := startController(t, Config{})
+	fs := connectFake(t, rc, 0x1b, func(fs *fakeSwitch) { fs.monitorOldError, fs.dump = true, encodeDump(pipelineFlows()) })
+	dpid := dpidString(0x1b)
+	rc.SetDesired(Desired{DPID: dpid, Revision: 1, Flows: pipelineFlows(), Master: true, Generation: 1})
+	st := rc.waitApplied(t, dpid, 1)
+	if st.DriftDetection != DriftPoll || !st.Connected || rc.events.count(EventDisconnected) != 0 {
+		t.Fatalf("status %+v, %d disconnects: want poll on a live session", st, rc.events.count(EventDisconnected))
+	}
+	if st.OpenFlowErrors != 1 {
+		t.Fatalf("%d OpenFlow errors counted, want the refusal", st.OpenFlowErrors)
+	}
+	select {
+	case <-fs.done:
+		t.Fatal("session closed")
+	default:
+	}
+}

@@ -55,8 +55,11 @@ type session struct {
 	ofErrors atomic.Uint64
 	protoLog logLimiter // rate of the protocol-problem warnings (ratelog.go)
 
-	mon   *monitorQueue // flow-monitor notifications for the worker (monitor.go)
-	dumps atomic.Uint64 // full flow dumps requested on this connection
+	mon *monitorQueue // flow-monitor notifications for the worker (monitor.go)
+	// monXID is the xid of the flow monitor request in flight, 0 if none
+	// (monitorRefusal).
+	monXID atomic.Uint32
+	dumps  atomic.Uint64 // full flow dumps requested on this connection
 
 	// busy counts requests and batches in flight. A switch answers our
 	// echo only after everything sent before it (messages are processed in
@@ -294,6 +297,9 @@ func (s *session) readLoop(r *bufio.Reader) {
 		}
 		s.lastSeen.Store(time.Now().UnixNano())
 		if h.Version != ofwire.Version13 {
+			if s.monitorRefusal(h, body) {
+				continue
+			}
 			s.logger().Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
 			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, ofwire.Version13))
 			return
