@@ -16,7 +16,7 @@ LDFLAGS     := -X github.com/op25b/op25b/internal/buildinfo.version=$(VERSION) \
 APT_PACKAGES := openvswitch-switch openvswitch-common mininet etcd-server etcd-client \
 	ethtool iputils-ping iproute2 swaks libnet-ssleay-perl libio-socket-inet6-perl \
 	python3-aiosmtpd openssl curl ca-certificates procps psmisc \
-	systemd adduser man-db groff-base
+	systemd adduser man-db groff-base iperf3
 
 .PHONY: all deps ovs build deb test lab-test lint bench demo demo-trace clean
 

@@ -144,7 +144,13 @@ var (
 	descFlows = prometheus.NewDesc("op25b_bridge_flows",
 		"op25b flows installed on the bridge.", []string{"dpid"}, nil)
 	descDrift = prometheus.NewDesc("op25b_drift_repairs_total",
-		"Flows repaired by the periodic audit (changed on the switch behind op25b's back).", []string{"dpid"}, nil)
+		"Flow-mods that undid changes made on the switch behind op25b's back (reported by flow monitoring, or found by an audit).", []string{"dpid"}, nil)
+	descDriftMode = prometheus.NewDesc("op25b_bridge_drift_detection",
+		"1 for how this replica, as master, finds drift on the bridge: mode monitor (the switch reports changes) or poll (full audits every --audit-interval).", []string{"dpid", "mode"}, nil)
+	descDumps = prometheus.NewDesc("op25b_flow_dumps_total",
+		"Full dumps of the bridge's op25b flows (reconciles, audits, flow listings).", []string{"dpid"}, nil)
+	descResyncs = prometheus.NewDesc("op25b_flow_monitor_resyncs_total",
+		"Full audits owed to the switch pausing flow monitoring (the controller fell behind) or too many changes at once.", []string{"dpid"}, nil)
 	descOFErrors = prometheus.NewDesc("op25b_openflow_errors_total",
 		"OpenFlow error messages received from the bridge.", []string{"dpid"}, nil)
 	descBlockedPackets = prometheus.NewDesc("op25b_blocked_packets_total",
@@ -209,6 +215,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedRevision), label)
 		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(st.Flows), label)
 		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(st.DriftRepairs), label)
+		ch <- prometheus.MustNewConstMetric(descDumps, prometheus.CounterValue, float64(st.FlowDumps), label)
+		ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(st.MonitorResyncs), label)
+		if st.DriftDetection != "" {
+			ch <- prometheus.MustNewConstMetric(descDriftMode, prometheus.GaugeValue, 1, label, st.DriftDetection)
+		}
 		ch <- prometheus.MustNewConstMetric(descOFErrors, prometheus.CounterValue, float64(st.OpenFlowErrors), label)
 		if !st.Connected {
 			continue

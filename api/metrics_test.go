@@ -41,7 +41,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("contract example compiles to no per-pool drop flows")
 	}
 	sw.status = []controller.BridgeStatus{
-		{DPID: "0000000000000001", Connected: true, Role: "master", AppliedRevision: rev, Flows: len(compiled.Flows), DriftRepairs: 2, OpenFlowErrors: 1},
+		{DPID: "0000000000000001", Connected: true, Role: "master", AppliedRevision: rev, Flows: len(compiled.Flows), DriftRepairs: 2, OpenFlowErrors: 1,
+			DriftDetection: controller.DriftMonitor, FlowDumps: 3, MonitorResyncs: 1},
 		{DPID: "0000000000000002", Connected: false, Role: "none"},
 	}
 	sw.counters["0000000000000001"] = counters
@@ -61,6 +62,9 @@ func TestMetrics(t *testing.T) {
 		`op25b_bridge_applied_revision{dpid="0000000000000001"} ` + itoa(rev),
 		`op25b_desired_revision ` + itoa(rev),
 		`op25b_drift_repairs_total{dpid="0000000000000001"} 2`,
+		`op25b_bridge_drift_detection{dpid="0000000000000001",mode="monitor"} 1`,
+		`op25b_flow_dumps_total{dpid="0000000000000001"} 3`,
+		`op25b_flow_monitor_resyncs_total{dpid="0000000000000001"} 1`,
 		`op25b_openflow_errors_total{dpid="0000000000000001"} 1`,
 		`op25b_blocked_packets_total{dpid="0000000000000001"} ` + itoa(int64(3*len(counters))),
 		`op25b_blocked_bytes_total{dpid="0000000000000001"} ` + itoa(int64(180*len(counters))),

@@ -157,7 +157,8 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	sw.installed = map[topology.DPID][]flows.Flow{dpid: compiled.Flows[1:]}
 	sw.counters = map[topology.DPID][]controller.FlowCounter{dpid: {{Key: compiled.Flows[1].Key(), Cookie: compiled.Flows[1].Cookie, Packets: 3, Bytes: 180}}}
 	cluster.bridges = []store.BridgeStatus{{DPID: dpid, Connected: true, Master: "node-a", AppliedRevision: rev1, Flows: 7,
-		LastReconcile: testClock}, {DPID: "00000000000000ff", Connected: true, Master: "node-a", LastError: "bundle failed"}}
+		LastReconcile: testClock, DriftDetection: controller.DriftMonitor},
+		{DPID: "00000000000000ff", Connected: true, Master: "node-a", LastError: "bundle failed", DriftDetection: controller.DriftPoll}}
 
 	run(exchange{"PUT", "/v1/config", strings.Replace(contractExample(t), "10.1.0.0/16", "10.1.0.1/16", 1), []string{write}, 400})
 	run(exchange{"PUT", "/v1/config", `{"pools": [{"prefx": "x"}]}`, []string{write}, 400})

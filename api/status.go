@@ -83,7 +83,7 @@ func localRecords(sts []controller.BridgeStatus, node string) []store.BridgeStat
 	out := make([]store.BridgeStatus, 0, len(sts))
 	for _, st := range sts {
 		rec := store.BridgeStatus{DPID: st.DPID, Connected: st.Connected, AppliedRevision: st.AppliedRevision,
-			Flows: st.Flows, LastError: st.LastError, LastReconcile: st.LastReconcile}
+			Flows: st.Flows, LastError: st.LastError, LastReconcile: st.LastReconcile, DriftDetection: st.DriftDetection}
 		if st.Role == "master" {
 			rec.Master = node
 		}
@@ -106,6 +106,9 @@ func mergeBridges(doc *topology.Document, records []store.BridgeStatus) []Bridge
 		}
 		v.Connected, v.Master, v.AppliedRevision = rec.Connected, rec.Master, rec.AppliedRevision
 		v.Flows, v.LastError = rec.Flows, rec.LastError
+		if rec.Connected && rec.Master != "" {
+			v.DriftDetection = rec.DriftDetection
+		}
 		if !rec.LastReconcile.IsZero() {
 			t := rec.LastReconcile
 			v.LastReconcile = &t

@@ -25,21 +25,29 @@ func TestStatusMergesDocumentAndRecords(t *testing.T) {
 	e := newEnv(t, func(c *Config) { c.Cluster = cluster })
 	rev := e.putExample()
 	cluster.bridges = []store.BridgeStatus{
-		{DPID: "0000000000000001", Connected: true, Master: "node-a", AppliedRevision: rev, Flows: 40, Registered: true, LastReconcile: testClock},
+		{DPID: "0000000000000001", Connected: true, Master: "node-a", AppliedRevision: rev, Flows: 40, Registered: true, LastReconcile: testClock,
+			DriftDetection: controller.DriftMonitor},
 		{DPID: "00000000000000AA", Connected: true, Master: "node-b", AppliedRevision: rev - 1, LastError: "bundle refused"},
+		// An orphan's stale mode is not reported: nobody masters it.
+		{DPID: "00000000000000BB", Connected: false, DriftDetection: controller.DriftPoll},
 	}
 	var st StatusResponse
 	e.expect(e.do(http.MethodGet, "/v1/status", ""), http.StatusOK, &st)
-	if st.Revision != rev || len(st.Replicas) != 1 || len(st.Bridges) != 2 {
+	if st.Revision != rev || len(st.Replicas) != 1 || len(st.Bridges) != 3 {
 		t.Fatalf("status %+v", st)
 	}
 	b0, b1 := st.Bridges[0], st.Bridges[1]
 	if b0.DPID != "0000000000000001" || b0.Name != "tokyo-1-sub-a" || b0.Pop != "tokyo-1" || !b0.Registered ||
-		!b0.Connected || b0.Master != "node-a" || b0.AppliedRevision != rev || b0.Flows != 40 || b0.LastReconcile == nil {
+		!b0.Connected || b0.Master != "node-a" || b0.AppliedRevision != rev || b0.Flows != 40 || b0.LastReconcile == nil ||
+		b0.DriftDetection != controller.DriftMonitor {
 		t.Fatalf("registered bridge: %+v", b0)
 	}
-	if b1.DPID != "00000000000000aa" || b1.Registered || b1.Name != "" || b1.LastError != "bundle refused" || b1.AppliedRevision != rev-1 {
+	if b1.DPID != "00000000000000aa" || b1.Registered || b1.Name != "" || b1.LastError != "bundle refused" || b1.AppliedRevision != rev-1 ||
+		b1.DriftDetection != "" {
 		t.Fatalf("unregistered bridge: %+v", b1)
+	}
+	if b2 := st.Bridges[2]; b2.DriftDetection != "" {
+		t.Fatalf("orphan reports drift detection %q", b2.DriftDetection)
 	}
 	// The wire names are the contract's.
 	rec := e.do(http.MethodGet, "/v1/status", "")

@@ -46,7 +46,14 @@ import (
 
 // Config tunes the controller. Zero durations take the defaults.
 type Config struct {
-	AuditInterval  time.Duration // default 30s
+	// AuditInterval is how often a master does a full audit (dump, diff,
+	// repair) of a bridge whose switch refuses flow monitoring, and how
+	// soon a failed reconcile is retried; default 30s.
+	AuditInterval time.Duration
+	// AuditSweep is how often a master does a full audit of a bridge whose
+	// flow tables it watches through flow monitoring (drift is repaired as
+	// it is reported; the sweep is a safety net); default 10m.
+	AuditSweep     time.Duration
 	EchoInterval   time.Duration // our keepalive, default 5s
 	DeadTimeout    time.Duration // no traffic from switch for this long → disconnect, default 15s
 	RequestTimeout time.Duration // barrier/reply wait, default 30s
@@ -70,11 +77,18 @@ type Config struct {
 	AuthorizeDatapath func(dpid topology.DPID, cert *x509.Certificate) error
 	Logger            *slog.Logger // every switch line carries dpid=…
 	Events            func(Event)  // optional; called from session goroutines, must not block long
+
+	// noMonitor never subscribes to flow monitoring, as if every switch
+	// refused it (benchmarks compare the two).
+	noMonitor bool
 }
 
 func (c Config) withDefaults() Config {
 	if c.AuditInterval <= 0 {
 		c.AuditInterval = 30 * time.Second
+	}
+	if c.AuditSweep <= 0 {
+		c.AuditSweep = DefaultAuditSweep
 	}
 	if c.EchoInterval <= 0 {
 		c.EchoInterval = 5 * time.Second
@@ -96,6 +110,12 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// DefaultAuditSweep is Config.AuditSweep's default: minutes, not seconds.
+// A full audit of a 200k-flow bridge costs the controller and the switch
+// a few hundred milliseconds of CPU each (BENCHMARKS.md), and with flow
+// monitoring it finds nothing in steady state.
+const DefaultAuditSweep = 10 * time.Minute
 
 // DefaultMaxConnections is Config.MaxConnections' default: far above the
 // bridges one replica masters in a PoP, far below what exhausts it.
@@ -144,7 +164,10 @@ type Event struct {
 	Revision int64
 	Duration time.Duration // EventReconciled/Failed: wall time of the reconcile
 	Changes  int           // EventReconciled: flow-mods sent
-	Audit    bool          // the reconcile was a periodic audit
+	Audit    bool          // the reconcile was a periodic audit, or a repair of drift
+	// Monitor: the flow-mods repaired drift reported by flow monitoring,
+	// without a dump (Audit is set too).
+	Monitor bool
 }
 
 // Desired is what one bridge should have. Master=false → request SLAVE
@@ -171,6 +194,12 @@ type BridgeStatus struct {
 	OpenFlowErrors  uint64
 	FlowMods        uint64 // flow-mods sent since the controller started
 	Reconciles      uint64 // successful reconciles (including no-op audits)
+	// DriftDetection is how this master finds drift: DriftMonitor (the
+	// switch reports flow-table changes; full audit every AuditSweep) or
+	// DriftPoll (full audit every AuditInterval); "" when not master.
+	DriftDetection string
+	FlowDumps      uint64 // full dumps of the bridge's op25b flows (reconciles, audits, Installed)
+	MonitorResyncs uint64 // full audits owed to a flow monitor pause or overflow
 }
 
 // FlowCounter is the packet/byte count of one op25b flow.
@@ -288,6 +317,7 @@ func (b *bridgeState) report() BridgeStatus {
 	st := b.status
 	if b.sess != nil {
 		st.OpenFlowErrors += b.sess.ofErrors.Load()
+		st.FlowDumps += b.sess.dumps.Load()
 	}
 	return st
 }
@@ -415,6 +445,10 @@ type switchSession struct {
 	roleGen    uint64
 	staleFor   *roleKey
 	bundleID   uint32
+
+	// Drift detection, owned by the worker goroutine (monitor.go).
+	mstate  monitorState
+	applied *desiredIndex // the desired set the last reconcile made the switch hold; nil if it failed
 }
 
 type roleKey struct {
@@ -538,8 +572,9 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		c.mu.Lock()
 		if b.sess == s {
 			b.sess = nil
-			b.status.Connected, b.status.Role = false, "none"
+			b.status.Connected, b.status.Role, b.status.DriftDetection = false, "none", ""
 			b.status.OpenFlowErrors += s.ofErrors.Load()
+			b.status.FlowDumps += s.dumps.Load()
 		}
 		c.mu.Unlock()
 		s.close(nil)
@@ -575,13 +610,20 @@ func (c *Controller) hello(s *session, r *bufio.Reader, deadline time.Time) erro
 	return nil
 }
 
-// run is the session's worker: it applies the desired state when woken and
-// audits every AuditInterval, until the session or ctx ends.
+// run is the session's worker: it applies the desired state when woken,
+// repairs drift the switch reports (monitor.go), and audits every
+// AuditSweep when the switch reports its changes, else every
+// AuditInterval, until the session or ctx ends.
 func (s *switchSession) run(ctx context.Context) {
-	audit := time.NewTicker(s.c.cfg.AuditInterval)
+	period := s.c.cfg.AuditInterval
+	audit := time.NewTicker(period)
 	defer audit.Stop()
 	s.step(ctx, false)
 	for {
+		if p := s.auditPeriod(); p != period {
+			period = p
+			audit.Reset(period)
+		}
 		select {
 		case <-ctx.Done():
 			return
@@ -589,24 +631,39 @@ func (s *switchSession) run(ctx context.Context) {
 			return
 		case <-s.wake:
 			s.step(ctx, false)
+		case <-s.mon.wake:
+			s.onMonitor(ctx)
 		case <-audit.C:
 			s.step(ctx, true)
 		}
 	}
 }
 
-// step brings the role and then the flows in line with the desired state.
-func (s *switchSession) step(ctx context.Context, isAudit bool) {
+// auditPeriod: the slow sweep while the switch reports changes and the
+// last reconcile succeeded, otherwise the audit interval.
+func (s *switchSession) auditPeriod() time.Duration {
+	if s.roleMaster && s.applied != nil && s.driftMode() == DriftMonitor {
+		return s.c.cfg.AuditSweep
+	}
+	return s.c.cfg.AuditInterval
+}
+
+// desired returns the bridge's desired state while this session is the
+// bridge's current one.
+func (s *switchSession) desired() (Desired, *desiredIndex, bool) {
 	c := s.c
 	c.mu.Lock()
-	var d Desired
-	var idx *desiredIndex
+	defer c.mu.Unlock()
 	b := c.bridges[s.dpid]
-	have := b != nil && b.desired != nil && b.sess == s
-	if have {
-		d, idx = *b.desired, b.index
+	if b == nil || b.desired == nil || b.sess != s {
+		return Desired{}, nil, false
 	}
-	c.mu.Unlock()
+	return *b.desired, b.index, true
+}
+
+// step brings the role and then the flows in line with the desired state.
+func (s *switchSession) step(ctx context.Context, isAudit bool) {
+	d, idx, have := s.desired()
 	if !have {
 		return // no desired state yet: do not even claim a role
 	}
@@ -620,8 +677,17 @@ func (s *switchSession) step(ctx context.Context, isAudit bool) {
 		}
 	}
 	if !s.roleMaster {
+		if len(s.mstate.tables) > 0 {
+			s.stopMonitoring()
+		}
 		return
 	}
+	// Subscribe before the dump, so that no change after it goes unseen.
+	if err := s.syncMonitors(ctx, idx); err != nil {
+		s.logger().Warn("flow monitor subscription failed", "err", err)
+	}
+	mode := s.driftMode()
+	s.setStatus(func(st *BridgeStatus) { st.DriftDetection = mode })
 	s.reconcile(ctx, d, idx, isAudit)
 }
 
@@ -642,6 +708,7 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 	case errors.As(err, &oe) && oe.IsStale():
 		s.staleFor = &want
 		s.roleSet, s.roleMaster = true, false
+		s.stopMonitoring()
 		s.logger().Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
 			"type", oe.TypeName(), "code", oe.CodeName())
 		s.setStatus(func(st *BridgeStatus) { st.Role = "slave"; st.LastError = oe.Error() })
@@ -662,6 +729,7 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 // master role (OVS demotes the old master without telling it in 1.3).
 func (s *switchSession) lostMastership(err error) {
 	s.roleMaster = false
+	s.stopMonitoring()
 	k := roleKey{master: true, gen: s.roleGen}
 	s.staleFor = &k
 	s.setStatus(func(st *BridgeStatus) { st.Role = "slave" })

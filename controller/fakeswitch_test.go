@@ -46,6 +46,18 @@ type fakeSwitch struct {
 	closeInDump int    // close the connection after this many dump parts
 	silent      bool   // answer nothing at all (dead peer)
 
+	// Flow monitoring (ONF, OpenFlow 1.3). Without monitor the switch
+	// refuses subscriptions as a switch without the extension does
+	// (BAD_REQUEST/BAD_EXPERIMENTER) and the controller falls back to
+	// periodic audits.
+	monitor bool
+	// monitorOldError answers subscriptions as Open vSwitch answers an
+	// invalid one: an error in an OpenFlow 1.0 header with xid 0.
+	monitorOldError bool
+	monitors        []uint32 // ids subscribed, in order
+	cancels         []uint32 // ids cancelled, in order
+	dumps           int      // OFPMP_FLOW requests answered
+
 	// roleReply says what a ROLE_REPLY grants; nil grants what was asked.
 	roleReply func(ofp.RoleRequest) ofp.RoleRequest
 
@@ -171,6 +183,8 @@ func (fs *fakeSwitch) handle(h ofwire.Header, body []byte) bool {
 			break
 		}
 		switch binary.BigEndian.Uint32(body[4:]) {
+		case ofwire.ONFTypeFlowMonitor: // cancel: no reply
+			fs.cancels = append(fs.cancels, binary.BigEndian.Uint32(body[8:]))
 		case ofwire.ONFTypeBundleAdd:
 			fs.bundleAdds++
 			// ONFT_BUNDLE_ADD_MESSAGE: experimenter header, bundle id,
@@ -200,6 +214,22 @@ func (fs *fakeSwitch) handle(h ofwire.Header, body []byte) bool {
 			fs.send(ofwire.AppendBundleControl(nil, h.XID, c))
 		}
 	case of.TypeMultipartRequest:
+		if ofp.MultipartType(binary.BigEndian.Uint16(body)) == ofp.MultipartTypeExperimenter {
+			if fs.monitorOldError {
+				// The bytes of controller/ofwire/testdata/ovs/error-flow-monitor-bad-flags.hex.
+				fs.send([]byte{0x01, 0x01, 0x00, 0x18, 0, 0, 0, 0, 0xb0, 0xc2, 0, 0, 0, 0, 0x23, 0x20, 0, 0x01, 0x02, 0x06, 0, 0x01, 0, 0x04})
+				break
+			}
+			if !fs.monitor {
+				fs.send(ofError(h, ofp.ErrTypeBadRequest, ofp.ErrCodeBadRequestBadExperimenter))
+				break
+			}
+			// mp header (8), experimenter header (8), then the request: id first.
+			fs.monitors = append(fs.monitors, binary.BigEndian.Uint32(body[16:]))
+			fs.send(ofwiretest.FlowMonitorReply(h.XID))
+			break
+		}
+		fs.dumps++
 		part := fs.dumpPart
 		if part == 0 {
 			part = 60000

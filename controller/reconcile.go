@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -16,18 +17,26 @@ import (
 // dump reads op25b's flows (cookie/mask = our marker, all tables) and
 // decodes them entry by entry.
 func (s *session) dump(ctx context.Context) ([]ofwire.FlowStatsEntry, error) {
+	entries, _, err := s.dumpMarked(ctx)
+	return entries, err
+}
+
+// dumpMarked is dump plus the flow-monitor sequence number its reply
+// completed at: the notifications up to it are reflected in the entries.
+func (s *session) dumpMarked(ctx context.Context) ([]ofwire.FlowStatsEntry, uint64, error) {
+	s.dumps.Add(1)
 	xid := s.nextXID()
 	reply, err := s.request(ctx, xid, ofwire.AppendFlowStatsRequest(nil, xid, flows.CookieMarker, flows.CookieMask))
 	if err != nil {
-		return nil, fmt.Errorf("dump flows: %w", err)
+		return nil, 0, fmt.Errorf("dump flows: %w", err)
 	}
 	entries := make([]ofwire.FlowStatsEntry, 0, reply.size/88) // op25b entries are ≥ 88 bytes
 	for _, part := range reply.parts {
 		if entries, err = ofwire.DecodeFlowStats(part, entries); err != nil {
-			return nil, fmt.Errorf("dump flows: %w", err)
+			return nil, 0, fmt.Errorf("dump flows: %w", err)
 		}
 	}
-	return entries, nil
+	return entries, reply.monSeq, nil
 }
 
 // changePlan is the list of flow-mods that turns a dump into the desired set.
@@ -115,8 +124,15 @@ func (idx *desiredIndex) plan(entries []ofwire.FlowStatsEntry) changePlan {
 			}
 		}
 	}
+	p.addDiff(want, installed)
+	return p
+}
+
+// addDiff appends the flow-mods that turn installed into want (both only
+// the flows that differ), in flows.Diff's make-before-break order.
+func (p *changePlan) addDiff(want, installed []flows.Flow) {
 	if len(want) == 0 && len(installed) == 0 {
-		return p
+		return
 	}
 	cookieOf := make(map[flows.Key]uint64, len(installed))
 	for _, f := range installed {
@@ -145,7 +161,6 @@ func (idx *desiredIndex) plan(entries []ofwire.FlowStatsEntry) changePlan {
 				Cookie: cookie, CookieMask: ^uint64(0), Match: f.Match})
 		}
 	}
-	return p
 }
 
 // errRejected wraps the switch's rejection of part of a change set.
@@ -164,32 +179,23 @@ func (e *errRejected) Unwrap() error { return e.first }
 // reconcile dumps, diffs and applies; it updates status and emits an event.
 func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIndex, isAudit bool) {
 	start := time.Now()
-	entries, err := s.dump(ctx)
+	s.applied = nil
+	entries, mark, err := s.dumpMarked(ctx)
 	s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
 	var plan changePlan
 	if err == nil {
+		// Changes reported before the dump's reply are in the dump.
+		s.mon.settled(mark)
 		plan = idx.plan(entries)
 		err = s.apply(ctx, plan.Mods)
 	}
 	elapsed := time.Since(start)
 	log := s.logger().With("revision", d.Revision, "audit", isAudit)
 	if err != nil {
-		var oe *ofwire.Error
-		if errors.As(err, &oe) && oe.IsSlave() {
-			log.Warn("switch says we are slave: lost mastership", "type", oe.TypeName(), "code", oe.CodeName())
-			s.lostMastership(err)
-		}
-		if errors.Is(err, ErrRequestTimeout) {
-			// An unanswered barrier leaves the bundle's fate unknown; a new
-			// connection starts from a clean slate (OVS discards open bundles
-			// of a closed connection) and reconciles again.
-			s.close(err)
-		}
-		log.Warn("reconcile failed", "err", err, "changes", len(plan.Mods))
-		s.setStatus(func(st *BridgeStatus) { st.LastError = err.Error() })
-		s.c.emit(Event{Kind: EventReconcileFailed, DPID: s.dpid, Revision: d.Revision, Err: fmt.Errorf("reconcile %s: %w", s.dpid, err), Duration: elapsed, Audit: isAudit})
+		s.applyFailed(log, err, d, elapsed, isAudit, len(plan.Mods))
 		return
 	}
+	s.applied = idx
 	var drops []FlowCounter
 	for _, e := range entries {
 		if !e.Foreign && e.Flow.Actions.IsDrop() {
@@ -217,6 +223,26 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		log.Warn("audit repaired drift", "changes", n)
 	}
 	s.c.emit(Event{Kind: EventReconciled, DPID: s.dpid, Revision: d.Revision, Duration: elapsed, Changes: n, Audit: isAudit})
+}
+
+// applyFailed handles a failed reconcile or repair: a switch that says we
+// are slave lost us mastership, an unanswered request closes the session,
+// and the error goes to status and an event.
+func (s *switchSession) applyFailed(log *slog.Logger, err error, d Desired, elapsed time.Duration, isAudit bool, changes int) {
+	var oe *ofwire.Error
+	if errors.As(err, &oe) && oe.IsSlave() {
+		log.Warn("switch says we are slave: lost mastership", "type", oe.TypeName(), "code", oe.CodeName())
+		s.lostMastership(err)
+	}
+	if errors.Is(err, ErrRequestTimeout) {
+		// An unanswered barrier leaves the bundle's fate unknown; a new
+		// connection starts from a clean slate (OVS discards open bundles
+		// of a closed connection) and reconciles again.
+		s.close(err)
+	}
+	log.Warn("reconcile failed", "err", err, "changes", changes)
+	s.setStatus(func(st *BridgeStatus) { st.LastError = err.Error() })
+	s.c.emit(Event{Kind: EventReconcileFailed, DPID: s.dpid, Revision: d.Revision, Err: fmt.Errorf("reconcile %s: %w", s.dpid, err), Duration: elapsed, Audit: isAudit})
 }
 
 // apply sends mods in one ONF bundle (ATOMIC|ORDERED), or as ordered

@@ -55,6 +55,12 @@ type session struct {
 	ofErrors atomic.Uint64
 	protoLog logLimiter // rate of the protocol-problem warnings (ratelog.go)
 
+	mon *monitorQueue // flow-monitor notifications for the worker (monitor.go)
+	// monXID is the xid of the flow monitor request in flight, 0 if none
+	// (monitorRefusal).
+	monXID atomic.Uint32
+	dumps  atomic.Uint64 // full flow dumps requested on this connection
+
 	// busy counts requests and batches in flight. A switch answers our
 	// echo only after everything sent before it (messages are processed in
 	// order), so while a 100k-message batch is being worked through its
@@ -70,6 +76,9 @@ type call struct {
 	parts [][]byte
 	size  int
 	err   error
+	// monSeq is the flow-monitor sequence number reached when the reply
+	// completed (monitorQueue.settled).
+	monSeq uint64
 }
 
 // batch collects the errors of a range of pipelined messages [lo, hi]
@@ -87,6 +96,7 @@ func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session
 		pending:     make(map[uint32]*call),
 		echoReplies: make(chan []byte, 16),
 		done:        make(chan struct{}),
+		mon:         newMonitorQueue(),
 	}
 	s.lastSeen.Store(time.Now().UnixNano())
 	s.logp.Store(log)
@@ -287,6 +297,9 @@ func (s *session) readLoop(r *bufio.Reader) {
 		}
 		s.lastSeen.Store(time.Now().UnixNano())
 		if h.Version != ofwire.Version13 {
+			if s.monitorRefusal(h, body) {
+				continue
+			}
 			s.logger().Warn("message with wrong OpenFlow version, closing", "version", h.Version, "type", h.Type)
 			s.close(fmt.Errorf("message version %#x, want %#x", h.Version, ofwire.Version13))
 			return
@@ -312,6 +325,13 @@ func (s *session) dispatch(h ofwire.Header, body []byte) {
 		s.routeError(e)
 	case of.TypeMultipartReply:
 		part, err := ofwire.ParseMultipartReply(body)
+		if err == nil && h.XID == 0 && ofwire.IsFlowMonitorReply(part) {
+			// A flow-monitor notification: unsolicited, always xid 0.
+			if err := s.mon.notify(part.Body); err != nil {
+				s.protoWarn("undecodable flow monitor notification; a full audit follows", "err", err)
+			}
+			return
+		}
 		s.mu.Lock()
 		c := s.pending[h.XID]
 		if c == nil {
@@ -334,8 +354,23 @@ func (s *session) dispatch(h ofwire.Header, body []byte) {
 		}
 		delete(s.pending, h.XID)
 		s.mu.Unlock()
+		c.monSeq = s.mon.mark()
 		close(c.done)
-	case of.TypeEchoReply, of.TypeBarrierReply, of.TypeRoleReply, of.TypeFeaturesReply, of.TypeExperiment:
+	case of.TypeExperiment:
+		if exp, typ, err := ofwire.ExperimenterType(body); err == nil && exp == ofwire.ONFExperimenterID && h.XID == 0 {
+			switch typ {
+			case ofwire.ONFTypeFlowMonitorPaused:
+				s.logger().Info("switch paused flow monitoring: its queue of notifications for us is full")
+				s.mon.pause()
+				return
+			case ofwire.ONFTypeFlowMonitorResumed:
+				s.logger().Info("switch resumed flow monitoring")
+				s.mon.resume()
+				return
+			}
+		}
+		s.complete(h, body, nil)
+	case of.TypeEchoReply, of.TypeBarrierReply, of.TypeRoleReply, of.TypeFeaturesReply:
 		s.complete(h, body, nil)
 	default:
 		// PACKET_IN, PORT_STATUS, FLOW_REMOVED...: op25b installs no

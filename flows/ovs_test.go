@@ -26,7 +26,7 @@ func ovsBridge(t *testing.T) testenv.Bridge {
 
 // loadFlows replaces the bridge's flow table with fs in one atomic bundle
 // and checks that OVS holds exactly that many op25b flows afterwards.
-func loadFlows(t *testing.T, br testenv.Bridge, fs []Flow, first bool) {
+func loadFlows(t testing.TB, br testenv.Bridge, fs []Flow, first bool) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "flows.txt")
 	if err := os.WriteFile(path, []byte(RenderSet(fs)), 0o644); err != nil {
@@ -161,6 +161,67 @@ func TestOVSGoldenDocuments(t *testing.T) {
 					t.Errorf("%s pop %q at %s: OVS %v, reference %v for %s", gc.doc, pop, s.at, got, want, tracePacket(p))
 				}
 			}
+		}
+	}
+}
+
+// megaflow is OVS's datapath match for a packet (the "Megaflow:" line of
+// ofproto/trace): the fields and bits the pipeline had to look at. It is
+// what the userspace or kernel datapath caches, so it is the data-plane
+// cost of a policy for that kind of traffic.
+func megaflow(t *testing.T, br testenv.Bridge, packet string) string {
+	t.Helper()
+	out := testenv.Run(t, "ovs-appctl", "ofproto/trace", br.Name, packet)
+	for _, line := range strings.Split(out, "\n") {
+		if m, ok := strings.CutPrefix(line, "Megaflow: "); ok {
+			return strings.TrimSpace(m)
+		}
+	}
+	t.Fatalf("no Megaflow line in the trace of %q:\n%s", packet, out)
+	return ""
+}
+
+// TestOVSMegaflowIndependentOfPoolCount: non-SMTP traffic from a
+// subscriber pool (web, submission, DNS; IPv4 and IPv6) is decided by the
+// classifier's one L4 match, so OVS caches it under the same megaflow mask
+// with 10 pools as with 100k: the policy's size costs such traffic nothing
+// in the datapath (no per-pool unwildcarding, no extra cache entries).
+func TestOVSMegaflowIndependentOfPoolCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 100k pools into OVS")
+	}
+	small, large := ovsBridge(t), ovsBridge(t)
+	loadFlows(t, small, mustCompile(t, syntheticDoc(10, 8), stray, genBase, DefaultOptions()).Flows, true)
+	loadFlows(t, large, mustCompile(t, syntheticDoc(100_000, 8), stray, genBase, DefaultOptions()).Flows, true)
+	// Sources in pools both documents have: pool-000002 (10.0.2.0/24) and
+	// pool-000001 (2001:db8:0:1::/64) are dynamic pools with an active phase.
+	packets := []string{
+		"tcp,in_port=1,nw_src=10.0.2.5,nw_dst=203.0.113.7,tcp_src=40000,tcp_dst=80",
+		"tcp,in_port=1,nw_src=10.0.2.5,nw_dst=203.0.113.7,tcp_src=40000,tcp_dst=587",
+		"udp,in_port=1,nw_src=10.0.2.5,nw_dst=203.0.113.53,udp_src=40000,udp_dst=53",
+		"tcp6,in_port=1,ipv6_src=2001:db8:0:1::5,ipv6_dst=2001:db8:ffff::7,tcp_src=40000,tcp_dst=80",
+		"udp6,in_port=1,ipv6_src=2001:db8:0:1::5,ipv6_dst=2001:db8:ffff::53,udp_src=40000,udp_dst=53",
+	}
+	for _, p := range packets {
+		if small.Trace(t, p) == "drop" || large.Trace(t, p) == "drop" {
+			t.Errorf("%s: dropped; non-SMTP traffic must be forwarded", p)
+		}
+		ms, ml := megaflow(t, small, p), megaflow(t, large, p)
+		t.Logf("%s\n  10 pools:   %s\n  100k pools: %s", p, ms, ml)
+		if ms != ml {
+			t.Errorf("%s: the megaflow depends on the pool count:\n  10 pools:   %s\n  100k pools: %s", p, ms, ml)
+		}
+	}
+	// And the mask is the classifier's, not the source table's: the SMTP
+	// port decides, so tcp/80 matches the destination port under a mask
+	// (the bits that tell 80 from 25), never a pool-sized source prefix.
+	web := megaflow(t, large, packets[0])
+	if !strings.Contains(web, "tp_dst=0x40/0xffc0") {
+		t.Errorf("tcp/80 megaflow %q: want the destination port under the classifier's mask tp_dst=0x40/0xffc0", web)
+	}
+	for _, pool := range []string{"nw_src=10.0.2.0/24", "nw_src=10.0.2.5,"} {
+		if strings.Contains(web, pool) {
+			t.Errorf("tcp/80 megaflow %q matches the source pool (%s)", web, pool)
 		}
 	}
 }

@@ -131,6 +131,12 @@ type BridgeView struct {
 	Flows           int           `json:"flows"`
 	LastError       string        `json:"last_error"`
 	LastReconcile   *time.Time    `json:"last_reconcile,omitempty"`
+	// DriftDetection is how the master finds drift on the bridge:
+	// "monitor" (the switch reports every flow-table change; a full audit
+	// every --audit-sweep) or "poll" (the switch refuses flow monitoring:
+	// a full audit every --audit-interval). Absent when no replica
+	// masters the connected bridge.
+	DriftDetection string `json:"drift_detection,omitempty"`
 }
 
 // Flows is GET /v1/bridges/{dpid}/flows: the bridge's desired flows and,

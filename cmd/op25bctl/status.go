@@ -171,13 +171,14 @@ func printStatus(g *globals, st *apitypes.Status) error {
 	}
 	fmt.Fprintln(g.stdout)
 	tw := tabwriter.NewWriter(g.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DPID\tNAME\tPOP\tCONNECTED\tMASTER\tAPPLIED\tFLOWS\tLAST ERROR")
+	fmt.Fprintln(tw, "DPID\tNAME\tPOP\tCONNECTED\tMASTER\tAPPLIED\tFLOWS\tDRIFT\tLAST ERROR")
 	for _, b := range st.Bridges {
 		name := b.Name
 		if !b.Registered {
 			name = "(unregistered)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", b.DPID, name, dash(b.Pop), yesNo(b.Connected), dash(b.Master), b.AppliedRevision, b.Flows, dash(b.LastError))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", b.DPID, name, dash(b.Pop), yesNo(b.Connected), dash(b.Master), b.AppliedRevision, b.Flows,
+			dash(b.DriftDetection), dash(b.LastError))
 	}
 	return tw.Flush()
 }

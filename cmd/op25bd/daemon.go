@@ -105,6 +105,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	var replica *cluster.Replica // set before any switch can connect
 	ctrl := controller.New(controller.Config{
 		AuditInterval:    o.AuditInterval,
+		AuditSweep:       o.AuditSweep,
 		HandshakeTimeout: o.HandshakeTimeout,
 		MaxConnections:   o.OpenFlowMaxConns,
 		// Under TLS, a certificate may claim only the dpids its bridge's

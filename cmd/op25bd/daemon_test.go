@@ -160,6 +160,7 @@ type statusView struct {
 		Master          string        `json:"master"`
 		AppliedRevision int64         `json:"applied_revision"`
 		Flows           int           `json:"flows"`
+		DriftDetection  string        `json:"drift_detection"`
 	} `json:"bridges"`
 }
 
@@ -235,6 +236,12 @@ func TestDaemonsShareBridgeAndHandOverOnSIGTERM(t *testing.T) {
 		}
 		master = s.Bridges[0].Master
 		return s.Bridges[0].Connected && s.Bridges[0].AppliedRevision >= rev && master != ""
+	})
+	// The master watches the bridge through flow monitoring (OVS 3.1), and
+	// the other replica's API says so from the status record in etcd.
+	testenv.Eventually(t, 30*time.Second, "drift_detection monitor in the other replica's status", func() bool {
+		s, err := getStatus(b.api)
+		return err == nil && len(s.Bridges) == 1 && s.Bridges[0].DriftDetection == "monitor"
 	})
 	if got := br.Trace(t, "tcp,in_port=1,nw_src=10.1.2.3,nw_dst=203.0.113.9,tp_dst=25"); got != "drop" {
 		t.Errorf("SMTP from a dynamic pool not dropped: %s", got)

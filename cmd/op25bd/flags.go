@@ -29,8 +29,9 @@ type options struct {
 	NodeID         string
 	APITokenFile   string
 	LogLevel       slog.Level
-	LogFormat      string // "text" or "json"
-	AuditInterval  time.Duration
+	LogFormat      string        // "text" or "json"
+	AuditInterval  time.Duration // full audits of bridges whose switch refuses flow monitoring
+	AuditSweep     time.Duration // full audits of bridges watched through flow monitoring
 	LeaseTTL       time.Duration
 	// Pipeline places op25b's four tables (--first-table) and says what
 	// "forward" means (--continue), so op25b can sit in front of an
@@ -98,7 +99,8 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.StringVar(&o.APITokenFile, "api-token-file", "", "`file` of API tokens, lines \"NAME TOKEN ROLE\" (ROLE read or write); re-read on SIGHUP. Empty: no authentication")
 	fs.StringVar(&raw.logLevel, "log-level", "info", "`level` of the structured logs: debug, info, warn or error")
 	fs.StringVar(&raw.logFormat, "log-format", "text", "`format` of the logs on stderr: text (key=value) or json (one object per line)")
-	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on its bridges with the desired ones and repairs drift; a Go `duration`")
+	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on a bridge whose switch refuses flow monitoring with the desired ones and repairs drift (a full dump), and how soon a failed reconcile is retried; a Go `duration`")
+	fs.DurationVar(&o.AuditSweep, "audit-sweep", controller.DefaultAuditSweep, "how often each master does a full audit of a bridge whose flow-table changes it watches (flow monitoring repairs drift as the switch reports it; the sweep is a safety net); a Go `duration`")
 	fs.UintVar(&raw.firstTable, "first-table", 0, "OpenFlow `table` of op25b's classifier; op25b uses this table and the next three. Same on every replica")
 	fs.StringVar(&raw.continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
@@ -202,6 +204,8 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 		return o, fmt.Errorf("%s %q: must not contain '/' or spaces", ref("node-id"), o.NodeID)
 	case o.AuditInterval <= 0:
 		return o, fmt.Errorf("%s %s: must be positive", ref("audit-interval"), o.AuditInterval)
+	case o.AuditSweep <= 0:
+		return o, fmt.Errorf("%s %s: must be positive", ref("audit-sweep"), o.AuditSweep)
 	case o.LeaseTTL < time.Second:
 		return o, fmt.Errorf("%s %s: must be at least 1s (etcd leases count whole seconds)", ref("lease-ttl"), o.LeaseTTL)
 	case len(o.EtcdEndpoints) == 0 && o.DataDir == "":

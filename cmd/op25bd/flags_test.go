@@ -24,7 +24,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{name: "defaults (docs/operations.md)", check: func(t *testing.T, o options) {
 			if o.OpenFlowListen != ":6653" || o.APIListen != "127.0.0.1:8080" || o.DataDir != "./op25b-data" ||
-				len(o.EtcdEndpoints) != 0 || o.AuditInterval != 30*time.Second || o.LogLevel != slog.LevelInfo ||
+				len(o.EtcdEndpoints) != 0 || o.AuditInterval != 30*time.Second || o.AuditSweep != 10*time.Minute || o.LogLevel != slog.LevelInfo ||
 				o.LeaseTTL != 10*time.Second || o.APITokenFile != "" || o.NodeID == "" {
 				t.Errorf("defaults: %+v", o)
 			}
@@ -57,6 +57,13 @@ func TestParseFlags(t *testing.T) {
 		{name: "bad duration flag", args: []string{"--audit-interval", "often"}, wantErr: "audit-interval"},
 		{name: "bad duration env", env: map[string]string{"OP25B_AUDIT_INTERVAL": "often"}, wantErr: "OP25B_AUDIT_INTERVAL"},
 		{name: "zero audit interval", args: []string{"--audit-interval", "0s"}, wantErr: "must be positive"},
+		{name: "audit sweep", args: []string{"--audit-sweep", "1h"}, env: map[string]string{"OP25B_AUDIT_INTERVAL": "10s"},
+			check: func(t *testing.T, o options) {
+				if o.AuditSweep != time.Hour || o.AuditInterval != 10*time.Second {
+					t.Errorf("audit sweep %v, interval %v", o.AuditSweep, o.AuditInterval)
+				}
+			}},
+		{name: "negative audit sweep from env", env: map[string]string{"OP25B_AUDIT_SWEEP": "-1m"}, wantErr: "OP25B_AUDIT_SWEEP (--audit-sweep) -1m0s: must be positive"},
 		{name: "bad log level", args: []string{"--log-level", "chatty"}, wantErr: "--log-level"},
 		{name: "bad listen address", args: []string{"--openflow-listen", "6653"}, wantErr: "--openflow-listen"},
 		{name: "bad api address from env", env: map[string]string{"OP25B_API_LISTEN": "nowhere"}, wantErr: "OP25B_API_LISTEN (--api-listen) \"nowhere\""},
@@ -167,7 +174,7 @@ func TestHelpDocumentsEveryFlagAndItsVariable(t *testing.T) {
 		t.Fatalf("err = %v, want flag.ErrHelp", err)
 	}
 	for _, f := range []string{"openflow-listen", "api-listen", "etcd-endpoints", "data-dir", "node-id",
-		"api-token-file", "log-level", "audit-interval", "lease-ttl", "metrics-listen", "log-format", "version"} {
+		"api-token-file", "log-level", "audit-interval", "audit-sweep", "lease-ttl", "metrics-listen", "log-format", "version"} {
 		if !strings.Contains(out.String(), "-"+f) {
 			t.Errorf("--help does not document --%s", f)
 		}

@@ -29,6 +29,7 @@ type SwitchReport struct {
 	Flows           int
 	LastError       string
 	LastReconcile   time.Time
+	DriftDetection  string // controller.DriftMonitor or DriftPoll while master
 }
 
 // Switches is the local OpenFlow side (the controller). Every method is

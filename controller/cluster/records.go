@@ -45,10 +45,10 @@ func (r *Replica) statusRecord(w statusWrite, v view) BridgeStatus {
 	status := BridgeStatus{
 		DPID: w.dpid, Connected: rep.Connected, Master: r.cfg.NodeID,
 		AppliedRevision: rep.AppliedRevision, Flows: rep.Flows, LastError: rep.LastError,
-		LastReconcile: rep.LastReconcile, Registered: v.policy.bridges[w.dpid],
+		LastReconcile: rep.LastReconcile, Registered: v.policy.bridges[w.dpid], DriftDetection: rep.DriftDetection,
 	}
 	if w.orphan {
-		status.Connected, status.Master = false, ""
+		status.Connected, status.Master, status.DriftDetection = false, "", ""
 	}
 	return status
 }

@@ -32,7 +32,7 @@ func (s controllerSwitches) Report(dpid topology.DPID) (SwitchReport, bool) {
 	}
 	return SwitchReport{
 		Connected: st.Connected, AppliedRevision: st.AppliedRevision, Flows: st.Flows,
-		LastError: st.LastError, LastReconcile: st.LastReconcile,
+		LastError: st.LastError, LastReconcile: st.LastReconcile, DriftDetection: st.DriftDetection,
 	}, true
 }
 

@@ -105,9 +105,14 @@ func ofpPrint(b []byte) ([]string, error) {
 	if _, err := exec.LookPath("ovs-ofctl"); err != nil {
 		return nil, err
 	}
-	out, err := exec.Command("ovs-ofctl", "ofp-print", hex.EncodeToString(b)).CombinedOutput()
+	// Stdout only: OVS's log lines (stderr, with a timestamp) would make
+	// the recorded decoding differ between runs.
+	cmd := exec.Command("ovs-ofctl", "ofp-print", hex.EncodeToString(b))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("ovs-ofctl ofp-print: %v: %s", err, out)
+		return nil, fmt.Errorf("ovs-ofctl ofp-print: %v: %s%s", err, out, stderr.Bytes())
 	}
 	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
 	for i := range lines {

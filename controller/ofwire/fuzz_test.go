@@ -24,6 +24,7 @@ func FuzzDecode(f *testing.F) {
 		f.Add(readFixture(f, p).Bytes)
 	}
 	f.Add(ofwiretest.MultipartReply(7, ofp.MultipartTypeFlow, false, ofwiretest.FlowStatsEntries(pipelineFlows(), 1)))
+	f.Add(ofwiretest.FlowMonitorReply(0, ofwiretest.FlowUpdate(ofwire.FlowAdded, 0, pipelineFlows()[3]), ofwiretest.FlowUpdateAbbrev(5)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := bytes.NewReader(data)
 		for {
@@ -42,9 +43,18 @@ func decodeAny(t *testing.T, h ofwire.Header, body []byte) {
 	_, _ = ofwire.ParseFeaturesReply(body)
 	_ = ofwire.CheckRoleReply(body, ofwire.RoleMessage{Role: ofp.ControllerRoleMaster, GenerationID: 1})
 	_, _ = ofwire.ParseBundleControl(body)
+	_, _, _ = ofwire.ExperimenterType(body)
 	payload := body
 	if mp, err := ofwire.ParseMultipartReply(body); err == nil {
 		payload = mp.Body
+		if ofwire.IsFlowMonitorReply(mp) {
+			updates, _ := ofwire.DecodeFlowUpdates(mp.Body, nil)
+			for _, u := range updates {
+				if u.MatchKnown && !u.Foreign && u.Flow != ofwire.Canonical(u.Flow) {
+					t.Fatalf("decoded update not canonical: %+v", u.Flow)
+				}
+			}
+		}
 	}
 	entries, _ := ofwire.DecodeFlowStats(payload, nil)
 	for _, e := range entries {

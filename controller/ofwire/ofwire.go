@@ -8,8 +8,8 @@
 // back into flows.Flow values.
 //
 // Layouts follow the OpenFlow Switch Specification 1.3.5 (section numbers
-// are cited per function) and the ONF bundle extension for 1.3 (EXT-230)
-// as Open vSwitch implements it. Message type numbers, error types and
+// are cited per function), the ONF bundle extension for 1.3 (EXT-230) and
+// the ONF flow monitor extension for 1.3, as Open vSwitch implements them. Message type numbers, error types and
 // codes, roles, flow-mod commands and multipart types are netrack/openflow's
 // named constants (packages openflow and ofp); the encoding itself is done
 // here, by hand, and tested byte for byte against netrack's encoder,

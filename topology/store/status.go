@@ -28,6 +28,10 @@ type BridgeStatus struct {
 	// Registered is false for a bridge that connected but is not listed
 	// in the document's bridges (docs/semantics.md, phases).
 	Registered bool `json:"registered"`
+	// DriftDetection is how the master finds drift: "monitor" (the switch
+	// reports flow-table changes) or "poll" (periodic full audits); empty
+	// in records written before it existed and for orphans.
+	DriftDetection string `json:"drift_detection,omitempty"`
 }
 
 // ReplicaInfo is one live op25bd replica, bound to its lease.
