@@ -618,6 +618,11 @@ func (s *switchSession) run(ctx context.Context) {
 	period := s.c.cfg.AuditInterval
 	audit := time.NewTicker(period)
 	defer audit.Stop()
+	// Drop counters are read every AuditInterval whatever the drift
+	// detection: a monitored bridge's full audit (which reads them too)
+	// only comes every AuditSweep.
+	counters := time.NewTicker(s.c.cfg.AuditInterval)
+	defer counters.Stop()
 	s.step(ctx, false)
 	for {
 		if p := s.auditPeriod(); p != period {
@@ -635,6 +640,10 @@ func (s *switchSession) run(ctx context.Context) {
 			s.onMonitor(ctx)
 		case <-audit.C:
 			s.step(ctx, true)
+		case <-counters.C:
+			if period != s.c.cfg.AuditInterval {
+				s.refreshDropCounters(ctx)
+			}
 		}
 	}
 }

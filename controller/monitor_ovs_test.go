@@ -252,3 +252,33 @@ func TestOVSMonitorPauseOwesOneAudit(t *testing.T) {
 		t.Fatalf("%d dumps, %d resyncs, %q: want exactly one audit for one pause, then monitoring as before", st.FlowDumps, st.MonitorResyncs, st.DriftDetection)
 	}
 }
+
+// Regression (found by the lab after flow monitoring landed): drop
+// counters were read only by full audits, which a monitored bridge gets
+// every AuditSweep (minutes), so op25b_pool_blocked_packets_total stood
+// still. They are now read every AuditInterval from the drop table alone,
+// without a full dump.
+func TestOVSDropCountersFreshWithoutFullDumps(t *testing.T) {
+	rc := startController(t, Config{AuditInterval: 200 * time.Millisecond})
+	br, _ := installMonitored(t, rc)
+	br.AddPort(t, 1)
+	// A TCP SYN from the dynamic pool to a blocked destination, through
+	// the pipeline (table 0 on): it ends in table 3's per-pool drop flow.
+	syn := "0000000000020000000000010800" + // ethernet: dst, src, IPv4
+		"45000028000100004006" + "0000" + "0a010005" + "c6336407" + // IPv4 10.1.0.5 → 198.51.100.7, proto TCP
+		"3039001900000000000000005002ffff00000000" // TCP 12345 → 25, SYN
+	for range 3 {
+		br.Ofctl(t, "packet-out", br.Name, "in_port=1 packet="+syn+" actions=resubmit(,0)")
+	}
+	waitFor(t, "the pool's drop counter reaches 3", func() bool {
+		for _, c := range rc.DropCounters(br.DPID) {
+			if c.Packets >= 3 {
+				return true
+			}
+		}
+		return false
+	})
+	if st := rc.status(br.DPID); st.FlowDumps != 1 {
+		t.Fatalf("drop counters came with %d full dumps; want the install's only", st.FlowDumps)
+	}
+}

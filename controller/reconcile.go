@@ -64,6 +64,18 @@ type desiredIndex struct {
 	byKey map[flows.Key]flows.Flow
 }
 
+// dropTables lists the tables that hold the set's drop flows (the
+// drop-count table of a compiled set).
+func (idx *desiredIndex) dropTables() []uint8 {
+	var tables []uint8
+	for _, f := range idx.canon {
+		if f.Actions.IsDrop() && !slices.Contains(tables, f.Table) {
+			tables = append(tables, f.Table)
+		}
+	}
+	return tables
+}
+
 func newDesiredIndex(desired []flows.Flow) *desiredIndex {
 	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired))}
 	for i, f := range desired {
@@ -196,12 +208,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		return
 	}
 	s.applied = idx
-	var drops []FlowCounter
-	for _, e := range entries {
-		if !e.Foreign && e.Flow.Actions.IsDrop() {
-			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
-		}
-	}
+	drops := dropCounters(entries)
 	n := len(plan.Mods)
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
@@ -223,6 +230,50 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		log.Warn("audit repaired drift", "changes", n)
 	}
 	s.c.emit(Event{Kind: EventReconciled, DPID: s.dpid, Revision: d.Revision, Duration: elapsed, Changes: n, Audit: isAudit})
+}
+
+// dropCounters picks the counters of op25b's drop flows out of a dump.
+func dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
+	var drops []FlowCounter
+	for _, e := range entries {
+		if !e.Foreign && e.Flow.Actions.IsDrop() {
+			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
+		}
+	}
+	return drops
+}
+
+// refreshDropCounters reads only the drop-count table(s) of the applied
+// flow set: with flow monitoring there is no periodic full dump any more,
+// and the per-pool blocked counters (metrics, flows endpoint) must not go
+// stale for an --audit-sweep. It is not an audit: nothing is compared or
+// repaired, and the monitor's sequence is left alone.
+func (s *switchSession) refreshDropCounters(ctx context.Context) {
+	if s.applied == nil {
+		return
+	}
+	var drops []FlowCounter
+	for _, table := range s.applied.dropTables() {
+		xid := s.nextXID()
+		reply, err := s.request(ctx, xid, ofwire.AppendTableFlowStatsRequest(nil, xid, table, flows.CookieMarker, flows.CookieMask))
+		if err != nil {
+			s.logger().Debug("reading drop counters failed", "table", table, "err", err)
+			return
+		}
+		var entries []ofwire.FlowStatsEntry
+		for _, part := range reply.parts {
+			if entries, err = ofwire.DecodeFlowStats(part, entries); err != nil {
+				s.logger().Debug("reading drop counters failed", "table", table, "err", err)
+				return
+			}
+		}
+		drops = append(drops, dropCounters(entries)...)
+	}
+	s.c.mu.Lock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+		b.drops = drops
+	}
+	s.c.mu.Unlock()
 }
 
 // applyFailed handles a failed reconcile or repair: a switch that says we

@@ -18,9 +18,16 @@ const flowStatsFixedLen = 48
 // (§7.3.5.2) that selects flows by cookie/mask in every table, with any
 // out_port/out_group and an empty (all-wildcard) match.
 func AppendFlowStatsRequest(b []byte, xid uint32, cookie, cookieMask uint64) []byte {
+	return AppendTableFlowStatsRequest(b, xid, uint8(ofp.TableAll), cookie, cookieMask)
+}
+
+// AppendTableFlowStatsRequest is AppendFlowStatsRequest for one table
+// (OFPTT_ALL, 0xff, for every table): the drop-count table's counters are
+// read with it.
+func AppendTableFlowStatsRequest(b []byte, xid uint32, table uint8, cookie, cookieMask uint64) []byte {
 	start := len(b)
 	b = appendMultipartRequestHeader(b, xid, ofp.MultipartTypeFlow)
-	b = append(b, uint8(ofp.TableAll))
+	b = append(b, table)
 	b = pad(b, 3)
 	b = be32(b, uint32(ofp.PortAny))
 	b = be32(b, uint32(ofp.GroupAny))
