@@ -82,6 +82,8 @@ var rules = []struct {
 	{pkg: "internal/archtest", why: "tests only"},
 	{pkg: "internal/repocheck", why: "tests only"},
 	{pkg: "packaging/deb", why: "tests only"},
+	{pkg: "contrib", why: "tests only: the dashboards and rules against a real cluster, Prometheus and Chromium"},
+	{pkg: "contrib/prometheus", why: "tests only: promtool on the alert rules"},
 	{pkg: "lab", why: "the Mininet lab; its tests use flows and topology"},
 	{pkg: "lab/compileflows", mayUse: []string{"flows", "topology"}, mustNot: join(etcdAny, serving),
 		why: "compiles a document for the lab"},

@@ -58,6 +58,13 @@ function countdown(ms) {
   return d > 0 ? `${d}d ${hms}` : hms;
 }
 
+// shortTime is "MM-DD hh:mm" of an RFC 3339 time, in the offset it was
+// written with (the operator's own).
+function shortTime(rfc3339) {
+  const m = /^\d{4}-(\d\d-\d\d)T(\d\d:\d\d)/.exec(rfc3339);
+  return m ? `${m[1]} ${m[2]}` : rfc3339;
+}
+
 function describePhase(ph) {
   const parts = [];
   parts.push(ph.block === 'all' ? 'block all' : `block ${(ph.block || []).join(', ') || 'nothing'}`);
@@ -139,7 +146,7 @@ function timeline(svc, pr, range) {
       style: `left:${x(from)};width:calc(${x(to)} - ${x(from)})`,
       title: `phase ${idx}: ${describePhase(ph)}${ph.from ? ' from ' + ph.from : ' (always)'}`,
       data: { phase: String(idx) },
-    }, `#${idx}`));
+    }, `#${idx}`, ph.from ? el('span', { class: 'seg-from' }, ` ${shortTime(ph.from)}`) : null));
   });
   bar.append(el('div', { class: 'now', style: `left:${x(serverNow())}` }));
 
@@ -166,7 +173,7 @@ function renderRollout(rollout) {
     const starts = svc.phases.filter((p) => p.from).map((p) => Date.parse(p.from));
     let t0 = Math.min(now, ...starts);
     let t1 = Math.max(now, ...starts);
-    const pad = Math.max((t1 - t0) * 0.15, 86400000);
+    const pad = Math.max((t1 - t0) * 0.08, 1800000);
     t0 -= pad; t1 += pad;
     return el('div', { class: 'service', data: { service: svc.name } },
       el('h3', {}, svc.name),
