@@ -236,6 +236,14 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		time.Sleep(2 * time.Second)
 	}
 
+	var fams []map[string]family
+	for _, r := range l.replicas {
+		fams = append(fams, scrapeFamilies(t, r.metrics))
+	}
+	inventory, exposed := metricInventory(fams...)
+	t.Logf("op25b metrics exposed by the lab's replicas:\n%s", inventory)
+	checkReferences(t, exposed)
+
 	queries := dashboardQueries(t)
 	deadline := time.Now().Add(60 * time.Second)
 	for _, q := range queries {
