@@ -12,11 +12,14 @@ COMMIT      ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -X github.com/op25b/op25b/internal/buildinfo.version=$(VERSION) \
                -X github.com/op25b/op25b/internal/buildinfo.commit=$(COMMIT)
 
-# Debian packages the tests, the lab and the demo use.
+# Debian packages the tests, the lab and the demo use (prometheus brings
+# promtool and the server contrib/'s tests scrape the lab with; chromium
+# renders the rollout page headless).
 APT_PACKAGES := openvswitch-switch openvswitch-common mininet etcd-server etcd-client \
 	ethtool iputils-ping iproute2 swaks libnet-ssleay-perl libio-socket-inet6-perl \
 	python3-aiosmtpd openssl curl ca-certificates procps psmisc \
-	systemd adduser man-db groff-base iperf3
+	systemd adduser man-db groff-base iperf3 \
+	prometheus chromium
 
 .PHONY: all deps ovs build deb test lab-test lint bench demo demo-trace clean
 

@@ -50,9 +50,9 @@ func (s *server) audit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func nonNil(s []string) []string {
+func nonNil[T any](s []T) []T {
 	if s == nil {
-		return []string{}
+		return []T{}
 	}
 	return s
 }

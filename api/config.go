@@ -67,6 +67,10 @@ type Config struct {
 	// Etcd, when set, adds etcd's size and alarms to /v1/status, /readyz
 	// (not ready under NOSPACE) and the metrics (etcd.go).
 	Etcd EtcdSource
+	// Replica and Certificates, when set, add etcd reachability, the
+	// lease and certificate expiry times to the metrics (replica.go).
+	Replica      ReplicaSource
+	Certificates CertificateSource
 	// Tokens enables bearer-token auth on every /v1 route; nil disables
 	// auth (the daemon then binds loopback only and warns).
 	Tokens *TokenFile

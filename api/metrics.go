@@ -30,9 +30,10 @@ type Metrics struct {
 	switchEvents      *prometheus.CounterVec
 	apiRequests       *prometheus.CounterVec
 
-	mu    sync.Mutex
-	state *stateCollector
-	etcd  *etcdCollector // etcd.go
+	mu      sync.Mutex
+	state   *stateCollector
+	etcd    *etcdCollector    // etcd.go
+	replica *replicaCollector // replica.go
 }
 
 // NewMetrics registers op25b's metrics on reg (a new registry, with the Go
@@ -118,49 +119,72 @@ func (m *Metrics) handler() http.Handler {
 // collectSwitchState points the scrape-time collector of switch state at
 // sw and docs, registering it on the first call. It starts nothing: the
 // state is read when Prometheus scrapes, in the scrape's goroutine.
-func (m *Metrics) collectSwitchState(sw SwitchSource, docs DocSource, pipeline flows.Options, logger *slog.Logger) {
+func (m *Metrics) collectSwitchState(sw SwitchSource, docs DocSource, pipeline flows.Options, now func() time.Time, logger *slog.Logger) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state != nil {
-		m.state.set(sw, docs, pipeline)
+		m.state.set(sw, docs, pipeline, now)
 		return
 	}
 	m.state = &stateCollector{logger: logger, pools: map[topology.DPID]dropPools{}}
-	m.state.set(sw, docs, pipeline)
+	m.state.set(sw, docs, pipeline, now)
 	m.registry.MustRegister(m.state)
+}
+
+// bridgeLabels are the labels of every per-bridge series: the dpid, and
+// the bridge's pop and name from the document ("" for both when the bridge
+// is not registered), so that dashboards and alerts can group by pop and
+// say which bridge without a lookup table.
+var bridgeLabels = []string{"dpid", "pop", "name"}
+
+func withBridge(labels ...string) []string {
+	return append(append([]string(nil), bridgeLabels...), labels...)
 }
 
 var (
 	descConnected = prometheus.NewDesc("op25b_bridges_connected",
 		"Bridges connected to this replica's controller.", nil, nil)
 	descBridgeConnected = prometheus.NewDesc("op25b_bridge_connected",
-		"1 if the bridge is connected to this replica.", []string{"dpid"}, nil)
+		"1 if the bridge is connected to this replica (every registered bridge is listed, 0 when not connected here).", bridgeLabels, nil)
 	descMaster = prometheus.NewDesc("op25b_bridge_master",
-		"1 if this replica holds the OpenFlow MASTER role for the bridge.", []string{"dpid"}, nil)
+		"1 if this replica holds the OpenFlow MASTER role for the bridge.", bridgeLabels, nil)
 	descApplied = prometheus.NewDesc("op25b_bridge_applied_revision",
-		"Document revision last applied to the bridge (acknowledged by a barrier).", []string{"dpid"}, nil)
+		"Document revision last applied to the bridge (acknowledged by a barrier).", bridgeLabels, nil)
+	descBridgeDesired = prometheus.NewDesc("op25b_bridge_desired_revision",
+		"Document revision of the flows this replica last set as the bridge's desired state; applied catches up with it on the master.", bridgeLabels, nil)
 	descDesired = prometheus.NewDesc("op25b_desired_revision",
 		"Document revision this replica converges to.", nil, nil)
 	descFlows = prometheus.NewDesc("op25b_bridge_flows",
-		"op25b flows installed on the bridge.", []string{"dpid"}, nil)
+		"op25b flows installed on the bridge.", bridgeLabels, nil)
 	descDrift = prometheus.NewDesc("op25b_drift_repairs_total",
-		"Flow-mods that undid changes made on the switch behind op25b's back (reported by flow monitoring, or found by an audit).", []string{"dpid"}, nil)
+		"Flow-mods that undid changes made on the switch behind op25b's back (reported by flow monitoring, or found by an audit).", bridgeLabels, nil)
 	descDriftMode = prometheus.NewDesc("op25b_bridge_drift_detection",
-		"1 for how this replica, as master, finds drift on the bridge: mode monitor (the switch reports changes) or poll (full audits every --audit-interval).", []string{"dpid", "mode"}, nil)
+		"1 for how this replica, as master, finds drift on the bridge: mode monitor (the switch reports changes) or poll (full audits every --audit-interval).", withBridge("mode"), nil)
 	descDumps = prometheus.NewDesc("op25b_flow_dumps_total",
-		"Full dumps of the bridge's op25b flows (reconciles, audits, flow listings).", []string{"dpid"}, nil)
+		"Full dumps of the bridge's op25b flows (reconciles, audits, flow listings).", bridgeLabels, nil)
 	descResyncs = prometheus.NewDesc("op25b_flow_monitor_resyncs_total",
-		"Full audits owed to the switch pausing flow monitoring (the controller fell behind) or too many changes at once.", []string{"dpid"}, nil)
+		"Full audits owed to the switch pausing flow monitoring (the controller fell behind) or too many changes at once.", bridgeLabels, nil)
 	descOFErrors = prometheus.NewDesc("op25b_openflow_errors_total",
-		"OpenFlow error messages received from the bridge.", []string{"dpid"}, nil)
+		"OpenFlow error messages received from the bridge.", bridgeLabels, nil)
+	descReconcileFailures = prometheus.NewDesc("op25b_bridge_reconcile_failures_total",
+		"Reconciles of the bridge that did not complete (nothing half-applied: bundles).", bridgeLabels, nil)
+	descMastershipChanges = prometheus.NewDesc("op25b_bridge_mastership_changes_total",
+		"Times this replica's OpenFlow role on the bridge became MASTER or stopped being MASTER.", bridgeLabels, nil)
 	descBlockedPackets = prometheus.NewDesc("op25b_blocked_packets_total",
-		"SMTP packets dropped on the bridge (drop flow counters).", []string{"dpid"}, nil)
+		"SMTP packets dropped on the bridge (drop flow counters).", bridgeLabels, nil)
 	descBlockedBytes = prometheus.NewDesc("op25b_blocked_bytes_total",
-		"SMTP bytes dropped on the bridge (drop flow counters).", []string{"dpid"}, nil)
+		"SMTP bytes dropped on the bridge (drop flow counters).", bridgeLabels, nil)
 	descPoolPackets = prometheus.NewDesc("op25b_pool_blocked_packets_total",
-		"SMTP packets dropped per source pool and bridge.", []string{"dpid", "pool"}, nil)
+		"SMTP packets dropped per source pool and bridge.", withBridge("pool"), nil)
 	descPoolBytes = prometheus.NewDesc("op25b_pool_blocked_bytes_total",
-		"SMTP bytes dropped per source pool and bridge.", []string{"dpid", "pool"}, nil)
+		"SMTP bytes dropped per source pool and bridge.", withBridge("pool"), nil)
+	descPhaseActive = prometheus.NewDesc("op25b_phase_active",
+		"1 for the phase of the service active at the pop now, 0 for its other phases that apply there. "+
+			"phase is the phase's index in the service's phases, from its start as written (\"\" = always), mode enforce or observe.",
+		[]string{"service", "pop", "phase", "from", "mode"}, nil)
+	descPhaseNext = prometheus.NewDesc("op25b_phase_next_change_timestamp_seconds",
+		"When the next phase of the service takes effect at the pop (Unix time); absent when no later phase applies there.",
+		[]string{"service", "pop"}, nil)
 )
 
 // stateCollector reads the controller at scrape time.
@@ -171,6 +195,7 @@ type stateCollector struct {
 	sw       SwitchSource
 	docs     DocSource
 	pipeline flows.Options
+	now      func() time.Time
 	pools    map[topology.DPID]dropPools
 }
 
@@ -183,10 +208,10 @@ type dropPools struct {
 	byKey    map[flows.Key]string
 }
 
-func (c *stateCollector) set(sw SwitchSource, docs DocSource, pipeline flows.Options) {
+func (c *stateCollector) set(sw SwitchSource, docs DocSource, pipeline flows.Options, now func() time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sw, c.docs, c.pipeline = sw, docs, pipeline
+	c.sw, c.docs, c.pipeline, c.now = sw, docs, pipeline, now
 	c.pools = map[topology.DPID]dropPools{} // attributions of another pipeline are void
 }
 
@@ -197,35 +222,68 @@ func (c *stateCollector) Describe(chan<- *prometheus.Desc) {}
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := c.now()
+	var doc *topology.Document
 	if c.docs != nil {
 		if snap := c.docs.Current(); snap.Loaded {
 			ch <- prometheus.MustNewConstMetric(descDesired, prometheus.GaugeValue, float64(snap.Revision))
+			doc = snap.Doc
 		}
 	}
+	collectPhases(ch, doc, now)
 	if c.sw == nil {
 		return
+	}
+	registered := map[topology.DPID]topology.Bridge{}
+	if doc != nil {
+		for _, b := range doc.Bridges {
+			registered[b.DPID] = b
+		}
 	}
 	connected := 0
 	seen := map[topology.DPID]bool{}
 	for _, st := range c.sw.Status() {
-		dpid, label := st.DPID, string(st.DPID)
+		dpid := st.DPID
 		seen[dpid] = true
-		ch <- prometheus.MustNewConstMetric(descBridgeConnected, prometheus.GaugeValue, boolValue(st.Connected), label)
-		ch <- prometheus.MustNewConstMetric(descMaster, prometheus.GaugeValue, boolValue(st.Role == "master"), label)
-		ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.AppliedRevision), label)
-		ch <- prometheus.MustNewConstMetric(descFlows, prometheus.GaugeValue, float64(st.Flows), label)
-		ch <- prometheus.MustNewConstMetric(descDrift, prometheus.CounterValue, float64(st.DriftRepairs), label)
-		ch <- prometheus.MustNewConstMetric(descDumps, prometheus.CounterValue, float64(st.FlowDumps), label)
-		ch <- prometheus.MustNewConstMetric(descResyncs, prometheus.CounterValue, float64(st.MonitorResyncs), label)
-		if st.DriftDetection != "" {
-			ch <- prometheus.MustNewConstMetric(descDriftMode, prometheus.GaugeValue, 1, label, st.DriftDetection)
+		b := registered[dpid]
+		lv := []string{string(dpid), b.Pop, b.Name}
+		gauge := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
 		}
-		ch <- prometheus.MustNewConstMetric(descOFErrors, prometheus.CounterValue, float64(st.OpenFlowErrors), label)
+		counter := func(d *prometheus.Desc, v uint64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
+		}
+		gauge(descBridgeConnected, boolValue(st.Connected))
+		gauge(descMaster, boolValue(st.Role == "master"))
+		gauge(descApplied, float64(st.AppliedRevision))
+		if st.DesiredRevision > 0 {
+			gauge(descBridgeDesired, float64(st.DesiredRevision))
+		}
+		gauge(descFlows, float64(st.Flows))
+		counter(descDrift, st.DriftRepairs)
+		counter(descOFErrors, st.OpenFlowErrors)
+		counter(descReconcileFailures, st.ReconcileFailures)
+		counter(descMastershipChanges, st.MastershipChanges)
+		counter(descDumps, st.FlowDumps)
+		counter(descResyncs, st.MonitorResyncs)
+		if st.DriftDetection != "" {
+			ch <- prometheus.MustNewConstMetric(descDriftMode, prometheus.GaugeValue, 1, append(append([]string(nil), lv...), st.DriftDetection)...)
+		}
 		if !st.Connected {
 			continue
 		}
 		connected++
-		c.collectDrops(ch, dpid)
+		c.collectDrops(ch, dpid, lv)
+	}
+	// A registered bridge this replica never saw is not connected here:
+	// listing it lets an alert find a bridge no replica is connected to
+	// even when it never connected since the replicas started.
+	for dpid, b := range registered {
+		if !seen[dpid] {
+			lv := []string{string(dpid), b.Pop, b.Name}
+			ch <- prometheus.MustNewConstMetric(descBridgeConnected, prometheus.GaugeValue, 0, lv...)
+			ch <- prometheus.MustNewConstMetric(descMaster, prometheus.GaugeValue, 0, lv...)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, float64(connected))
 	for dpid := range c.pools {
@@ -235,7 +293,35 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid topology.DPID) {
+// collectPhases reports, for every service and every pop the document
+// names, the phases that apply there (the active one 1, the others 0)
+// and the next boundary. Every replica reports the same: the values come
+// from the document and the clock alone. Cardinality is services × pops ×
+// phases, a few hundred series for a national ISP.
+func collectPhases(ch chan<- prometheus.Metric, doc *topology.Document, now time.Time) {
+	if doc == nil {
+		return
+	}
+	pops := doc.Pops()
+	for _, s := range doc.Services {
+		for _, pop := range pops {
+			tl := doc.Timeline(s.Name, pop, now)
+			for _, i := range tl.Phases {
+				ph := s.Phases[i]
+				ch <- prometheus.MustNewConstMetric(descPhaseActive, prometheus.GaugeValue, boolValue(i == tl.Active),
+					s.Name, pop, strconv.Itoa(i), ph.From, phaseMode(ph))
+			}
+			if tl.Next >= 0 {
+				ch <- prometheus.MustNewConstMetric(descPhaseNext, prometheus.GaugeValue, float64(tl.NextAt.Unix()), s.Name, pop)
+			}
+		}
+	}
+}
+
+// phaseMode is the "mode" label of a phase.
+func phaseMode(topology.Phase) string { return "enforce" }
+
+func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid topology.DPID, lv []string) {
 	counters := c.sw.DropCounters(dpid)
 	byPool := c.poolsOf(dpid)
 	var packets, bytes uint64
@@ -254,11 +340,12 @@ func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid topology
 			s.bytes += fc.Bytes
 		}
 	}
-	ch <- prometheus.MustNewConstMetric(descBlockedPackets, prometheus.CounterValue, float64(packets), string(dpid))
-	ch <- prometheus.MustNewConstMetric(descBlockedBytes, prometheus.CounterValue, float64(bytes), string(dpid))
+	ch <- prometheus.MustNewConstMetric(descBlockedPackets, prometheus.CounterValue, float64(packets), lv...)
+	ch <- prometheus.MustNewConstMetric(descBlockedBytes, prometheus.CounterValue, float64(bytes), lv...)
 	for pool, s := range perPool {
-		ch <- prometheus.MustNewConstMetric(descPoolPackets, prometheus.CounterValue, float64(s.packets), string(dpid), pool)
-		ch <- prometheus.MustNewConstMetric(descPoolBytes, prometheus.CounterValue, float64(s.bytes), string(dpid), pool)
+		plv := append(append([]string(nil), lv...), pool)
+		ch <- prometheus.MustNewConstMetric(descPoolPackets, prometheus.CounterValue, float64(s.packets), plv...)
+		ch <- prometheus.MustNewConstMetric(descPoolBytes, prometheus.CounterValue, float64(s.bytes), plv...)
 	}
 }
 
@@ -272,7 +359,7 @@ func (c *stateCollector) poolsOf(dpid topology.DPID) map[flows.Key]string {
 	if !snap.Loaded || snap.Doc == nil {
 		return nil
 	}
-	now := time.Now()
+	now := c.now()
 	if dp, ok := c.pools[dpid]; ok && dp.revision == snap.Revision && (dp.until.IsZero() || now.Before(dp.until)) {
 		return dp.byKey
 	}

@@ -192,6 +192,10 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	run(exchange{"DELETE", "/v1/services/ftth", "", []string{write}, 409})
 
 	run(exchange{"GET", "/v1/status", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/rollout", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/rollout?at=2006-11-15T00:00:00%2B09:00", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/rollout?at=tomorrow", "", []string{read}, 400})
+	run(exchange{"GET", "/v1/rollout", "", nil, 401})
 	run(exchange{"GET", "/v1/bridges/" + dpid + "/flows", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/bridges/nothex/flows", "", []string{read}, 400})
 	run(exchange{"GET", "/v1/bridges/00000000000000ee/flows", "", []string{read}, 404})

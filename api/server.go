@@ -10,6 +10,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/op25b/op25b/api/ui"
 	"github.com/op25b/op25b/internal/connlimit"
 	"github.com/op25b/op25b/topology"
 )
@@ -21,6 +22,9 @@ type server struct {
 	// writeTurn lets one store write of this replica run at a time (see
 	// retryUnconditional).
 	writeTurn chan struct{}
+	// page serves the rollout page at /ui/ (package ui); nil on the
+	// metrics listener.
+	page http.Handler
 }
 
 // handlerFunc is a handler that reports failure by returning an error,
@@ -33,11 +37,10 @@ func New(cfg Config) (http.Handler, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1)}
+	s := &server{cfg: cfg, router: mux.NewRouter(), writeTurn: make(chan struct{}, 1), page: ui.Handler()}
 	s.probeRoutes()
 	s.routes()
-	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
-	s.cfg.Metrics.watchEtcd(s.cfg.Etcd)
+	s.watchSources()
 	return s, nil
 }
 
@@ -54,8 +57,17 @@ func NewMetricsOnly(cfg Config) (http.Handler, error) {
 	cfg.Tokens = nil
 	s := &server{cfg: cfg, router: mux.NewRouter()}
 	s.probeRoutes()
-	s.cfg.Metrics.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Logger)
+	s.watchSources()
 	return s, nil
+}
+
+// watchSources points the metrics' scrape-time collectors at the
+// configured sources (the same whichever listener serves them).
+func (s *server) watchSources() {
+	m := s.cfg.Metrics
+	m.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Now, s.cfg.Logger)
+	m.watchEtcd(s.cfg.Etcd)
+	m.watchReplica(s.cfg.Replica, s.cfg.Certificates, s.cfg.Now)
 }
 
 // probeRoutes are the routes without authentication: probes and metrics.
@@ -84,6 +96,7 @@ func (s *server) routes() {
 		registerItems(s, k)
 	}
 	r.Handle("/v1/status", s.serve(s.status)).Methods(http.MethodGet)
+	r.Handle("/v1/rollout", s.serve(s.rollout)).Methods(http.MethodGet)
 	r.Handle("/v1/bridges/{dpid}/flows", s.serve(s.bridgeFlows)).Methods(http.MethodGet)
 	r.Handle("/v1/audit", s.serve(s.audit)).Methods(http.MethodGet)
 }
@@ -131,6 +144,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.page != nil && isPagePath(r.URL.Path) {
+		// The page's assets are public (they hold no data); what it shows
+		// comes from /v1 with the user's token.
+		info.route = ui.Prefix
+		s.servePage(rec, r)
+		return
+	}
 	if needsToken(r.URL.Path) {
 		who, err := s.cfg.Tokens.authorize(r, roleNeeded(r))
 		if err != nil {
@@ -140,6 +160,22 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		info.who = who
 	}
 	s.router.ServeHTTP(rec, r)
+}
+
+func isPagePath(path string) bool { return path == "/ui" || strings.HasPrefix(path, ui.Prefix) }
+
+// servePage serves the rollout page's assets: GET and HEAD only, /ui
+// redirected to /ui/.
+func (s *server) servePage(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		writeError(w, r, s.cfg.Logger, newError(http.StatusMethodNotAllowed, CodeMethodNotAllowed, "", r.Method+" is not allowed on "+r.URL.Path))
+		return
+	}
+	if r.URL.Path == "/ui" {
+		http.Redirect(w, r, ui.Prefix, http.StatusMovedPermanently)
+		return
+	}
+	s.page.ServeHTTP(w, r)
 }
 
 // reservedPath: what a connection beyond the caps is served (see

@@ -200,6 +200,23 @@ type BridgeStatus struct {
 	DriftDetection string
 	FlowDumps      uint64 // full dumps of the bridge's op25b flows (reconciles, audits, Installed)
 	MonitorResyncs uint64 // full audits owed to a flow monitor pause or overflow
+	// DesiredRevision is the document revision of the last SetDesired:
+	// what AppliedRevision catches up with on a master.
+	DesiredRevision int64
+	// ReconcileFailures counts reconciles that did not complete.
+	ReconcileFailures uint64
+	// MastershipChanges counts this controller's role on the bridge
+	// turning MASTER or ceasing to be (granted, demoted, refused as stale,
+	// or the session lost while master).
+	MastershipChanges uint64
+}
+
+// setRole changes the role, counting a change into or out of MASTER.
+func (st *BridgeStatus) setRole(role string) {
+	if (st.Role == "master") != (role == "master") {
+		st.MastershipChanges++
+	}
+	st.Role = role
 }
 
 // FlowCounter is the packet/byte count of one op25b flow.
@@ -269,6 +286,7 @@ func (c *Controller) SetDesired(d Desired) {
 	c.mu.Lock()
 	b := c.bridge(d.DPID)
 	b.desired, b.index = &d, idx
+	b.status.DesiredRevision = d.Revision
 	s := b.sess
 	c.mu.Unlock()
 	if s != nil {
@@ -560,7 +578,8 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	b := c.bridge(dpid)
 	old := b.sess
 	b.sess = s
-	b.status.Connected, b.status.RemoteAddr, b.status.Role = true, remote, "none"
+	b.status.Connected, b.status.RemoteAddr = true, remote
+	b.status.setRole("none")
 	c.mu.Unlock()
 	if old != nil {
 		// The switch reconnected before we noticed the old connection die.
@@ -572,7 +591,8 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 		c.mu.Lock()
 		if b.sess == s {
 			b.sess = nil
-			b.status.Connected, b.status.Role, b.status.DriftDetection = false, "none", ""
+			b.status.Connected, b.status.DriftDetection = false, ""
+			b.status.setRole("none")
 			b.status.OpenFlowErrors += s.ofErrors.Load()
 			b.status.FlowDumps += s.dumps.Load()
 		}
@@ -720,7 +740,7 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 		s.stopMonitoring()
 		s.logger().Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
 			"type", oe.TypeName(), "code", oe.CodeName())
-		s.setStatus(func(st *BridgeStatus) { st.Role = "slave"; st.LastError = oe.Error() })
+		s.setStatus(func(st *BridgeStatus) { st.setRole("slave"); st.LastError = oe.Error() })
 		s.c.emit(Event{Kind: EventLostMastership, DPID: s.dpid, Err: oe})
 		return err
 	case err != nil:
@@ -730,7 +750,7 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 	}
 	s.roleSet, s.roleMaster, s.roleGen, s.staleFor = true, want.master, want.gen, nil
 	s.logger().Info("role granted", "role", name, "generation", want.gen)
-	s.setStatus(func(st *BridgeStatus) { st.Role = name })
+	s.setStatus(func(st *BridgeStatus) { st.setRole(name) })
 	return nil
 }
 
@@ -741,7 +761,7 @@ func (s *switchSession) lostMastership(err error) {
 	s.stopMonitoring()
 	k := roleKey{master: true, gen: s.roleGen}
 	s.staleFor = &k
-	s.setStatus(func(st *BridgeStatus) { st.Role = "slave" })
+	s.setStatus(func(st *BridgeStatus) { st.setRole("slave") })
 	s.c.emit(Event{Kind: EventLostMastership, DPID: s.dpid, Err: err})
 }
 

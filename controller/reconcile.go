@@ -292,7 +292,7 @@ func (s *switchSession) applyFailed(log *slog.Logger, err error, d Desired, elap
 		s.close(err)
 	}
 	log.Warn("reconcile failed", "err", err, "changes", changes)
-	s.setStatus(func(st *BridgeStatus) { st.LastError = err.Error() })
+	s.setStatus(func(st *BridgeStatus) { st.LastError = err.Error(); st.ReconcileFailures++ })
 	s.c.emit(Event{Kind: EventReconcileFailed, DPID: s.dpid, Revision: d.Revision, Err: fmt.Errorf("reconcile %s: %w", s.dpid, err), Duration: elapsed, Audit: isAudit})
 }
 

@@ -118,7 +118,7 @@ func TestFakeBundleErrorDiscards(t *testing.T) {
 		}
 	})
 	st := rc.status(dpid)
-	if st.AppliedRevision != 0 || !strings.Contains(st.LastError, "BadMatch") {
+	if st.AppliedRevision != 0 || !strings.Contains(st.LastError, "BadMatch") || st.ReconcileFailures == 0 || st.DesiredRevision != 1 {
 		t.Fatalf("status after rejected bundle = %+v", st)
 	}
 	// The next attempt (switch fixed) commits.
@@ -322,8 +322,12 @@ func TestFakeDemotionAndForget(t *testing.T) {
 			t.Fatalf("slave/forgotten bridge written: adds %d→%d commits %d→%d", adds, fs.bundleAdds, commits, fs.commits)
 		}
 	})
-	if st := rc.status(dpid); st.AppliedRevision != 1 || !st.Connected {
+	if st := rc.status(dpid); st.AppliedRevision != 1 || !st.Connected || st.DesiredRevision != 2 {
 		t.Fatalf("status = %+v", st)
+	}
+	// Granted MASTER, then demoted: two changes.
+	if st := rc.status(dpid); st.MastershipChanges != 2 {
+		t.Fatalf("mastership changes = %d, want 2 (granted, demoted)", st.MastershipChanges)
 	}
 }
 

@@ -65,8 +65,10 @@ func FuzzParseValidate(f *testing.F) {
 		for _, s := range doc.Services {
 			for _, b := range doc.Bridges {
 				doc.ActivePhase(s.Name, b.Pop, at)
+				doc.Timeline(s.Name, b.Pop, at)
 			}
 		}
+		doc.Pops()
 		doc.NextChange(at)
 
 		encoded, err := json.Marshal(doc)

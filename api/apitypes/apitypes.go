@@ -139,6 +139,38 @@ type BridgeView struct {
 	DriftDetection string `json:"drift_detection,omitempty"`
 }
 
+// Rollout is GET /v1/rollout: every service's phases as they apply at
+// each pop of the document, at At: which phases apply where, the active
+// one and the next boundary. A phase is known by its index, its position
+// in the service's phases.
+type Rollout struct {
+	Revision int64     `json:"revision"`
+	At       time.Time `json:"at"`
+	// Pops are the pops the document names (bridges and phases), sorted.
+	Pops     []string         `json:"pops"`
+	Services []ServiceRollout `json:"services"`
+}
+
+// ServiceRollout is one service: its phases as in the document and their
+// timeline at each pop of Rollout.Pops, in that order.
+type ServiceRollout struct {
+	Name   string           `json:"name"`
+	Phases []topology.Phase `json:"phases"`
+	Pops   []PopRollout     `json:"pops"`
+}
+
+// PopRollout is one service at one pop. Active is absent while no phase
+// applies there yet (SMTP forwarded); Next and NextAt are absent when no
+// later phase applies there.
+type PopRollout struct {
+	Pop string `json:"pop"`
+	// Phases are the indexes of the phases that apply at Pop, by start.
+	Phases []int      `json:"phases"`
+	Active *int       `json:"active,omitempty"`
+	Next   *int       `json:"next,omitempty"`
+	NextAt *time.Time `json:"next_at,omitempty"`
+}
+
 // Flows is GET /v1/bridges/{dpid}/flows: the bridge's desired flows and,
 // when some replica is connected to it, the installed ones with their
 // packet counts. InstalledSource says where they came from: "local" (the

@@ -175,6 +175,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 		Store: st, Cache: ready, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
 		BodyReadTimeout: o.Limits.APIBodyTimeout, Etcd: keeper,
+		Replica: replicaHealth{replica}, Certificates: certs,
 	}
 	handler, err := api.New(apiCfg)
 	if err != nil {
@@ -352,6 +353,15 @@ func reportReadiness(ctx context.Context, healthy func() error, notify func(stri
 		case <-tick.C:
 		}
 	}
+}
+
+// replicaHealth adapts the cluster replica for the metrics (api imports
+// no cluster code).
+type replicaHealth struct{ r *cluster.Replica }
+
+func (h replicaHealth) Health() api.ReplicaHealth {
+	c := h.r.Health()
+	return api.ReplicaHealth{EtcdErr: c.EtcdErr, LeaseHeld: c.LeaseHeld, LeaseExpires: c.LeaseExpires}
 }
 
 // readiness is /readyz: the cache has the document and etcd answers, and

@@ -35,6 +35,26 @@ func loadCertificates(o options) (certificates, error) {
 	return c, nil
 }
 
+// Certificates lists every certificate and CA file in use with its expiry
+// (api.CertificateSource, for op25b_certificate_expiry_timestamp_seconds).
+// It reads the holders' current material, so after a SIGHUP it reports
+// the reloaded files.
+func (c certificates) Certificates() []api.CertificateExpiry {
+	var out []api.CertificateExpiry
+	for _, ch := range []struct {
+		name string
+		h    *tlsconfig.Holder
+	}{{"openflow", c.openflow}, {"api", c.api}, {"etcd", c.etcd}} {
+		if ch.h == nil {
+			continue
+		}
+		for _, e := range ch.h.Expiries() {
+			out = append(out, api.CertificateExpiry{Channel: ch.name, File: e.File, NotAfter: e.NotAfter})
+		}
+	}
+	return out
+}
+
 // reloaders lists what SIGHUP re-reads. New TLS connections use reloaded
 // material; established ones (switch sessions, etcd streams) are kept.
 func (c certificates) reloaders(tokens *api.TokenFile) []reloadable {

@@ -19,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -156,6 +157,21 @@ func leafSerial(t *testing.T, certFile string) string {
 	return c.SerialNumber.String()
 }
 
+// leafExpiry is the Unix time of the NotAfter of the first certificate of
+// certFile, as the text exposition writes it.
+func leafExpiry(t *testing.T, certFile string) string {
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strconv.FormatFloat(float64(c.NotAfter.Unix()), 'g', -1, 64)
+}
+
 // waitServerClosed waits until the daemon closes conn.
 func waitServerClosed(conn net.Conn) error {
 	_ = conn.SetReadDeadline(time.Now().Add(90 * time.Second))
@@ -283,9 +299,33 @@ func TestTLSEveryChannel(t *testing.T) {
 		plain.SetController(t) // stop its retries
 	})
 
+	metrics := func() string {
+		code, body, err := apiCall(nocClient, http.MethodGet, api+"/metrics", "r-secret", "")
+		if err != nil || code != http.StatusOK {
+			t.Fatalf("GET /metrics: %d %v", code, err)
+		}
+		return body
+	}
+	expiry := func(channel, file, value string) string {
+		return fmt.Sprintf("op25b_certificate_expiry_timestamp_seconds{channel=%q,file=%q} %s\n", channel, file, value)
+	}
+	t.Run("certificate expiry metrics", func(t *testing.T) {
+		text := metrics()
+		for _, f := range []struct{ channel, file string }{
+			{"openflow", ctl.Cert}, {"openflow", pki.CA}, {"api", apiCert.Cert}, {"api", pki.CA}, {"etcd", etcdClient.Cert}, {"etcd", pki.CA},
+		} {
+			if w := expiry(f.channel, f.file, leafExpiry(t, f.file)); !strings.Contains(text, w) {
+				t.Errorf("metrics lack %s", w)
+			}
+		}
+	})
+
 	t.Run("SIGHUP rotates certificates without dropping the switch", func(t *testing.T) {
 		connects := d.logCount(`msg="switch connected" remote`)
 		oldSerial := leafSerial(t, ctl.Cert)
+		oldExpiry := leafExpiry(t, ctl.Cert)
+		// X.509 times have whole seconds: wait so that the new one expires later.
+		time.Sleep(1100 * time.Millisecond)
 		pki.Issue(t, "controller") // new key and certificate, same files
 		pki.Issue(t, "api")
 		newSerial := leafSerial(t, ctl.Cert)
@@ -322,6 +362,9 @@ func TestTLSEveryChannel(t *testing.T) {
 		}
 		if n := d.logCount(`msg="switch connected" remote`); n != connects {
 			t.Errorf("switch reconnected across the reload (%d connects, was %d)", n, connects)
+		}
+		if newExpiry := leafExpiry(t, ctl.Cert); newExpiry == oldExpiry || !strings.Contains(metrics(), expiry("openflow", ctl.Cert, newExpiry)) {
+			t.Errorf("after SIGHUP the metrics lack the new certificate's expiry %s (old %s)", newExpiry, oldExpiry)
 		}
 	})
 

@@ -236,12 +236,19 @@ func TestEtcdLossKeepsDesiredState(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "mastered and ready", func() bool {
 		return oneMasterEach([]*running{r}, dpids) && r.replica.Ready() == nil
 	})
+	if h := r.replica.Health(); h.EtcdErr != nil || !h.LeaseHeld || time.Until(h.LeaseExpires) <= 0 || time.Until(h.LeaseExpires) > 2*time.Second {
+		t.Errorf("health while mastering: %+v, want etcd reached, lease held, expiring within its 2s TTL", h)
+	}
 	r.sw.mu.Lock()
 	mark := len(r.sw.history)
 	r.sw.mu.Unlock()
 
 	etcd.StopMember(0)
 	testenv.Eventually(t, 20*time.Second, "not ready", func() bool { return r.replica.Ready() != nil })
+	testenv.Eventually(t, 20*time.Second, "health says etcd unreachable and no lease", func() bool {
+		h := r.replica.Health()
+		return h.EtcdErr != nil && !h.LeaseHeld && h.LeaseExpires.IsZero()
+	})
 	testenv.Eventually(t, 20*time.Second, "lease lost: slave everywhere", func() bool {
 		for _, d := range dpids {
 			if des, _ := r.sw.get(d); des.Master {

@@ -49,6 +49,7 @@ func (r *Replica) grant(ctx context.Context, st *loop) error {
 		return err
 	}
 	st.lease, st.registered = lease.ID, false
+	r.leaseRenewed(lease.TTL)
 	r.log.Info("joined cluster", "lease", fmt.Sprintf("%x", lease.ID), "ttl", r.cfg.LeaseTTL)
 	if st.lostLease != 0 {
 		// etcd may have kept the old lease alive across a leader change;
@@ -111,6 +112,7 @@ func (r *Replica) loseLease(st *loop) {
 	_, v := r.localView(st)
 	r.applyLocal(st, decide(v))
 	r.setReady(errors.New("etcd lease lost"), st)
+	r.leaseGone()
 }
 
 // dropLease stops the keepalive stream.
@@ -139,5 +141,6 @@ func (r *Replica) leave(ctx context.Context, st *loop) {
 		cancel()
 	}
 	r.setReady(errors.New("cluster: stopped"), st)
+	r.leaseGone()
 	r.log.Info("left cluster")
 }

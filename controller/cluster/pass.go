@@ -67,6 +67,7 @@ func (r *Replica) step(ctx context.Context, st *loop) {
 	if err == nil {
 		r.writeStatuses(ctx, st, v, a.statuses)
 	}
+	r.setHealth(err, st)
 	switch {
 	case err != nil:
 		r.setReady(fmt.Errorf("etcd: %w", err), st)

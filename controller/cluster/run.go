@@ -65,6 +65,22 @@ type Replica struct {
 	events  []controller.Event
 	ready   error
 	masters map[topology.DPID]uint64 // dpid → generation, for Masters()
+	health  Health
+}
+
+// Health is what monitoring needs from the loop: whether its last pass
+// reached etcd and whether it holds its lease, with the lease's expiry as
+// of etcd's last keepalive answer.
+type Health struct {
+	// EtcdErr is the last pass's etcd failure; nil when it reached etcd.
+	// Before the first pass it says so.
+	EtcdErr error
+	// LeaseHeld: the replica holds a lease (and so may hold mastership).
+	LeaseHeld bool
+	// LeaseExpires is when etcd would expire the lease without further
+	// keepalives: the TTL etcd reported at its last renewal, from then.
+	// Zero when no lease is held.
+	LeaseExpires time.Time
 }
 
 // New checks cfg and returns a Replica; nothing runs until Run.
@@ -104,6 +120,7 @@ func New(cfg Config) (*Replica, error) {
 		kick:    make(chan struct{}, 1),
 		ready:   errors.New("cluster: not started"),
 		masters: map[topology.DPID]uint64{},
+		health:  Health{EtcdErr: errors.New("cluster: not started")},
 	}, nil
 }
 
@@ -131,6 +148,39 @@ func (r *Replica) Ready() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.ready
+}
+
+// Health returns the loop's view of etcd and of its lease.
+func (r *Replica) Health() Health {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.health
+}
+
+// setHealth records the etcd outcome of a pass and the lease state.
+func (r *Replica) setHealth(etcdErr error, st *loop) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.health.EtcdErr = etcdErr
+	r.health.LeaseHeld = st.lease != 0
+	if st.lease == 0 {
+		r.health.LeaseExpires = time.Time{}
+	}
+}
+
+// leaseGone records that no lease is held (lost, or left).
+func (r *Replica) leaseGone() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.health.LeaseHeld, r.health.LeaseExpires = false, time.Time{}
+}
+
+// leaseRenewed records the TTL etcd granted or renewed the lease with.
+func (r *Replica) leaseRenewed(ttlSeconds int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.health.LeaseHeld = true
+	r.health.LeaseExpires = r.cfg.Now().Add(time.Duration(ttlSeconds) * time.Second)
 }
 
 // Masters returns the bridges this replica currently masters, with the role
@@ -195,6 +245,8 @@ func (r *Replica) loop(ctx context.Context, st *loop) {
 		case resp, ok := <-st.keepalive:
 			if !ok || (resp != nil && resp.TTL <= 0) {
 				r.checkLease(ctx, st)
+			} else if resp != nil {
+				r.leaseRenewed(resp.TTL)
 			}
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
 // Files names the PEM files of one channel. Cert and Key are this side's
@@ -55,8 +56,18 @@ func CheckKeyFile(path string) error {
 
 // material is one consistent load of a channel's files.
 type material struct {
-	cert *tls.Certificate // nil when no Cert/Key
-	pool *x509.CertPool   // nil when no CA
+	cert    *tls.Certificate // nil when no Cert/Key
+	pool    *x509.CertPool   // nil when no CA
+	expires []Expiry         // of cert (its chain) and of the CA file
+}
+
+// Expiry is when a certificate file in use stops being valid: the
+// earliest NotAfter of the certificates it holds (a chain, or a CA
+// bundle), so that an intermediate or one CA of a bundle expiring first
+// is not hidden behind a longer-lived leaf.
+type Expiry struct {
+	File     string
+	NotAfter time.Time
 }
 
 // Holder owns a channel's current material. Its methods are safe for
@@ -97,16 +108,35 @@ func (h *Holder) Reload() error {
 			return fmt.Errorf("load certificate %s with key %s: %w", h.files.Cert, h.files.Key, err)
 		}
 		m.cert = &c
+		var first time.Time
+		for i, der := range c.Certificate {
+			x, err := x509.ParseCertificate(der)
+			if err != nil {
+				return fmt.Errorf("certificate %s: certificate %d: %w", h.files.Cert, i+1, err)
+			}
+			if first.IsZero() || x.NotAfter.Before(first) {
+				first = x.NotAfter
+			}
+		}
+		m.expires = append(m.expires, Expiry{File: h.files.Cert, NotAfter: first})
 	}
 	if h.files.CA != "" {
-		pool, err := loadPool(h.files.CA)
+		pool, notAfter, err := loadPool(h.files.CA)
 		if err != nil {
 			return err
 		}
 		m.pool = pool
+		m.expires = append(m.expires, Expiry{File: h.files.CA, NotAfter: notAfter})
 	}
 	h.cur.Store(&m)
 	return nil
+}
+
+// Expiries returns the expiry of each file in use (certificate, then CA),
+// as of the last successful load: after a failed reload, the files still
+// in use are the previous ones.
+func (h *Holder) Expiries() []Expiry {
+	return append([]Expiry(nil), h.cur.Load().expires...)
 }
 
 // Leaf returns the current certificate's leaf (nil without one), for logs
@@ -123,10 +153,13 @@ func (h *Holder) Leaf() *x509.Certificate {
 	return leaf
 }
 
-func loadPool(path string) (*x509.CertPool, error) {
+// loadPool reads a CA file and returns its pool and the earliest expiry of
+// its certificates.
+func loadPool(path string) (*x509.CertPool, time.Time, error) {
+	var first time.Time
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("CA: %w", err)
+		return nil, first, fmt.Errorf("CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	n := 0
@@ -141,15 +174,18 @@ func loadPool(path string) (*x509.CertPool, error) {
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("CA %s: certificate %d: %w", path, n+1, err)
+			return nil, first, fmt.Errorf("CA %s: certificate %d: %w", path, n+1, err)
 		}
 		pool.AddCert(c)
+		if first.IsZero() || c.NotAfter.Before(first) {
+			first = c.NotAfter
+		}
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("CA %s: no PEM CERTIFICATE block", path)
+		return nil, first, fmt.Errorf("CA %s: no PEM CERTIFICATE block", path)
 	}
-	return pool, nil
+	return pool, first, nil
 }
 
 // ServerConfig is the config of a listener. With a CA, clients must

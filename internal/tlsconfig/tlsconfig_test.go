@@ -1,11 +1,19 @@
 package tlsconfig
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -203,5 +211,65 @@ func TestClientConfigVerifiesServer(t *testing.T) {
 	cc.ServerName = "etcd.example"
 	if _, _, c := handshake(t, serverCfg(srv), cc); c == nil {
 		t.Errorf("wrong server name accepted")
+	}
+}
+
+// selfSigned returns the PEM of a self-signed CA certificate valid until
+// notAfter (truncated to seconds, as X.509 stores it).
+func selfSigned(t *testing.T, cn string, notAfter time.Time) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// Expiries: one entry per file in use, the earliest NotAfter of the file's
+// certificates; a reload changes them, a failed reload keeps them.
+func TestExpiries(t *testing.T) {
+	soon := time.Now().Add(10 * 24 * time.Hour).Truncate(time.Second).UTC()
+	late := time.Now().Add(100 * 24 * time.Hour).Truncate(time.Second).UTC()
+	ca := filepath.Join(t.TempDir(), "bundle.pem")
+	if err := os.WriteFile(ca, append(selfSigned(t, "late", late), selfSigned(t, "soon", soon)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pki := testenv.NewPKI(t, "lab")
+	srv := pki.Issue(t, "controller")
+	h, err := Load(Files{Cert: srv.Cert, Key: srv.Key, CA: ca}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := h.Expiries()
+	if len(got) != 2 || got[0].File != srv.Cert || !got[0].NotAfter.Equal(h.Leaf().NotAfter) ||
+		got[1].File != ca || !got[1].NotAfter.Equal(soon) {
+		t.Fatalf("expiries = %+v, want %s at the leaf's NotAfter %s and %s at the bundle's earliest %s", got, srv.Cert, h.Leaf().NotAfter, ca, soon)
+	}
+	if err := os.WriteFile(ca, selfSigned(t, "late", late), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.Expiries(); !got[1].NotAfter.Equal(late) {
+		t.Errorf("after reload the CA expires %s, want %s", got[1].NotAfter, late)
+	}
+	if err := os.WriteFile(ca, []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Reload(); err == nil {
+		t.Fatal("reload of a broken CA succeeded")
+	}
+	if got := h.Expiries(); len(got) != 2 || !got[1].NotAfter.Equal(late) {
+		t.Errorf("a failed reload changed the expiries: %+v", got)
 	}
 }
