@@ -7,6 +7,8 @@
 // sees a Document that passed Validate.
 package topology
 
+import "time"
+
 // Pool kinds (docs/semantics.md, docs/policy-document.md).
 const (
 	KindDynamic = "dynamic"
@@ -27,6 +29,12 @@ type Document struct {
 	Destinations []DestinationSet `json:"destinations" yaml:"destinations"`
 	Services     []Service        `json:"services" yaml:"services"`
 	Bridges      []Bridge         `json:"bridges" yaml:"bridges"`
+	// Exemptions and Quarantines act on source prefixes ahead of the
+	// pools, each until its own instant (docs/semantics.md). Both are
+	// optional and left out of the JSON when empty, so that a document
+	// without them reads as it did before they existed.
+	Exemptions  []Exemption  `json:"exemptions,omitempty" yaml:"exemptions,omitempty"`
+	Quarantines []Quarantine `json:"quarantines,omitempty" yaml:"quarantines,omitempty"`
 }
 
 // Pool is a subscriber address range. Static pools (fixed-IP plans) are
@@ -58,11 +66,22 @@ type Service struct {
 	Phases []Phase `json:"phases" yaml:"phases"`
 }
 
+// Phase modes (docs/semantics.md, observe mode). An absent mode enforces.
+const (
+	ModeEnforce = "enforce"
+	ModeObserve = "observe"
+)
+
 // Phase is one step of a rollout (docs/semantics.md, phases).
 type Phase struct {
 	// From is RFC 3339; empty means "since the beginning of time".
 	From  string `json:"from,omitempty" yaml:"from,omitempty"`
 	Block Block  `json:"block" yaml:"block"`
+	// Mode is ModeEnforce (also when empty) or ModeObserve: an observing
+	// phase forwards what it would drop, and the switches still count it
+	// per pool, so an ISP can measure who a rollout would affect before
+	// it announces a date.
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
 	// Relays permits SMTP towards the relay prefixes. A nil pointer (field
 	// absent) means true: the mission is that the ISP's own relays keep
 	// working unless a phase explicitly says otherwise.
@@ -72,6 +91,10 @@ type Phase struct {
 
 // PermitsRelays reports whether SMTP to the relays is allowed in this phase.
 func (p Phase) PermitsRelays() bool { return p.Relays == nil || *p.Relays }
+
+// Observes reports whether the phase only observes: what it would drop is
+// forwarded (and counted).
+func (p Phase) Observes() bool { return p.Mode == ModeObserve }
 
 // Block is either "all" or a list of destination-set names. JSON and YAML
 // encode it as the string "all" or an array of strings (see block.go).
@@ -94,3 +117,38 @@ type Bridge struct {
 	// than '.'.
 	Cert string `json:"cert,omitempty" yaml:"cert,omitempty"`
 }
+
+// Exemption lets SMTP from a source prefix through, whatever its pool says,
+// until an instant: a customer who runs a mail server until a fixed-IP move,
+// say. A Quarantine has the same fields and blocks the prefix instead. Both
+// act ahead of the pool lookup and lapse at Until by themselves; a lapsed
+// entry stays in the document, inert, until someone removes it
+// (docs/semantics.md).
+type Exemption struct {
+	Name   string `json:"name" yaml:"name"`
+	Prefix string `json:"prefix" yaml:"prefix"`
+	// Until is RFC 3339 and required: the entry acts strictly before it.
+	Until string `json:"until" yaml:"until"`
+	// Reason and Ticket are for the people who read the entry later (the
+	// helpdesk, the abuse desk, an auditor): why, and under which ticket.
+	Reason string `json:"reason" yaml:"reason"`
+	Ticket string `json:"ticket" yaml:"ticket"`
+}
+
+// Quarantine drops SMTP from a source prefix toward every destination,
+// relays included, whatever its pool (even a static one, even none), until
+// an instant: an infected host loses port 25 until it is cleaned. It has
+// the fields of an Exemption and beats one.
+type Quarantine Exemption
+
+// ActiveAt reports whether the exemption acts at instant at: strictly
+// before its Until (at Until it has lapsed). An Until that does not parse
+// (only in a document that skipped Validate) never acts.
+func (e Exemption) ActiveAt(at time.Time) bool {
+	until, err := ParseTime(e.Until)
+	return err == nil && at.Before(until)
+}
+
+// ActiveAt reports whether the quarantine acts at instant at (see
+// Exemption.ActiveAt).
+func (q Quarantine) ActiveAt(at time.Time) bool { return Exemption(q).ActiveAt(at) }

@@ -11,7 +11,8 @@ const MaxFlowsPerBridge = 1_000_000
 // worstCaseFlows is an upper bound of the flow count of any bridge at any
 // instant, mirroring the pipeline in package flows: two flows per pool (the
 // source table and the per-pool drop counter), two per port (tcp and tcp6),
-// a handful of catch-alls, and for each service that a dynamic pool uses, the
+// a handful of catch-alls, one per exemption and two per quarantine, and for
+// each service that a dynamic pool uses, the
 // largest destination table any of its phases needs. It only reads names and
 // counts, so it is safe on a document with other problems.
 func worstCaseFlows(doc *Document) int {
@@ -25,7 +26,9 @@ func worstCaseFlows(doc *Document) int {
 			used[p.Service] = true
 		}
 	}
-	n := 2*len(doc.Pools) + 2*len(doc.EffectivePorts()) + 5
+	// An exemption is one source flow; a quarantine a source flow and its
+	// drop counter.
+	n := 2*len(doc.Pools) + 2*len(doc.EffectivePorts()) + 5 + len(doc.Exemptions) + 2*len(doc.Quarantines)
 	for _, s := range doc.Services {
 		if !used[s.Name] {
 			continue

@@ -38,6 +38,9 @@ func FuzzParseValidate(f *testing.F) {
 	f.Add([]byte(`{"ports":[25],"ports":[26]}`))
 	f.Add([]byte(`{"pools":[{"name":"a","n\u0061me":"b"}]}`))
 	f.Add([]byte("a: " + strings.Repeat("[", 100)))
+	// Exemptions, quarantines and a phase's mode (issue 14).
+	f.Add([]byte(`{"exemptions":[],"quarantines":[{"name":"bot","prefix":"10.1.9.9/32","until":"2026-11-30T12:00:00+09:00","reason":"abuse report","ticket":"AB-88"}],"services":[{"name":"s","phases":[{"block":"all","mode":"observe"}]}]}`))
+	f.Add([]byte("exemptions:\n- {name: e, prefix: '2001:db8::7/128', until: '2026-12-01T00:00:00.5-03:30', reason: \"mail \\u00e9\", ticket: '4711'}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Whatever the strict decoder accepts, encoding/json (laxer:
 		// case-folded and repeated keys) reads as the same document. One
@@ -82,6 +85,12 @@ func FuzzParseValidate(f *testing.F) {
 		if err := Validate(again); err != nil {
 			t.Fatalf("round trip no longer validates: %v\n%s", err, encoded)
 		}
+		// An empty optional list (exemptions, quarantines) is left out
+		// of the JSON: absent and empty are the same document.
+		for _, k := range ItemKinds {
+			k.MakeNonNil(doc)
+			k.MakeNonNil(again)
+		}
 		if !reflect.DeepEqual(doc, again) {
 			t.Fatalf("round trip changed the document:\nbefore %+v\nafter  %+v", doc, again)
 		}
@@ -100,6 +109,11 @@ func FuzzValidateNearValid(f *testing.F) {
 	for i, s := range []string{"10.1.0.1/16", "2001:DB8::/32", "", "all", "0000000000000001", "2006-12-01T00:00:00Z", "osaka-1", "::ffff:0.0.0.0/96", "1.2.3.4/32"} {
 		f.Add(uint8(i), s)
 	}
+	// The fields of issue 14: exemption prefix and until, quarantine
+	// reason, ticket and name, a phase's mode.
+	for i, s := range []string{"10.1.3.7/32", "2026-12-01T00:00:00+09:00", "a\u2028b", "AB 88 ", "bot", "observe"} {
+		f.Add(uint8(13+i), s)
+	}
 	f.Fuzz(func(t *testing.T, which uint8, value string) {
 		doc := validDoc()
 		setters := []func(){
@@ -116,6 +130,12 @@ func FuzzValidateNearValid(f *testing.F) {
 			func() { doc.Bridges[0].DPID = DPID(value) },
 			func() { doc.Bridges[0].Pop = value },
 			func() { doc.Services[0].Name = value },
+			func() { doc.Exemptions[0].Prefix = value },
+			func() { doc.Exemptions[0].Until = value },
+			func() { doc.Quarantines[0].Reason = value },
+			func() { doc.Quarantines[0].Ticket = value },
+			func() { doc.Quarantines[0].Name = value },
+			func() { doc.Services[0].Phases[2].Mode = value },
 		}
 		setters[int(which)%len(setters)]()
 		if err := Validate(doc); err != nil {
@@ -141,6 +161,25 @@ func FuzzValidateNearValid(f *testing.F) {
 		for _, d := range doc.Destinations {
 			for _, p := range d.Prefixes {
 				netip.MustParsePrefix(p)
+			}
+		}
+		for _, e := range doc.Exemptions {
+			netip.MustParsePrefix(e.Prefix)
+			if _, err := ParseTime(e.Until); err != nil {
+				t.Fatalf("exemption until %q accepted: %v", e.Until, err)
+			}
+		}
+		for _, q := range doc.Quarantines {
+			netip.MustParsePrefix(q.Prefix)
+			if q.Reason == "" || q.Ticket == "" || strings.ContainsAny(q.Reason+q.Ticket, "\n\r\t") {
+				t.Fatalf("quarantine reason %q ticket %q accepted", q.Reason, q.Ticket)
+			}
+		}
+		for _, s := range doc.Services {
+			for _, ph := range s.Phases {
+				if ph.Mode != "" && ph.Mode != ModeEnforce && ph.Mode != ModeObserve {
+					t.Fatalf("mode %q accepted", ph.Mode)
+				}
 			}
 		}
 		for _, b := range doc.Bridges {

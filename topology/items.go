@@ -15,6 +15,8 @@ const (
 	ItemDestinations = "destinations"
 	ItemServices     = "services"
 	ItemBridges      = "bridges"
+	ItemExemptions   = "exemptions"
+	ItemQuarantines  = "quarantines"
 )
 
 // ItemKinds is the table of item kinds, in document order. The store (one
@@ -46,6 +48,14 @@ var ItemKinds = []*ItemKind{
 		list:  func(d *Document) *[]Bridge { return &d.Bridges },
 		key:   func(b *Bridge) *DPID { return &b.DPID },
 		canon: documentDPID,
+	}},
+	{Name: ItemExemptions, KeyField: "name", ops: kindOps[Exemption, string]{
+		list: func(d *Document) *[]Exemption { return &d.Exemptions },
+		key:  func(e *Exemption) *string { return &e.Name },
+	}},
+	{Name: ItemQuarantines, KeyField: "name", ops: kindOps[Quarantine, string]{
+		list: func(d *Document) *[]Quarantine { return &d.Quarantines },
+		key:  func(q *Quarantine) *string { return &q.Name },
 	}},
 }
 
@@ -288,8 +298,8 @@ func (k *ItemKind) WithKey(item any, key string) any { return k.ops.withKey(item
 
 // References returns the JSON paths of the fields that refer to the item
 // with this key: the "service" of pools for a service, the "block" entries
-// of phases for a destination set. Nothing refers to pools, relays or
-// bridges. The API answers 409 to deleting an item that is still
+// of phases for a destination set. Nothing refers to pools, relays,
+// bridges, exemptions or quarantines. The API answers 409 to deleting an item that is still
 // referenced, rather than letting validation fail with a less direct error.
 func (k *ItemKind) References(d *Document, key string) []string { return k.ops.referencesTo(d, key) }
 

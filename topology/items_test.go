@@ -22,6 +22,8 @@ func TestCloneIsDeep(t *testing.T) {
 	c.Services[0].Phases[1].Pops[0] = "x"
 	*c.Services[0].Phases[0].Relays = false
 	c.Bridges[0].Pop = "x"
+	c.Exemptions[0].Until = "x"
+	c.Quarantines[0].Ticket = "x"
 	if !reflect.DeepEqual(doc, validDoc()) {
 		t.Errorf("changing the clone changed the original: %+v", doc)
 	}
@@ -49,6 +51,8 @@ func TestReferences(t *testing.T) {
 		{ItemPools, "tokyo-dyn", nil},
 		{ItemRelays, "msa", nil},
 		{ItemBridges, "0000000000000001", nil},
+		{ItemExemptions, "ticket-4711", nil},
+		{ItemQuarantines, "bot-10-1-9-9", nil},
 	} {
 		k, _ := ItemKindNamed(tc.kind)
 		if got := k.References(doc, tc.name); !slices.Equal(got, tc.want) {
@@ -107,6 +111,10 @@ func TestItemKindEdits(t *testing.T) {
 		ItemDestinations: {`{"name": "carrier-b", "prefixes": ["203.0.113.0/24"]}`, `{"name": "carrier-b", "prefixes": ["203.0.113.0/25"]}`},
 		ItemServices:     {`{"name": "business", "phases": [{"block": "all"}]}`, `{"name": "business", "phases": [{"block": []}]}`},
 		ItemBridges:      {`{"dpid": "00000000000000B2", "name": "osaka-1-sub-a", "pop": "osaka-1"}`, `{"dpid": "00000000000000b2", "name": "osaka-1-sub-a", "pop": ""}`},
+		ItemExemptions: {`{"name": "ticket-4712", "prefix": "10.1.3.8/32", "until": "2026-12-01T00:00:00Z", "reason": "mail server", "ticket": "4712"}`,
+			`{"name": "ticket-4712", "prefix": "10.1.3.8/32", "until": "2026-12-15T00:00:00Z", "reason": "mail server, extended", "ticket": "4712"}`},
+		ItemQuarantines: {`{"name": "bot-2001-db8-1--9", "prefix": "2001:db8:1::9/128", "until": "2026-11-30T12:00:00+09:00", "reason": "abuse report", "ticket": "AB-89"}`,
+			`{"name": "bot-2001-db8-1--9", "prefix": "2001:db8:1::9/128", "until": "2026-12-30T12:00:00+09:00", "reason": "still infected", "ticket": "AB-89"}`},
 	}
 	for _, k := range ItemKinds {
 		t.Run(k.Name, func(t *testing.T) {

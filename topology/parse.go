@@ -69,7 +69,7 @@ func ParseJSONWithRevision(data []byte) (doc *Document, revision int64, present 
 }
 
 // ParseJSONItem decodes one item of the document (a *Pool, *Relay,
-// *DestinationSet, *Service or *Bridge) as strictly as ParseJSON; error
+// *DestinationSet, *Service, *Bridge, *Exemption or *Quarantine) as strictly as ParseJSON; error
 // paths are relative to the item ("prefx", "phases[0].from").
 func ParseJSONItem(data []byte, item any) error {
 	v := reflect.ValueOf(item)
@@ -281,6 +281,10 @@ func yamlItemName(goType string) string {
 		return "a phase"
 	case "Bridge":
 		return "a bridge"
+	case "Exemption":
+		return "an exemption"
+	case "Quarantine":
+		return "a quarantine"
 	case "string", "DPID":
 		return "a string"
 	case "int":

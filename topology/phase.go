@@ -100,12 +100,13 @@ func appliesToPop(pops []string, pop string) bool {
 	return pop != "" && slices.Contains(pops, pop)
 }
 
-// NextChange returns the earliest phase start strictly after `at`, across
-// all services and pops: the next instant at which the active phase of some
-// bridge may change, so the controller can arm a timer and re-evaluate by
-// itself (docs/semantics.md, phases). False when no phase starts after `at`. The instant
-// may be centuries away (RFC 3339 allows year 9999); callers arming a timer
-// must cope with durations beyond time.Duration's ~292 years.
+// NextChange returns the earliest instant strictly after `at` at which the
+// policy of some bridge may change by itself: a phase start (across all
+// services and pops) or the until of an exemption or a quarantine. The
+// controller arms a timer for it and re-evaluates with no API call
+// (docs/semantics.md). False when there is none. The instant may be
+// centuries away (RFC 3339 allows year 9999); callers arming a timer must
+// cope with durations beyond time.Duration's ~292 years.
 func (d *Document) NextChange(at time.Time) (time.Time, bool) {
 	if d == nil {
 		return time.Time{}, false
@@ -124,6 +125,18 @@ func (d *Document) NextChange(at time.Time) (time.Time, bool) {
 				next, found = start.at, true
 			}
 		}
+	}
+	consider := func(until string) {
+		t, err := ParseTime(until)
+		if err == nil && t.After(at) && (!found || t.Before(next)) {
+			next, found = t, true
+		}
+	}
+	for _, e := range d.Exemptions {
+		consider(e.Until)
+	}
+	for _, q := range d.Quarantines {
+		consider(q.Until)
 	}
 	return next, found
 }

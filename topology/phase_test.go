@@ -116,8 +116,15 @@ func TestNextChange(t *testing.T) {
 		{"2006-10-31T15:00:00Z", "2006-12-01T00:00:00+09:00"},
 		{"2006-11-15T00:00:00Z", "2006-12-01T00:00:00+09:00"},
 		{"2006-12-14T14:59:59.999999999Z", "2006-12-15T00:00:00+09:00"},
-		{"2006-12-14T15:00:00Z", ""},
-		{"2026-01-01T00:00:00Z", ""},
+		// Then the quarantine's until (2026-11-30T12:00:00+09:00) and the
+		// exemption's (2026-12-01T00:00:00+09:00).
+		{"2006-12-14T15:00:00Z", "2026-11-30T12:00:00+09:00"},
+		{"2026-01-01T00:00:00Z", "2026-11-30T03:00:00Z"},
+		{"2026-11-30T02:59:59.999999999Z", "2026-11-30T12:00:00+09:00"},
+		{"2026-11-30T03:00:00Z", "2026-12-01T00:00:00+09:00"},
+		{"2026-11-30T14:59:59.999999999Z", "2026-11-30T15:00:00Z"},
+		{"2026-11-30T15:00:00Z", ""},
+		{"2030-01-01T00:00:00Z", ""},
 	} {
 		next, ok := doc.NextChange(mustTime(t, tc.at))
 		switch {
@@ -177,5 +184,61 @@ func TestBridgePopAndPorts(t *testing.T) {
 	doc.Ports = []int{25, 2525}
 	if got := doc.EffectivePorts(); len(got) != 2 {
 		t.Errorf("EffectivePorts = %v", got)
+	}
+}
+
+// TestOverrideActiveAt: an exemption or a quarantine acts strictly before
+// its until, whatever offset either instant is written in; an until that
+// does not parse never acts.
+func TestOverrideActiveAt(t *testing.T) {
+	for _, tc := range []struct {
+		until, at string
+		want      bool
+	}{
+		{"2026-12-01T00:00:00+09:00", "2026-11-30T14:59:59.999999999Z", true},
+		{"2026-12-01T00:00:00+09:00", "2026-11-30T15:00:00Z", false},
+		{"2026-12-01T00:00:00+09:00", "2026-12-01T00:00:00+09:00", false},
+		{"2026-12-01T00:00:00+09:00", "2026-11-30T15:00:00.000000001Z", false},
+		{"2026-12-01T00:00:00+09:00", "2026-11-30T10:00:00-04:59", true},  // 14:59Z
+		{"2026-12-01T00:00:00+09:00", "2026-11-30T10:00:00-05:00", false}, // 15:00Z
+		{"2026-11-30T15:00:00.5Z", "2026-12-01T00:00:00.499999999+09:00", true},
+		{"2026-11-30T15:00:00.5Z", "2026-12-01T00:00:00.5+09:00", false},
+		{"0001-01-01T00:00:00Z", "0001-01-01T00:00:00Z", false},
+		{"9999-12-31T23:59:59Z", "2026-01-01T00:00:00Z", true},
+		{"2026-12-01", "2000-01-01T00:00:00Z", false},
+		{"", "2000-01-01T00:00:00Z", false},
+		{"2026-12-01T24:00:00Z", "2000-01-01T00:00:00Z", false},
+	} {
+		at := mustTime(t, tc.at)
+		if got := (Exemption{Until: tc.until}).ActiveAt(at); got != tc.want {
+			t.Errorf("exemption until %s, at %s: active = %v, want %v", tc.until, tc.at, got, tc.want)
+		}
+		if got := (Quarantine{Until: tc.until}).ActiveAt(at); got != tc.want {
+			t.Errorf("quarantine until %s, at %s: active = %v, want %v", tc.until, tc.at, got, tc.want)
+		}
+	}
+}
+
+// TestNextChangeUntils: untils are boundaries like phase starts, the
+// earliest of either wins, and an until that does not parse is ignored.
+func TestNextChangeUntils(t *testing.T) {
+	doc := &Document{
+		Exemptions:  []Exemption{{Until: "2030-01-01T09:00:00+09:00"}, {Until: "garbage"}},
+		Quarantines: []Quarantine{{Until: "2029-12-31T23:00:00-01:00"}},
+		Services:    []Service{{Name: "s", Phases: []Phase{{From: "2030-06-01T00:00:00Z", Block: Block{All: true}}}}},
+	}
+	for _, tc := range []struct{ at, want string }{
+		{"2029-01-01T00:00:00Z", "2030-01-01T00:00:00Z"},
+		{"2029-12-31T23:59:59.999999999Z", "2030-01-01T00:00:00Z"},
+		{"2030-01-01T00:00:00Z", "2030-06-01T00:00:00Z"},
+		{"2030-06-01T00:00:00Z", ""},
+	} {
+		next, ok := doc.NextChange(mustTime(t, tc.at))
+		switch {
+		case tc.want == "" && ok:
+			t.Errorf("NextChange(%s) = %s, want none", tc.at, next)
+		case tc.want != "" && (!ok || !next.Equal(mustTime(t, tc.want))):
+			t.Errorf("NextChange(%s) = %s %v, want %s", tc.at, next, ok, tc.want)
+		}
 	}
 }

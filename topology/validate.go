@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Size limits of one document. They are checked by Validate (an error naming
@@ -22,6 +24,13 @@ const (
 	MaxPopsPerPhase        = 1_000
 	MaxBridges             = 10_000
 	MaxPorts               = 16
+	MaxExemptions          = 10_000
+	MaxQuarantines         = 10_000
+	// MaxReasonLength and MaxTicketLength bound an exemption's or a
+	// quarantine's reason and ticket, in characters: a sentence and an
+	// identifier, shown on one line by op25bctl and in explanations.
+	MaxReasonLength = 256
+	MaxTicketLength = 64
 	// MaxReportedErrors bounds ValidationError.Errors so that a broken
 	// 100k-pool document yields a readable answer, not a 10 MB one; a final
 	// document-level entry says how many problems were left out.
@@ -86,6 +95,8 @@ func Validate(doc *Document) error {
 	v.destinations(doc.Destinations)
 	v.services(doc.Services, sets)
 	v.bridges(doc.Bridges)
+	v.exemptions(doc.Exemptions)
+	v.quarantines(doc.Quarantines)
 	v.flowBudget(doc)
 	return v.result()
 }
@@ -381,6 +392,11 @@ func (v *validator) phases(base string, phases []Phase, sets map[string]bool) {
 		}
 		v.block(pbase+".block", ph.Block, sets)
 		v.pops(pbase+".pops", ph.Pops)
+		switch ph.Mode {
+		case "", ModeEnforce, ModeObserve:
+		default:
+			v.add(pbase+".mode", `mode must be "enforce" (the default) or "observe", not %q`, truncate(ph.Mode))
+		}
 	}
 
 	// Order: each phase starts no earlier than the previous valid one, so
@@ -570,4 +586,73 @@ func (v *validator) bridges(bridges []Bridge) {
 			}
 		}
 	}
+}
+
+func (v *validator) exemptions(list []Exemption) {
+	v.limit(ItemExemptions, "exemptions", len(list), MaxExemptions)
+	names := make(map[string]path, len(list))
+	prefixes := make(map[netip.Prefix]int, len(list))
+	for i, e := range list {
+		v.override(ItemExemptions, "exemption", i, e, names, prefixes, func(j int) string { return list[j].Name })
+	}
+}
+
+func (v *validator) quarantines(list []Quarantine) {
+	v.limit(ItemQuarantines, "quarantines", len(list), MaxQuarantines)
+	names := make(map[string]path, len(list))
+	prefixes := make(map[netip.Prefix]int, len(list))
+	for i, q := range list {
+		v.override(ItemQuarantines, "quarantine", i, Exemption(q), names, prefixes, func(j int) string { return list[j].Name })
+	}
+}
+
+// override checks one exemption or quarantine (the two share their fields).
+// Two entries of one kind may not share a prefix: the later would hide the
+// earlier on the switch, and which ticket a drop is counted under would
+// depend on list order. Renew an entry by changing its until.
+func (v *validator) override(coll, kind string, i int, e Exemption, names map[string]path, prefixes map[netip.Prefix]int, nameOf func(int) string) {
+	field := func(name string) string { return at(coll, i, name).String() }
+	v.name(at(coll, i, "name"), kind, e.Name, names)
+	if pfx, ok := v.prefix(at(coll, i, "prefix"), e.Prefix); ok {
+		if first, dup := prefixes[pfx]; dup {
+			v.add(field("prefix"), "prefix %s is already used by %s[%d] (%q); change that entry's until instead of adding another", e.Prefix, coll, first, nameOf(first))
+		} else {
+			prefixes[pfx] = i
+		}
+	}
+	if e.Until == "" {
+		v.add(field("until"), "until is required: the RFC 3339 instant at which the %s lapses (e.g. 2026-12-01T00:00:00+09:00)", kind)
+	} else if _, err := ParseTime(e.Until); err != nil {
+		v.add(field("until"), "%s", err)
+	}
+	if p := noteProblem(e.Reason, MaxReasonLength); p != "" {
+		v.add(field("reason"), "reason %s (why the %s exists, for whoever reads it later)", p, kind)
+	}
+	if p := noteProblem(e.Ticket, MaxTicketLength); p != "" {
+		v.add(field("ticket"), "ticket %s (the ticket or case that asked for the %s)", p, kind)
+	}
+}
+
+// noteProblem returns why s is not an acceptable reason or ticket, or "":
+// required, at most max characters, one line of printable text without
+// surrounding spaces (it is printed in explanations, logs and tables).
+func noteProblem(s string, max int) string {
+	if s == "" {
+		return "is required"
+	}
+	if !utf8.ValidString(s) {
+		return "is not valid UTF-8"
+	}
+	if n := utf8.RuneCountInString(s); n > max {
+		return fmt.Sprintf("is %d characters long; the limit is %d", n, max)
+	}
+	if strings.TrimSpace(s) != s {
+		return "must not start or end with white space"
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return fmt.Sprintf("must be one line of printable text (it contains %U)", r)
+		}
+	}
+	return ""
 }

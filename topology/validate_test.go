@@ -29,6 +29,10 @@ func validDoc() *Document {
 			{Name: "v6plus", Phases: []Phase{{Block: Block{All: true}, Relays: new(false)}}},
 		},
 		Bridges: []Bridge{{DPID: "0000000000000001", Name: "tokyo-1-sub-a", Pop: "tokyo-1"}},
+		Exemptions: []Exemption{{Name: "ticket-4711", Prefix: "10.1.3.7/32", Until: "2026-12-01T00:00:00+09:00",
+			Reason: "customer runs a mail server until the fixed-IP move", Ticket: "4711"}},
+		Quarantines: []Quarantine{{Name: "bot-10-1-9-9", Prefix: "10.1.9.9/32", Until: "2026-11-30T12:00:00+09:00",
+			Reason: "abuse report", Ticket: "AB-88"}},
 	}
 }
 
