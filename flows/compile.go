@@ -13,22 +13,35 @@ import (
 // Priorities. In the source table a pool's priority is prioPoolBase plus its
 // prefix length, so OpenFlow's "highest priority wins" is longest-prefix
 // match; an IPv4 and an IPv6 pool of equal length share a priority but never
-// overlap because their eth_type differs. In the destination table relays
-// beat blocked destinations, which beat the service default (docs/semantics.md
-// steps 4 and 5 in that order).
+// overlap because their eth_type differs. Exemptions and quarantines act
+// ahead of the pools (docs/semantics.md), each in a band of its own above
+// them, longest prefix first within the band: quarantines
+// (prioQuarantineBase+length) above exemptions (prioExemptionBase+length)
+// above pools. The bands are disjoint (a prefix length is at most 128), so
+// two source flows of one priority that both match a packet are one flow.
+// In the destination table relays beat blocked destinations, which beat the
+// service default (docs/semantics.md steps 4 and 5 in that order).
 const (
 	prioCatchAll       uint16 = 0
 	prioPort           uint16 = 100
 	prioPoolBase       uint16 = 1000
+	prioExemptionBase  uint16 = 2000
+	prioQuarantineBase uint16 = 3000
 	prioServiceDefault uint16 = 1000
 	prioBlocked        uint16 = 2000
 	prioRelay          uint16 = 3000
 	prioPoolDrop       uint16 = 1000
+	// prioQuarantineDrop is above every per-pool flow of the drop-count
+	// table: a quarantine's id may equal a pool's, and its packets (service
+	// bits 0) must meet the quarantine's flow first.
+	prioQuarantineDrop uint16 = 2000
 )
 
 // Metadata layout written by the source table: pool id in the high 32 bits
 // (read by the drop-count table), service id in the low 32 bits (read by the
-// destination table).
+// destination table). A quarantine writes its own id in the high bits and 0
+// in the low ones, which no service id is (stableIDs skips 0): the
+// drop-count table tells the two apart by the whole 64 bits.
 const (
 	metadataAll     uint64 = 0xffffffffffffffff
 	metadataService uint64 = 0x00000000ffffffff
@@ -47,12 +60,19 @@ const MaxFlows = topology.MaxFlowsPerBridge
 var ErrTooManyFlows = errors.New("too many flows")
 
 // Compiled is the desired flow set of one bridge plus what the controller and
-// the API need to attribute drop counters to pools.
+// the API need to attribute drop counters to pools and quarantines.
 type Compiled struct {
 	// Flows is sorted by table, priority descending, then match.
 	Flows []Flow
 	// DropPool maps each per-pool drop flow (drop-count table) to its pool.
 	DropPool map[Key]string
+	// ObservePool maps each per-pool flow of the drop-count table that
+	// forwards, because its pool's active phase observes, to its pool:
+	// its counter is what the phase would drop.
+	ObservePool map[Key]string
+	// DropQuarantine maps each quarantine's drop flow (drop-count table)
+	// to its quarantine.
+	DropQuarantine map[Key]string
 }
 
 // Compile returns the complete desired flow set for the bridge dpid at time
@@ -61,7 +81,11 @@ type Compiled struct {
 //   - classifier: tcp/tcp6 to an SMTP port → source table; anything else →
 //     Continue. Non-SMTP traffic is decided by one L4-port match, so the
 //     datapath never needs to look at addresses for it.
-//   - source: the longest pool prefix containing nw_src/ipv6_src. Static
+//   - source: first the quarantines and exemptions in force at `at` (until
+//     after at), then the pools, each the longest prefix containing
+//     nw_src/ipv6_src within its band (see the priorities). A quarantine
+//     writes its id into the metadata and goes straight to drop-count,
+//     skipping relays and destinations; an exemption → Continue. Static
 //     pools, dynamic pools without an active phase here, and addresses in no
 //     pool → Continue; a dynamic pool with an active phase writes its pool
 //     and service ids into the metadata and goes to the destination table.
@@ -69,8 +93,11 @@ type Compiled struct {
 //     Continue when the phase permits them; blocked destination prefixes →
 //     drop-count; otherwise the service default (drop-count for block "all",
 //     Continue otherwise).
-//   - drop-count: one drop flow per pool, so each pool's drops are counted
-//     separately; catch-all drop.
+//   - drop-count: one flow per pool, so each pool's drops are counted
+//     separately: it drops, or, when the pool's active phase observes,
+//     forwards (Continue) what it counts. It is the one place where "would
+//     drop" turns into a drop or not. One drop flow per quarantine; a
+//     catch-all drop.
 //
 // The destination table's catch-all is Continue. Only a packet whose
 // metadata names a service without destination flows can reach it, which a
@@ -98,10 +125,11 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 	b := &builder{
 		opts:  opts,
 		flows: make([]Flow, 0, 2*len(doc.Pools)+8),
-		c:     &Compiled{DropPool: make(map[Key]string)},
+		c:     &Compiled{DropPool: make(map[Key]string), ObservePool: make(map[Key]string), DropQuarantine: make(map[Key]string)},
 	}
 	b.classifier(doc.EffectivePorts())
 	services := activeServices(doc, pop, at)
+	b.overrides(doc, in, at)
 	b.source(doc.Pools, in.pools, services)
 	if n := len(b.flows) + b.destinationSize(services, in); n > MaxFlows {
 		return nil, fmt.Errorf("compile %s: %w: this bridge would need %d flows (more than %d), most of them in the destination table (used services × (relays + blocked destination prefixes)); share services between pools or shrink destination sets",
@@ -115,9 +143,17 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 
 // parsedDocument holds the prefixes of a validated document, parsed once.
 type parsedDocument struct {
-	pools  []netip.Prefix            // parallel to doc.Pools
-	relays []netip.Prefix            // deduplicated
-	sets   map[string][]netip.Prefix // destination set → its prefixes
+	pools       []netip.Prefix            // parallel to doc.Pools
+	relays      []netip.Prefix            // deduplicated
+	sets        map[string][]netip.Prefix // destination set → its prefixes
+	exemptions  []parsedOverride          // parallel to doc.Exemptions
+	quarantines []parsedOverride          // parallel to doc.Quarantines
+}
+
+// parsedOverride is an exemption's or a quarantine's prefix and until.
+type parsedOverride struct {
+	prefix netip.Prefix
+	until  time.Time
 }
 
 // parseDocument re-checks what Compile relies on, so that a document that
@@ -171,6 +207,37 @@ func parseDocument(doc *topology.Document) (*parsedDocument, error) {
 			}
 			in.sets[d.Name] = append(in.sets[d.Name], p)
 		}
+	}
+	override := func(kind string, i int, prefix, until string, seen map[netip.Prefix]bool) (parsedOverride, error) {
+		p, err := parse(prefix, kind+"[%d].prefix", i, -1)
+		if err != nil {
+			return parsedOverride{}, err
+		}
+		if seen[p] {
+			return parsedOverride{}, fmt.Errorf("%s[%d].prefix %s is used twice", kind, i, prefix)
+		}
+		seen[p] = true
+		t, err := topology.ParseTime(until)
+		if err != nil {
+			return parsedOverride{}, fmt.Errorf("%s[%d].until: %w", kind, i, err)
+		}
+		return parsedOverride{prefix: p, until: t}, nil
+	}
+	seen = map[netip.Prefix]bool{}
+	for i, e := range doc.Exemptions {
+		o, err := override(topology.ItemExemptions, i, e.Prefix, e.Until, seen)
+		if err != nil {
+			return nil, err
+		}
+		in.exemptions = append(in.exemptions, o)
+	}
+	seen = map[netip.Prefix]bool{}
+	for i, q := range doc.Quarantines {
+		o, err := override(topology.ItemQuarantines, i, q.Prefix, q.Until, seen)
+		if err != nil {
+			return nil, err
+		}
+		in.quarantines = append(in.quarantines, o)
 	}
 	return in, nil
 }
@@ -261,10 +328,57 @@ func (b *builder) source(pools []topology.Pool, prefixes []netip.Prefix, service
 			Goto:              true,
 			GotoTable:         b.opts.table(RoleDestination),
 		})
-		drop := b.add(RoleDropCount, prioPoolDrop, Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}, Actions{})
-		b.c.DropPool[drop.Key()] = pool.Name
+		b.dropCount(pool.Name, poolID, svc.phase.Observes())
 	}
 	b.add(RoleSource, prioCatchAll, Match{}, b.opts.Continue)
+}
+
+// dropCount adds a dynamic pool's flow in the drop-count table. What
+// reaches it is an SMTP-bound packet of that pool the policy blocks: the
+// flow drops it, or, when observe is set (the pool's active phase
+// observes), forwards it. Either way its counter counts it, per pool.
+func (b *builder) dropCount(pool string, poolID uint32, observe bool) {
+	m := Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}
+	if observe {
+		f := b.add(RoleDropCount, prioPoolDrop, m, b.opts.Continue)
+		b.c.ObservePool[f.Key()] = pool
+		return
+	}
+	f := b.add(RoleDropCount, prioPoolDrop, m, Actions{})
+	b.c.DropPool[f.Key()] = pool
+}
+
+// overrides adds the source flows of the quarantines and exemptions in
+// force at `at` (an entry whose until is not after at has lapsed and is
+// left out), and each quarantine's drop flow. Quarantines skip the
+// destination table: they drop toward every destination, relays included.
+func (b *builder) overrides(doc *topology.Document, in *parsedDocument, at time.Time) {
+	names := make([]string, len(doc.Quarantines))
+	for i, q := range doc.Quarantines {
+		names[i] = q.Name
+	}
+	ids := stableIDs(names)
+	for i, q := range in.quarantines {
+		if !at.Before(q.until) {
+			continue
+		}
+		id := ids[doc.Quarantines[i].Name]
+		meta := uint64(id) << 32 // service bits 0: see the metadata layout
+		b.add(RoleSource, prioQuarantineBase+uint16(q.prefix.Bits()), Match{EthType: ethTypeOf(q.prefix), Src: matchPrefix(q.prefix)}, Actions{
+			WriteMetadata:     meta,
+			WriteMetadataMask: metadataAll,
+			Goto:              true,
+			GotoTable:         b.opts.table(RoleDropCount),
+		})
+		drop := b.add(RoleDropCount, prioQuarantineDrop, Match{Metadata: meta, MetadataMask: metadataAll}, Actions{})
+		b.c.DropQuarantine[drop.Key()] = doc.Quarantines[i].Name
+	}
+	for _, e := range in.exemptions {
+		if !at.Before(e.until) {
+			continue
+		}
+		b.add(RoleSource, prioExemptionBase+uint16(e.prefix.Bits()), Match{EthType: ethTypeOf(e.prefix), Src: matchPrefix(e.prefix)}, b.opts.Continue)
+	}
 }
 
 // destinationSize is how many flows destination will add, plus the two

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"net/netip"
-	"slices"
 	"time"
 
 	"github.com/op25b/op25b/topology"
@@ -48,69 +47,8 @@ func (v Verdict) String() string {
 	return "unknown"
 }
 
-// Evaluate is the reference reading of docs/semantics.md for a packet entering a
-// bridge in pop at time at. It is deliberately plain (loops over the
-// document, no tries, no knowledge of Compile's tables) so that the property
-// tests compare two independent implementations.
+// Evaluate is the reference verdict of docs/semantics.md for a packet
+// entering a bridge in pop at time at: Explain's verdict.
 func Evaluate(doc *topology.Document, pop string, at time.Time, p Packet) Verdict {
-	if doc == nil {
-		return Forward
-	}
-	if _, ok := p.ethType(); !ok || p.Proto != IPProtoTCP {
-		return Forward
-	}
-	if !slices.Contains(doc.EffectivePorts(), int(p.DstPort)) {
-		return Forward // not SMTP-bound
-	}
-	// 1. The most specific pool containing the source.
-	var (
-		pool topology.Pool
-		bits = -1
-	)
-	for _, candidate := range doc.Pools {
-		prefix, err := netip.ParsePrefix(candidate.Prefix)
-		if err != nil || !prefix.Contains(p.Src) {
-			continue
-		}
-		if prefix.Bits() > bits {
-			pool, bits = candidate, prefix.Bits()
-		}
-	}
-	if bits < 0 {
-		return Forward // not a subscriber address
-	}
-	// 2. Static pools are never blocked.
-	if pool.Kind != topology.KindDynamic {
-		return Forward
-	}
-	// 3. The service's active phase at this bridge.
-	phase, ok := doc.ActivePhase(pool.Service, pop, at)
-	if !ok {
-		return Forward // not yet rolled out here
-	}
-	// 4. The ISP's own relays.
-	if phase.PermitsRelays() {
-		for _, r := range doc.Relays {
-			if prefix, err := netip.ParsePrefix(r.Prefix); err == nil && prefix.Contains(p.Dst) {
-				return Forward
-			}
-		}
-	}
-	// 5. Block all, or the named destination sets.
-	if phase.Block.All {
-		return Drop
-	}
-	for _, name := range phase.Block.Sets {
-		for _, d := range doc.Destinations {
-			if d.Name != name {
-				continue
-			}
-			for _, s := range d.Prefixes {
-				if prefix, err := netip.ParsePrefix(s); err == nil && prefix.Contains(p.Dst) {
-					return Drop
-				}
-			}
-		}
-	}
-	return Forward
+	return Explain(doc, pop, at, p).Verdict
 }

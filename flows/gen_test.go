@@ -131,7 +131,44 @@ func buildDoc(r *rand.Rand) *topology.Document {
 			DPID: topology.DPIDFromUint64(uint64(i + 1)), Name: "br-" + pop, Pop: pop,
 		})
 	}
+	// Issue 14, drawn last so that the rest of a seed's document is what it
+	// was before: observing phases, exemptions and quarantines.
+	for i := range doc.Services {
+		for j := range doc.Services[i].Phases {
+			if r.IntN(4) == 0 {
+				doc.Services[i].Phases[j].Mode = topology.ModeObserve
+			}
+		}
+	}
+	doc.Exemptions = genOverrides[topology.Exemption](r, "exempt")
+	doc.Quarantines = genOverrides[topology.Quarantine](r, "quarantine")
 	return doc
+}
+
+// genOverrides returns up to three exemptions or quarantines with distinct
+// prefixes, some lapsing around the phase boundaries, some long lapsed,
+// some in force for a long time, untils written in various offsets.
+func genOverrides[T topology.Exemption | topology.Quarantine](r *rand.Rand, kind string) []T {
+	var out []T
+	seen := map[string]bool{}
+	for i := range r.IntN(4) {
+		p := genPrefix(r)
+		if seen[p] {
+			continue
+		}
+		seen[p] = true
+		until := genBase.Add(time.Duration(r.IntN(7)-2) * 30 * time.Minute)
+		switch r.IntN(5) {
+		case 0:
+			until = genBase.Add(-1000 * time.Hour)
+		case 1:
+			until = genBase.Add(1000 * time.Hour)
+		}
+		zone := time.FixedZone("", pick(r, []int{0, 9 * 3600, -(4*3600 + 30*60)}))
+		out = append(out, T{Name: fmt.Sprintf("%s-%d", kind, i), Prefix: p, Until: until.In(zone).Format(time.RFC3339Nano),
+			Reason: "generated", Ticket: fmt.Sprintf("T-%d", i)})
+	}
+	return out
 }
 
 // genDPIDs: one bridge per pop of genDoc, plus an unregistered one.
@@ -163,6 +200,12 @@ func interestingAddrs(doc *topology.Document) []netip.Addr {
 	}
 	for _, p := range doc.Pools {
 		addEdges(p.Prefix)
+	}
+	for _, e := range doc.Exemptions {
+		addEdges(e.Prefix)
+	}
+	for _, q := range doc.Quarantines {
+		addEdges(q.Prefix)
 	}
 	for _, r := range doc.Relays {
 		addEdges(r.Prefix)
@@ -197,10 +240,19 @@ func lastAddr(p netip.Prefix) netip.Addr {
 // the policy can drop).
 func genPackets(r *rand.Rand, doc *topology.Document, n int) []Packet {
 	var inside []netip.Addr
-	for _, p := range doc.Pools {
-		if prefix, err := netip.ParsePrefix(p.Prefix); err == nil {
+	addInside := func(s string) {
+		if prefix, err := netip.ParsePrefix(s); err == nil {
 			inside = append(inside, prefix.Addr(), lastAddr(prefix))
 		}
+	}
+	for _, p := range doc.Pools {
+		addInside(p.Prefix)
+	}
+	for _, e := range doc.Exemptions {
+		addInside(e.Prefix)
+	}
+	for _, q := range doc.Quarantines {
+		addInside(q.Prefix)
 	}
 	split := func(addrs []netip.Addr) (v4, v6 []netip.Addr) {
 		for _, a := range addrs {
@@ -240,15 +292,25 @@ func genPackets(r *rand.Rand, doc *topology.Document, n int) []Packet {
 	return out
 }
 
-// genInstants are times around every phase boundary of doc.
+// genInstants are times around every phase boundary and every until of
+// doc: 1 ns before, at, and a minute after.
 func genInstants(doc *topology.Document) []time.Time {
 	out := []time.Time{genBase.Add(-24 * time.Hour), genBase.Add(24 * time.Hour)}
+	around := func(s string) {
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			out = append(out, t.Add(-time.Nanosecond), t, t.Add(time.Minute))
+		}
+	}
 	for _, s := range doc.Services {
 		for _, ph := range s.Phases {
-			if t, err := time.Parse(time.RFC3339, ph.From); err == nil {
-				out = append(out, t.Add(-time.Nanosecond), t, t.Add(time.Minute))
-			}
+			around(ph.From)
 		}
+	}
+	for _, e := range doc.Exemptions {
+		around(e.Until)
+	}
+	for _, q := range doc.Quarantines {
+		around(q.Until)
 	}
 	return out
 }

@@ -225,3 +225,22 @@ func TestOVSMegaflowIndependentOfPoolCount(t *testing.T) {
 		}
 	}
 }
+
+// TestOVSHelpdeskCases: every hand-written case of exemptions, quarantines
+// and observe mode (helpdeskStages: 1 ns before and at each until and phase
+// boundary), compiled, loaded into a real OVS and traced: OVS, the
+// hand-written verdict and Evaluate agree.
+func TestOVSHelpdeskCases(t *testing.T) {
+	br := ovsBridge(t)
+	doc := loadDoc(t, "testdata/helpdesk.json")
+	for i, stage := range helpdeskStages() {
+		at := mustParseTime(t, stage.at)
+		loadFlows(t, br, mustCompile(t, doc, tokyo, at, DefaultOptions()).Flows, i == 0)
+		for _, c := range stage.cases {
+			got, ref := ovsVerdict(t, br, c.p), Evaluate(doc, "tokyo-1", at, c.p)
+			if got != c.want || ref != c.want {
+				t.Errorf("%s, %s: OVS %v, reference %v, want %v for %s", stage.name, c.name, got, ref, c.want, tracePacket(c.p))
+			}
+		}
+	}
+}

@@ -22,7 +22,15 @@ func checkAgainstReference(t *testing.T, doc *topology.Document, packets []Packe
 				t.Fatalf("compile: %v", err)
 			}
 			for _, p := range packets {
-				want := Evaluate(doc, pop, at, p)
+				e := Explain(doc, pop, at, p)
+				want := e.Verdict
+				referenceRules[e.Rule]++
+				if e.Observe {
+					referenceRules["observe"]++
+				}
+				if len(e.Lapsed) > 0 {
+					referenceRules["lapsed"]++
+				}
 				if got := Simulate(c.Flows, opts, p); got != want {
 					js, _ := json.Marshal(doc)
 					t.Fatalf("pop %q at %s packet %+v: Simulate = %v, Evaluate = %v\ndocument: %s\nflows:\n%s",
@@ -33,7 +41,21 @@ func checkAgainstReference(t *testing.T, doc *topology.Document, packets []Packe
 	}
 }
 
+// referenceRules counts the rules that decided the packets
+// checkAgainstReference compared, so that a generator change that stops
+// exercising one is noticed.
+var referenceRules = map[Rule]int{}
+
 func TestCompileMatchesReference(t *testing.T) {
+	clear(referenceRules)
+	defer func() {
+		t.Logf("rules: %v", referenceRules)
+		for _, r := range []Rule{RuleQuarantine, RuleExemption, RuleNoPool, RuleStatic, RuleNoPhase, RuleRelay, RuleBlockAll, RuleBlockedSet, RuleNotBlocked, RuleNotSMTP, "observe", "lapsed"} {
+			if referenceRules[r] < 100 {
+				t.Errorf("only %d packets decided by %s: the generator no longer exercises it", referenceRules[r], r)
+			}
+		}
+	}()
 	docs := 300
 	if testing.Short() {
 		docs = 50
@@ -182,12 +204,48 @@ func TestDiffMakeBeforeBreak(t *testing.T) {
 }
 
 // mutate returns a copy of doc with one small edit, the kind an operator
-// makes: a pool added, removed, or switched static↔dynamic.
+// makes: a pool added, removed, or switched static↔dynamic; a phase
+// switched between enforce and observe; a quarantine or an exemption added
+// or removed.
 func mutate(r *rand.Rand, doc *topology.Document) *topology.Document {
 	data, _ := json.Marshal(doc)
 	var out topology.Document
 	_ = json.Unmarshal(data, &out)
-	switch i := r.IntN(len(out.Pools)); r.IntN(3) {
+	switch i := r.IntN(len(out.Pools)); r.IntN(6) {
+	case 3:
+		s := &out.Services[r.IntN(len(out.Services))]
+		ph := &s.Phases[r.IntN(len(s.Phases))]
+		if ph.Observes() {
+			ph.Mode = ""
+		} else {
+			ph.Mode = topology.ModeObserve
+		}
+	case 4:
+		if len(out.Quarantines) > 0 && r.IntN(2) == 0 {
+			out.Quarantines = out.Quarantines[1:]
+			break
+		}
+		p := out.Pools[i].Prefix
+		for _, q := range out.Quarantines {
+			if q.Prefix == p {
+				return &out
+			}
+		}
+		out.Quarantines = append(out.Quarantines, topology.Quarantine{Name: "added", Prefix: p, Until: genBase.Add(time.Hour).Format(time.RFC3339),
+			Reason: "mutated", Ticket: "M-1"})
+	case 5:
+		if len(out.Exemptions) > 0 && r.IntN(2) == 0 {
+			out.Exemptions = out.Exemptions[1:]
+			break
+		}
+		p := out.Pools[i].Prefix
+		for _, e := range out.Exemptions {
+			if e.Prefix == p {
+				return &out
+			}
+		}
+		out.Exemptions = append(out.Exemptions, topology.Exemption{Name: "added", Prefix: p, Until: genBase.Add(time.Hour).Format(time.RFC3339),
+			Reason: "mutated", Ticket: "M-1"})
 	case 0:
 		out.Pools = append(out.Pools[:i], out.Pools[i+1:]...)
 	case 1:
