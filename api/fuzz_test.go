@@ -53,6 +53,13 @@ func FuzzAPIRequest(f *testing.F) {
 		{"PUT", "/v1/pools/p", `{"prefix":"10.9.0.0/16","kind":"static","kind":"dynamic"}`, ""},
 		{"PUT", "/v1/services/s", `{"phases":[{"block":"all","from":"2026-12-01T00:00:00+09:60"}]}`, ""},
 		{"PUT", "/v1/bridges/0000000000000009", `{"name":"b","pop":"p","pop":"q"}`, ""},
+		// Issue 14: exemptions, quarantines, a phase's mode, explain.
+		{"PUT", "/v1/exemptions/ticket-4711", `{"prefix":"10.1.3.7/32","until":"2026-12-01T00:00:00+09:00","reason":"mail server","ticket":"4711"}`, ""},
+		{"PUT", "/v1/quarantines/bot", `{"prefix":"10.1.9.9/32","until":"2026-11-30T12:00:00.5-03:30","reason":"a\u0000b","ticket":"AB-88"}`, ""},
+		{"DELETE", "/v1/quarantines/bot", "", ""},
+		{"PUT", "/v1/services/s", `{"phases":[{"block":"all","mode":"observe"}]}`, ""},
+		{"GET", "/v1/explain?src=10.1.9.9&dst=192.0.2.25&port=25&bridge=tokyo-1-sub-a&at=2006-12-15T00:00:00Z", "", ""},
+		{"GET", "/v1/explain?src=::ffff:10.1.9.9&dst=::1&bridge=0000000000000001", "", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.body, s.ifMatch)

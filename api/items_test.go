@@ -20,6 +20,8 @@ func TestItemsCRUD(t *testing.T) {
 		{"destinations", "carrier-b", `{"name": "carrier-b", "prefixes": ["203.0.113.0/24"]}`, 1},
 		{"services", "business", `{"name": "business", "phases": [{"block": "all"}]}`, 2},
 		{"bridges", "00000000000000B2", `{"dpid": "00000000000000b2", "name": "osaka-1-sub-a", "pop": "osaka-1"}`, 1},
+		{"exemptions", "ticket-4711", `{"prefix": "10.1.3.7/32", "until": "2026-12-01T00:00:00+09:00", "reason": "mail server until the fixed-IP move", "ticket": "4711"}`, 0},
+		{"quarantines", "bot-10-1-9-9", `{"name": "bot-10-1-9-9", "prefix": "10.1.9.9/32", "until": "2026-11-30T12:00:00+09:00", "reason": "abuse report", "ticket": "AB-88"}`, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.kind, func(t *testing.T) {
@@ -79,6 +81,12 @@ func TestItemErrors(t *testing.T) {
 		{"invalid prefix", "PUT", "/v1/relays/msa", `{"prefix": "192.0.2.25/24"}`, 400, CodeInvalidDocument, "relays[0].prefix"},
 		{"duplicate prefix", "PUT", "/v1/pools/copy", `{"prefix": "10.1.0.0/16", "kind": "static"}`, 400, CodeInvalidDocument, "*"},
 		{"bad name", "PUT", "/v1/pools/Bad_Name", `{"prefix": "10.7.0.0/16", "kind": "static"}`, 400, CodeInvalidDocument, "*"},
+		{"exemption without until", "PUT", "/v1/exemptions/e", `{"prefix": "10.1.3.7/32", "reason": "r", "ticket": "t"}`, 400, CodeInvalidDocument, "exemptions[0].until"},
+		{"exemption until not RFC 3339", "PUT", "/v1/exemptions/e", `{"prefix": "10.1.3.7/32", "until": "2026-12-01T00:00:00+24:00", "reason": "r", "ticket": "t"}`, 400, CodeInvalidDocument, "exemptions[0].until"},
+		{"quarantine without ticket", "PUT", "/v1/quarantines/q", `{"prefix": "10.1.9.9/32", "until": "2026-12-01T00:00:00Z", "reason": "r"}`, 400, CodeInvalidDocument, "quarantines[0].ticket"},
+		{"quarantine host bits", "PUT", "/v1/quarantines/q", `{"prefix": "10.1.9.9/24", "until": "2026-12-01T00:00:00Z", "reason": "r", "ticket": "t"}`, 400, CodeInvalidDocument, "quarantines[0].prefix"},
+		{"quarantine typo", "PUT", "/v1/quarantines/q", `{"prefix": "10.1.9.9/32", "untill": "2026-12-01T00:00:00Z"}`, 400, CodeInvalidJSON, "untill"},
+		{"phase mode typo", "PUT", "/v1/services/trial", `{"phases": [{"block": "all", "mode": "watch"}]}`, 400, CodeInvalidDocument, "services[2].phases[0].mode"},
 		{"service still used", "DELETE", "/v1/services/ftth", "", 409, CodeReferenced, "pools[0].service"},
 		{"destination still used", "DELETE", "/v1/destinations/mobile-carriers", "", 409, CodeReferenced, "services[0].phases[0].block[0]"},
 		{"delete missing", "DELETE", "/v1/pools/nope", "", 404, CodeNotFound, ""},

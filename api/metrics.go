@@ -29,6 +29,7 @@ type Metrics struct {
 	reconcileChanges  prometheus.Counter
 	switchEvents      *prometheus.CounterVec
 	apiRequests       *prometheus.CounterVec
+	explainDisagree   *prometheus.CounterVec
 
 	mu      sync.Mutex
 	state   *stateCollector
@@ -63,6 +64,10 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "op25b_api_requests_total",
 			Help: "REST API requests by method, route template and HTTP status code.",
 		}, []string{"method", "route", "code"}),
+		explainDisagree: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "op25b_explain_disagreements_total",
+			Help: "GET /v1/explain answers whose reference verdict differs from the verdict of the flows installed on the bridge.",
+		}, bridgeLabels),
 	}
 	// The usual Prometheus idiom: a constant 1 whose labels say what runs,
 	// so a dashboard can show which replica still runs the old version
@@ -74,7 +79,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "goversion": bi.GoVersion},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(m.reconcileDuration, m.reconcileChanges, m.switchEvents, m.apiRequests, buildInfo)
+	reg.MustRegister(m.reconcileDuration, m.reconcileChanges, m.switchEvents, m.apiRequests, m.explainDisagree, buildInfo)
 	return m
 }
 
@@ -185,6 +190,14 @@ var (
 	descPhaseNext = prometheus.NewDesc("op25b_phase_next_change_timestamp_seconds",
 		"When the next phase of the service takes effect at the pop (Unix time); absent when no later phase applies there.",
 		[]string{"service", "pop"}, nil)
+	descObservedPackets = prometheus.NewDesc("op25b_pool_observed_packets_total",
+		"SMTP packets a phase in observe mode would have dropped (and forwarded), per source pool and bridge.", withBridge("pool"), nil)
+	descObservedBytes = prometheus.NewDesc("op25b_pool_observed_bytes_total",
+		"SMTP bytes a phase in observe mode would have dropped (and forwarded), per source pool and bridge.", withBridge("pool"), nil)
+	descQuarantinePackets = prometheus.NewDesc("op25b_quarantine_blocked_packets_total",
+		"SMTP packets dropped per quarantine and bridge.", withBridge("quarantine"), nil)
+	descQuarantineBytes = prometheus.NewDesc("op25b_quarantine_blocked_bytes_total",
+		"SMTP bytes dropped per quarantine and bridge.", withBridge("quarantine"), nil)
 )
 
 // stateCollector reads the controller at scrape time.
@@ -195,17 +208,20 @@ type stateCollector struct {
 	sw       SwitchSource
 	docs     DocSource
 	pipeline flows.Options
-	now      func() time.Time
+	now      func() time.Time // the API's clock: attributions follow what the replica compiles
 	pools    map[topology.DPID]dropPools
 }
 
-// dropPools attributes a bridge's drop flows to pools. Compiling 100k pools
-// on every scrape would be wasteful, so it is kept until the document
-// revision changes or a phase boundary passes.
+// dropPools attributes a bridge's drop-count flows to pools and
+// quarantines. Compiling 100k pools on every scrape would be wasteful, so
+// it is kept until the document revision changes or a phase boundary or an
+// until passes.
 type dropPools struct {
-	revision int64
-	until    time.Time // zero: no later phase boundary
-	byKey    map[flows.Key]string
+	revision     int64
+	until        time.Time // zero: no later boundary
+	byKey        map[flows.Key]string
+	observed     map[flows.Key]string
+	byQuarantine map[flows.Key]string
 }
 
 func (c *stateCollector) set(sw SwitchSource, docs DocSource, pipeline flows.Options, now func() time.Time) {
@@ -319,61 +335,87 @@ func collectPhases(ch chan<- prometheus.Metric, doc *topology.Document, now time
 }
 
 // phaseMode is the "mode" label of a phase.
-func phaseMode(topology.Phase) string { return "enforce" }
+func phaseMode(ph topology.Phase) string {
+	if ph.Observes() {
+		return topology.ModeObserve
+	}
+	return topology.ModeEnforce
+}
 
 func (c *stateCollector) collectDrops(ch chan<- prometheus.Metric, dpid topology.DPID, lv []string) {
 	counters := c.sw.DropCounters(dpid)
-	byPool := c.poolsOf(dpid)
+	attribution := c.poolsOf(dpid)
 	var packets, bytes uint64
 	type sum struct{ packets, bytes uint64 }
-	perPool := map[string]*sum{}
+	add := func(m map[string]*sum, name string, fc controller.FlowCounter) {
+		s := m[name]
+		if s == nil {
+			s = &sum{}
+			m[name] = s
+		}
+		s.packets += fc.Packets
+		s.bytes += fc.Bytes
+	}
+	perPool, perObserved, perQuarantine := map[string]*sum{}, map[string]*sum{}, map[string]*sum{}
 	for _, fc := range counters {
+		if fc.Observed {
+			// Forwarded: what an observing phase would drop, not a drop.
+			if pool, ok := attribution.observed[fc.Key]; ok {
+				add(perObserved, pool, fc)
+			}
+			continue
+		}
 		packets += fc.Packets
 		bytes += fc.Bytes
-		if pool, ok := byPool[fc.Key]; ok {
-			s := perPool[pool]
-			if s == nil {
-				s = &sum{}
-				perPool[pool] = s
-			}
-			s.packets += fc.Packets
-			s.bytes += fc.Bytes
+		if pool, ok := attribution.byKey[fc.Key]; ok {
+			add(perPool, pool, fc)
+		} else if q, ok := attribution.byQuarantine[fc.Key]; ok {
+			add(perQuarantine, q, fc)
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(descBlockedPackets, prometheus.CounterValue, float64(packets), lv...)
 	ch <- prometheus.MustNewConstMetric(descBlockedBytes, prometheus.CounterValue, float64(bytes), lv...)
-	for pool, s := range perPool {
-		plv := append(append([]string(nil), lv...), pool)
-		ch <- prometheus.MustNewConstMetric(descPoolPackets, prometheus.CounterValue, float64(s.packets), plv...)
-		ch <- prometheus.MustNewConstMetric(descPoolBytes, prometheus.CounterValue, float64(s.bytes), plv...)
+	for _, m := range []struct {
+		sums           map[string]*sum
+		packets, bytes *prometheus.Desc
+	}{
+		{perPool, descPoolPackets, descPoolBytes},
+		{perObserved, descObservedPackets, descObservedBytes},
+		{perQuarantine, descQuarantinePackets, descQuarantineBytes},
+	} {
+		for name, s := range m.sums {
+			nlv := append(append([]string(nil), lv...), name)
+			ch <- prometheus.MustNewConstMetric(m.packets, prometheus.CounterValue, float64(s.packets), nlv...)
+			ch <- prometheus.MustNewConstMetric(m.bytes, prometheus.CounterValue, float64(s.bytes), nlv...)
+		}
 	}
 }
 
-// poolsOf returns the drop-flow → pool map of a bridge for the current
-// document, recompiling only when it may have changed.
-func (c *stateCollector) poolsOf(dpid topology.DPID) map[flows.Key]string {
+// poolsOf returns the attribution of a bridge's drop-count flows for the
+// current document, recompiling only when it may have changed.
+func (c *stateCollector) poolsOf(dpid topology.DPID) dropPools {
 	if c.docs == nil {
-		return nil
+		return dropPools{}
 	}
 	snap := c.docs.Current()
 	if !snap.Loaded || snap.Doc == nil {
-		return nil
+		return dropPools{}
 	}
 	now := c.now()
 	if dp, ok := c.pools[dpid]; ok && dp.revision == snap.Revision && (dp.until.IsZero() || now.Before(dp.until)) {
-		return dp.byKey
+		return dp
 	}
 	compiled, err := flows.Compile(snap.Doc, dpid, now, c.pipeline)
 	if err != nil {
 		c.logger.Warn("metrics: compile for pool attribution failed", "dpid", dpid, "revision", snap.Revision, "err", err)
-		return nil
+		return dropPools{}
 	}
-	dp := dropPools{revision: snap.Revision, byKey: compiled.DropPool}
+	dp := dropPools{revision: snap.Revision, byKey: compiled.DropPool, observed: compiled.ObservePool, byQuarantine: compiled.DropQuarantine}
 	if next, ok := snap.Doc.NextChange(now); ok {
 		dp.until = next
 	}
 	c.pools[dpid] = dp
-	return dp.byKey
+	return dp
 }
 
 func boolValue(b bool) float64 {

@@ -246,3 +246,54 @@ func TestMetricsRolloutReplicaAndLint(t *testing.T) {
 
 // unix is t as the text exposition writes a Unix time.
 func unix(t time.Time) string { return strconv.FormatFloat(float64(t.Unix()), 'g', -1, 64) }
+
+// TestMetricsObservedAndQuarantined: an observing pool's counter is
+// reported as observed (and left out of the bridge's blocked totals), a
+// quarantine's drop counter under the quarantine's name.
+func TestMetricsObservedAndQuarantined(t *testing.T) {
+	const dpid topology.DPID = "0000000000000001"
+	sw := &fakeSwitches{counters: map[topology.DPID][]controller.FlowCounter{}}
+	docs := &fakeDocs{}
+	metrics := NewMetrics(nil)
+	e := newEnv(t, func(c *Config) {
+		c.Switches, c.Cache, c.Metrics = sw, docs, metrics
+		c.Now = func() time.Time { return helpdeskClock }
+	})
+	rev := putHelpdesk(e)
+	doc := e.load()
+	docs.snap = store.Snapshot{Doc: doc, Revision: rev, Loaded: true}
+	compiled, err := flows.Compile(doc, dpid, helpdeskClock, flows.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var counters []controller.FlowCounter
+	for key := range compiled.ObservePool {
+		counters = append(counters, controller.FlowCounter{Key: key, Packets: 5, Bytes: 300, Observed: true})
+	}
+	for key := range compiled.DropQuarantine {
+		counters = append(counters, controller.FlowCounter{Key: key, Packets: 2, Bytes: 120})
+	}
+	for key := range compiled.DropPool {
+		counters = append(counters, controller.FlowCounter{Key: key, Packets: 1, Bytes: 60})
+	}
+	sw.status = []controller.BridgeStatus{{DPID: dpid, Connected: true, Role: "master", AppliedRevision: rev}}
+	sw.counters[dpid] = counters
+	text := e.do(http.MethodGet, "/metrics", "").Body.String()
+	blocked := 2*len(compiled.DropQuarantine) + len(compiled.DropPool)
+	want := []string{`op25b_blocked_packets_total{dpid="0000000000000001",name="tokyo-1-sub-a",pop="tokyo-1"} ` + strconv.Itoa(blocked)}
+	for _, pool := range compiled.ObservePool {
+		want = append(want, `op25b_pool_observed_packets_total{dpid="0000000000000001",name="tokyo-1-sub-a",pop="tokyo-1",pool="`+pool+`"} 5`,
+			`op25b_pool_observed_bytes_total{dpid="0000000000000001",name="tokyo-1-sub-a",pop="tokyo-1",pool="`+pool+`"} 300`)
+	}
+	for _, q := range compiled.DropQuarantine {
+		want = append(want, `op25b_quarantine_blocked_packets_total{dpid="0000000000000001",name="tokyo-1-sub-a",pop="tokyo-1",quarantine="`+q+`"} 2`)
+	}
+	for _, w := range want {
+		if !strings.Contains(text, w) {
+			t.Errorf("metrics lack %q:\n%s", w, grepLines(text, "op25b_"))
+		}
+	}
+	if len(compiled.ObservePool) != 1 || len(compiled.DropQuarantine) != 3 {
+		t.Fatalf("%d observing pools, %d quarantines in force; the helpdesk document has 1 and 3", len(compiled.ObservePool), len(compiled.DropQuarantine))
+	}
+}

@@ -174,7 +174,15 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		{"destinations", "mobile-carriers", `{"prefixes": ["198.51.100.0/24"]}`, "other", `{"prefixes": ["203.0.113.0/24"]}`},
 		{"services", "v6plus", `{"phases": [{"block": "all", "relays": false}]}`, "trial", `{"phases": [{"from": "2030-01-01T00:00:00Z", "block": ["mobile-carriers"], "pops": ["tokyo-1"]}]}`},
 		{"bridges", dpid, `{"name": "tokyo-1-sub-a", "pop": "tokyo-1"}`, "00000000000000aa", `{"name": "osaka-1-sub-a", "pop": "osaka-1"}`},
+		{"exemptions", "ticket-4711", `{"prefix": "10.1.3.7/32", "until": "2026-12-01T00:00:00+09:00", "reason": "mail server until the fixed-IP move", "ticket": "4711"}`,
+			"ticket-4712", `{"prefix": "10.1.3.8/32", "until": "2000-01-01T00:00:00Z", "reason": "lapsed long ago", "ticket": "4712"}`},
+		{"quarantines", "bot-10-1-9-9", `{"prefix": "10.1.9.9/32", "until": "2099-11-30T12:00:00+09:00", "reason": "abuse report", "ticket": "AB-88"}`,
+			"bot-2", `{"prefix": "2001:db8:1::9/128", "until": "2099-01-01T00:00:00Z", "reason": "abuse report", "ticket": "AB-89"}`},
 	}
+	// The helpdesk's items do not exist in the contract's example: create them.
+	run(exchange{"PUT", "/v1/exemptions/ticket-4711", items[5].body, []string{write}, 201})
+	run(exchange{"PUT", "/v1/quarantines/bot-10-1-9-9", items[6].body, []string{write}, 201})
+	run(exchange{"PUT", "/v1/quarantines/bot-3", `{"prefix": "10.1.9.10/32", "until": "tomorrow", "reason": "r", "ticket": "t"}`, []string{write}, 400})
 	for _, it := range items {
 		run(exchange{"GET", "/v1/" + it.kind, "", []string{read}, 200})
 		run(exchange{"GET", "/v1/" + it.kind + "/" + it.key, "", []string{read}, 200})
@@ -190,6 +198,18 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 		run(exchange{"DELETE", "/v1/" + it.kind + "/" + it.newKey, "", []string{write}, 404})
 	}
 	run(exchange{"DELETE", "/v1/services/ftth", "", []string{write}, 409})
+
+	run(exchange{"GET", "/v1/config", "", []string{read}, 200}) // with exemptions and quarantines
+
+	explain := "/v1/explain?src=10.1.9.9&dst=192.0.2.25&bridge=" + dpid
+	run(exchange{"GET", explain, "", nil, 401})
+	run(exchange{"GET", explain, "", []string{read}, 200}) // quarantined, installed flows compared
+	run(exchange{"GET", "/v1/explain?src=10.1.3.4&dst=203.0.113.25&port=25&bridge=tokyo-1-sub-a&at=2006-12-15T00:00:00%2B09:00", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/explain?src=2001:db8:1::5&dst=2001:db8:ffff::1&bridge=00000000000000ee", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/explain?src=10.1.3.4&dst=203.0.113.25&port=587&bridge=" + dpid, "", []string{read}, 200})
+	run(exchange{"GET", "/v1/explain?src=10.1.3.4&dst=2001:db8::1&bridge=" + dpid, "", []string{read}, 400})
+	run(exchange{"GET", "/v1/explain?src=10.1.3.4&dst=203.0.113.25", "", []string{read}, 400})
+	run(exchange{"GET", "/v1/explain?src=10.1.3.4&dst=203.0.113.25&bridge=no-such-bridge", "", []string{read}, 404})
 
 	run(exchange{"GET", "/v1/status", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/rollout", "", []string{read}, 200})

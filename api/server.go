@@ -99,6 +99,7 @@ func (s *server) routes() {
 	r.Handle("/v1/rollout", s.serve(s.rollout)).Methods(http.MethodGet)
 	r.Handle("/v1/bridges/{dpid}/flows", s.serve(s.bridgeFlows)).Methods(http.MethodGet)
 	r.Handle("/v1/audit", s.serve(s.audit)).Methods(http.MethodGet)
+	r.Handle("/v1/explain", s.serve(s.explain)).Methods(http.MethodGet)
 }
 
 // ServeHTTP authenticates /v1 requests, then routes, and counts every

@@ -194,43 +194,61 @@ type installedResult struct {
 // it is connected, otherwise asks the master replica's API. It returns nil
 // (and no error) when no replica reports the bridge connected.
 func (s *server) installedFlows(ctx context.Context, r *http.Request, dpid topology.DPID, desired []flows.Flow) (*installedResult, error) {
+	local, master, err := s.sessionOf(ctx, r, dpid)
+	switch {
+	case err != nil:
+		return nil, err
+	case local:
+		fs, counters, err := s.cfg.Switches.Installed(ctx, dpid)
+		if err != nil {
+			return nil, fmt.Errorf("dump flows of %s: %w", dpid, err)
+		}
+		return compareInstalled(desired, fs, counters), nil
+	case master != nil:
+		return s.forwardFlows(ctx, r, *master, dpid)
+	}
+	return nil, nil
+}
+
+// sessionOf says where the OpenFlow session of dpid is, the only place its
+// installed flows can be read: this replica's controller (local), or the
+// master replica, whose API a request is forwarded to. Neither (and no
+// error) when no replica reports the bridge connected, or when r was
+// already forwarded (?local=1: never forwarded twice).
+func (s *server) sessionOf(ctx context.Context, r *http.Request, dpid topology.DPID) (local bool, master *store.ReplicaInfo, err error) {
 	if s.cfg.Switches != nil {
 		for _, st := range s.cfg.Switches.Status() {
 			if st.DPID == dpid && st.Connected {
-				fs, counters, err := s.cfg.Switches.Installed(ctx, dpid)
-				if err != nil {
-					return nil, fmt.Errorf("dump flows of %s: %w", dpid, err)
-				}
-				return compareInstalled(desired, fs, counters), nil
+				return true, nil, nil
 			}
 		}
 	}
 	if s.cfg.Cluster == nil || r.URL.Query().Get(localOnlyParam) != "" {
-		return nil, nil
+		return false, nil, nil
 	}
 	records, err := s.cfg.Cluster.BridgeStatuses(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read bridge status: %w", err)
+		return false, nil, fmt.Errorf("read bridge status: %w", err)
 	}
-	master := ""
+	id := ""
 	for _, rec := range records {
 		if rec.DPID == dpid && rec.Connected {
-			master = rec.Master
+			id = rec.Master
 		}
 	}
-	if master == "" || master == s.cfg.NodeID {
-		return nil, nil
+	if id == "" || id == s.cfg.NodeID {
+		return false, nil, nil
 	}
 	replicas, err := s.cfg.Cluster.Replicas(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read replicas: %w", err)
+		return false, nil, fmt.Errorf("read replicas: %w", err)
 	}
 	for _, rep := range replicas {
-		if rep.ID == master {
-			return s.forwardFlows(ctx, r, rep, dpid)
+		if rep.ID == id {
+			return false, &rep, nil
 		}
 	}
-	return nil, fmt.Errorf("master replica %q of %s is not registered", master, dpid)
+	return false, nil, fmt.Errorf("master replica %q of %s is not registered", id, dpid)
 }
 
 func compareInstalled(desired, installed []flows.Flow, counters []controller.FlowCounter) *installedResult {
@@ -247,35 +265,49 @@ func compareInstalled(desired, installed []flows.Flow, counters []controller.Flo
 }
 
 // forwardFlows asks the master replica's API for its local view of the
-// bridge (only the replica holding the OpenFlow session can dump it),
-// passing the caller's credentials: all replicas share the token file.
+// bridge (only the replica holding the OpenFlow session can dump it).
 func (s *server) forwardFlows(ctx context.Context, r *http.Request, rep store.ReplicaInfo, dpid topology.DPID) (*installedResult, error) {
+	var remote FlowsResponse
+	if err := s.forwardGet(ctx, r, rep, "/v1/bridges/"+url.PathEscape(string(dpid))+"/flows", nil, &remote); err != nil {
+		return nil, err
+	}
+	if remote.InstalledSource == "" {
+		return nil, fmt.Errorf("replica %s: %s", rep.ID, remote.InstalledError)
+	}
+	return &installedResult{source: "replica:" + rep.ID, installed: remote.Installed, missing: remote.Missing, extra: remote.Extra}, nil
+}
+
+// forwardGet sends GET path?query&local=1 to a replica's API, passing the
+// caller's credentials (all replicas share the token file), and decodes
+// the JSON answer into into.
+func (s *server) forwardGet(ctx context.Context, r *http.Request, rep store.ReplicaInfo, path string, query url.Values, into any) error {
 	base := rep.APIAddr
 	if !strings.Contains(base, "://") {
 		base = "http://" + base
 	}
-	u := strings.TrimSuffix(base, "/") + "/v1/bridges/" + url.PathEscape(string(dpid)) + "/flows?" + localOnlyParam + "=1"
+	q := url.Values{}
+	for k, v := range query {
+		q[k] = v
+	}
+	q.Set(localOnlyParam, "1")
+	u := strings.TrimSuffix(base, "/") + path + "?" + q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+		return fmt.Errorf("forward to replica %s: %w", rep.ID, err)
 	}
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
 	resp, err := s.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+		return fmt.Errorf("forward to replica %s: %w", rep.ID, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("forward to replica %s: HTTP %d", rep.ID, resp.StatusCode)
+		return fmt.Errorf("forward to replica %s: HTTP %d", rep.ID, resp.StatusCode)
 	}
-	var remote FlowsResponse
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&remote); err != nil {
-		return nil, fmt.Errorf("forward to replica %s: %w", rep.ID, err)
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(into); err != nil {
+		return fmt.Errorf("forward to replica %s: %w", rep.ID, err)
 	}
-	if remote.InstalledSource == "" {
-		return nil, fmt.Errorf("replica %s: %s", rep.ID, remote.InstalledError)
-	}
-	return &installedResult{source: "replica:" + rep.ID, installed: remote.Installed, missing: remote.Missing, extra: remote.Extra}, nil
+	return nil
 }

@@ -27,6 +27,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/topology"
@@ -292,7 +293,7 @@ func (c *Client) Rollback(ctx context.Context, rev, ifMatchRev int64) (int64, er
 }
 
 // Collection returns one list of the document: kind is pools, relays,
-// destinations, services or bridges.
+// destinations, services, bridges, exemptions or quarantines.
 func (c *Client) Collection(ctx context.Context, kind string) (*apitypes.Collection, error) {
 	var out apitypes.Collection
 	_, err := c.Do(ctx, http.MethodGet, "/v1/"+url.PathEscape(kind), nil, nil, nil, &out)
@@ -341,5 +342,30 @@ func (c *Client) Audit(ctx context.Context, limit int, before int64) (*apitypes.
 	}
 	var out apitypes.Audit
 	_, err := c.Do(ctx, http.MethodGet, "/v1/audit", q, nil, nil, &out)
+	return &out, err
+}
+
+// ExplainRequest is one packet to explain at one bridge: Src and Dst are
+// IP addresses of one family, Port the TCP destination port (0 means 25),
+// Bridge a dpid or a bridge name, At the instant (zero: now, and then the
+// answer also carries the verdict of the flows installed on the bridge).
+type ExplainRequest struct {
+	Src, Dst string
+	Port     int
+	Bridge   string
+	At       time.Time
+}
+
+// Explain asks why a packet is dropped or forwarded (GET /v1/explain).
+func (c *Client) Explain(ctx context.Context, req ExplainRequest) (*apitypes.Explain, error) {
+	q := url.Values{"src": {req.Src}, "dst": {req.Dst}, "bridge": {req.Bridge}}
+	if req.Port != 0 {
+		q.Set("port", strconv.Itoa(req.Port))
+	}
+	if !req.At.IsZero() {
+		q.Set("at", req.At.Format(time.RFC3339Nano))
+	}
+	var out apitypes.Explain
+	_, err := c.Do(ctx, http.MethodGet, "/v1/explain", q, nil, nil, &out)
 	return &out, err
 }

@@ -225,6 +225,10 @@ type FlowCounter struct {
 	Cookie  uint64
 	Packets uint64
 	Bytes   uint64
+	// Observed marks a flow of the drop-count table that forwards what it
+	// counts (a pool whose active phase observes): packets the policy
+	// would drop, not dropped ones.
+	Observed bool
 }
 
 // Controller serves OpenFlow switches. All methods are safe for concurrent use.
@@ -385,8 +389,9 @@ func (c *Controller) Installed(ctx context.Context, dpid topology.DPID) ([]flows
 	return fs, counters, nil
 }
 
-// DropCounters returns the counters of dpid's drop flows collected by the
-// last reconcile or audit.
+// DropCounters returns the counters of dpid's drop flows, and of the
+// drop-count table's flows that forward because their pool observes
+// (FlowCounter.Observed), collected by the last reconcile or audit.
 func (c *Controller) DropCounters(dpid topology.DPID) []FlowCounter {
 	c.mu.Lock()
 	defer c.mu.Unlock()

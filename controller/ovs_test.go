@@ -348,3 +348,49 @@ func TestOVSBundleIsAtomic(t *testing.T) {
 		t.Fatalf("after fix: %d flows", got)
 	}
 }
+
+// TestOVSObservedCounters: the counters the controller collects include
+// the drop-count flow of a pool whose phase observes, marked Observed (it
+// forwards what it counts), besides every drop flow (pools, quarantines,
+// the catch-all).
+func TestOVSObservedCounters(t *testing.T) {
+	rc := startController(t, Config{})
+	br := connectBridge(t, rc)
+	doc, err := topology.ParseJSON([]byte(`{
+	  "pools": [{"name": "dyn", "prefix": "10.1.0.0/16", "kind": "dynamic", "service": "ftth"},
+	            {"name": "trial", "prefix": "10.2.0.0/16", "kind": "dynamic", "service": "trial"}],
+	  "services": [{"name": "ftth", "phases": [{"block": "all"}]}, {"name": "trial", "phases": [{"block": "all", "mode": "observe"}]}],
+	  "quarantines": [{"name": "bot", "prefix": "10.1.9.9/32", "until": "2030-01-01T00:00:00Z", "reason": "abuse report", "ticket": "AB-88"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := topology.Validate(doc); err != nil {
+		t.Fatal(err)
+	}
+	compiled, err := flows.Compile(doc, br.DPID, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), flows.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 3, Flows: compiled.Flows, Master: true, Generation: 1})
+	rc.waitApplied(t, br.DPID, 3)
+	// Counters come from the dump a reconcile starts with: the next one
+	// sees the installed flows.
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 4, Flows: compiled.Flows, Master: true, Generation: 1})
+	rc.waitApplied(t, br.DPID, 4)
+	var observed, dropped []string
+	for _, c := range rc.DropCounters(br.DPID) {
+		switch {
+		case c.Observed:
+			observed = append(observed, compiled.ObservePool[c.Key])
+		case compiled.DropPool[c.Key] != "":
+			dropped = append(dropped, "pool/"+compiled.DropPool[c.Key])
+		case compiled.DropQuarantine[c.Key] != "":
+			dropped = append(dropped, "quarantine/"+compiled.DropQuarantine[c.Key])
+		default:
+			dropped = append(dropped, "catch-all")
+		}
+	}
+	if fmt.Sprint(observed) != "[trial]" || len(dropped) != 3 {
+		t.Fatalf("observed %v, dropped %v; want [trial] and pool/dyn, quarantine/bot, catch-all", observed, dropped)
+	}
+}

@@ -232,12 +232,18 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 	s.c.emit(Event{Kind: EventReconciled, DPID: s.dpid, Revision: d.Revision, Duration: elapsed, Changes: n, Audit: isAudit})
 }
 
-// dropCounters picks the counters of op25b's drop flows out of a dump.
+// dropCounters picks the counters of op25b's drop flows out of a dump, and
+// those of the drop-count table's flows that forward because their pool's
+// phase observes (FlowCounter.Observed): what would have been dropped.
 func dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
 	var drops []FlowCounter
 	for _, e := range entries {
-		if !e.Foreign && e.Flow.Actions.IsDrop() {
-			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
+		if e.Foreign {
+			continue
+		}
+		drop := e.Flow.Actions.IsDrop()
+		if drop || flows.CookieRole(e.Flow.Cookie) == flows.RoleDropCount {
+			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes, Observed: !drop})
 		}
 	}
 	return drops

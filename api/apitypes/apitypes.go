@@ -288,3 +288,85 @@ const (
 	CodeNoSpace          = "etcd_nospace" // etcd's NOSPACE alarm: writes refused until space is reclaimed
 	CodeInternal         = "internal"
 )
+
+// Explain is GET /v1/explain: the verdict for one packet at one bridge and
+// every reason for it, from the reference reading of the policy, and the
+// verdict of the flows actually installed on the bridge.
+//
+// Pool, Service, Relay, Destination, Exemption and Quarantine are names,
+// "" when none applies: the most specific pool holding the source (and its
+// Kind), its service, a relay holding the destination (once a phase is
+// active), the blocked destination set holding the destination, and the
+// exemption and quarantine in force holding the source. Reasons says the
+// same in words, one line per reason, for people.
+type Explain struct {
+	Verdict string `json:"verdict"` // "drop" or "forward"
+	// Observe: forwarded only because the active phase observes; enforcing,
+	// it would be dropped. The switch counts it per pool.
+	Observe bool `json:"observe"`
+	// Reason is one sentence saying what decided; Rule the same as a word
+	// clients can branch on (quarantine, exemption, no-pool, static-pool,
+	// no-phase, relay, block-all, blocked-set, not-blocked, not-smtp).
+	Reason  string   `json:"reason"`
+	Rule    string   `json:"rule"`
+	Reasons []string `json:"reasons"`
+
+	Pool        string        `json:"pool"`
+	Kind        string        `json:"kind"`
+	Service     string        `json:"service"`
+	Phase       *ExplainPhase `json:"phase"`
+	Relay       string        `json:"relay"`
+	Destination string        `json:"destination"`
+	Exemption   string        `json:"exemption"`
+	Quarantine  string        `json:"quarantine"`
+	// Lapsed are the exemptions and quarantines holding the source whose
+	// until has passed ("exemptions/NAME"): inert, but worth knowing.
+	Lapsed []string `json:"lapsed"`
+
+	// The packet and where and when it was evaluated.
+	Src       string        `json:"src"`
+	Dst       string        `json:"dst"`
+	Port      int           `json:"port"`
+	SMTPBound bool          `json:"smtp_bound"`
+	Bridge    ExplainBridge `json:"bridge"`
+	At        time.Time     `json:"at"`
+	Revision  int64         `json:"revision"`
+
+	// Installed is the verdict of the flows on the bridge (simulated with
+	// OpenFlow's table semantics), present when some replica is connected
+	// to it and the question is about now (no "at"); InstalledError says
+	// why it is absent.
+	Installed      *ExplainInstalled `json:"installed,omitempty"`
+	InstalledError string            `json:"installed_error,omitempty"`
+}
+
+// ExplainPhase is the active phase of the pool's service at the bridge:
+// its position in the service's phases, since when it is active (From, ""
+// = since the beginning of time) and what it says.
+type ExplainPhase struct {
+	Index  int            `json:"index"`
+	From   string         `json:"from"`
+	Mode   string         `json:"mode"`
+	Block  topology.Block `json:"block"`
+	Relays bool           `json:"relays"`
+	Pops   []string       `json:"pops"`
+}
+
+// ExplainBridge is the bridge an explanation is for. An unregistered bridge
+// (a dpid not in the document) is evaluated with pop "".
+type ExplainBridge struct {
+	DPID       topology.DPID `json:"dpid"`
+	Name       string        `json:"name"`
+	Pop        string        `json:"pop"`
+	Registered bool          `json:"registered"`
+	Connected  bool          `json:"connected"`
+}
+
+// ExplainInstalled is the verdict of the installed flows and whether it
+// agrees with the reference Verdict. Source is where the flows came from,
+// as in Flows.InstalledSource.
+type ExplainInstalled struct {
+	Verdict string `json:"verdict"`
+	Agrees  bool   `json:"agrees"`
+	Source  string `json:"source"`
+}

@@ -283,8 +283,11 @@ func runGet(g *globals, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, collection := topology.ItemKindNamed(pos[0]); len(pos) != 1 || (pos[0] != "config" && !collection) {
-		return usagef("usage: get config [--revision N] | pools|relays|destinations|services|bridges")
+	if len(pos) != 1 {
+		return usagef("usage: get config [--revision N] | %s", strings.ReplaceAll(kindNames(), ", ", "|"))
+	}
+	if _, collection := topology.ItemKindNamed(pos[0]); pos[0] != "config" && !collection {
+		return usagef("usage: get config [--revision N] | %s", strings.ReplaceAll(kindNames(), ", ", "|"))
 	}
 	if *at < 0 || *at != 0 && pos[0] != "config" {
 		return usagef("--revision N (N > 0) goes with get config only")
@@ -387,6 +390,20 @@ func getCollection(g *globals, kind string) error {
 		fmt.Fprintln(tw, "DPID\tNAME\tPOP")
 		for _, b := range resp.Bridges {
 			fmt.Fprintf(tw, "%s\t%s\t%s\n", b.DPID, b.Name, b.Pop)
+		}
+	case topology.ItemExemptions, topology.ItemQuarantines:
+		entries := resp.Exemptions
+		for _, q := range resp.Quarantines {
+			entries = append(entries, topology.Exemption(q))
+		}
+		now := g.now()
+		fmt.Fprintln(tw, "NAME\tPREFIX\tUNTIL\tSTATE\tTICKET\tREASON")
+		for _, e := range entries {
+			state := "in force"
+			if !e.ActiveAt(now) {
+				state = "lapsed"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Name, e.Prefix, e.Until, state, e.Ticket, e.Reason)
 		}
 	default: // a kind without a table of its own: its keys (--json has the rest)
 		fmt.Fprintln(tw, strings.ToUpper(k.KeyField))

@@ -42,6 +42,9 @@ type globals struct {
 	stdin    io.Reader
 	stdout   io.Writer
 	stderr   io.Writer
+	// now is the clock of exempt/quarantine --for and of "in force" in
+	// tables.
+	now func() time.Time
 
 	api *client.Client // built on first use, after every flag is parsed
 }
@@ -49,7 +52,7 @@ type globals struct {
 func newGlobals(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *globals {
 	g := &globals{server: getenv("OP25B_SERVER"), token: getenv("OP25B_TOKEN"), output: "table",
 		caFile: getenv("OP25B_CA"), certFile: getenv("OP25B_CERT"), keyFile: getenv("OP25B_KEY"),
-		stdin: stdin, stdout: stdout, stderr: stderr}
+		stdin: stdin, stdout: stdout, stderr: stderr, now: time.Now}
 	if g.server == "" {
 		g.server = defaultServer
 	}

@@ -1,7 +1,8 @@
 // Command op25bctl is the operator's client for op25bd's REST API
 // (docs/operations.md): lint, diff and apply policy documents, watch a
 // rollout reach the switches, inspect a bridge's flows, read the history
-// of changes and roll one back.
+// of changes and roll one back; for the helpdesk and the abuse desk,
+// explain a packet's fate and exempt or quarantine a source for a while.
 //
 // It talks to the API through package client and links no server code: no
 // etcd, no OpenFlow codec (checked by internal/archtest). lint runs
@@ -39,7 +40,11 @@ var commands = []command{
 	{"lint", "lint -f FILE", "validate a policy file offline, as the server would; every problem with its line", runLint},
 	{"diff", "diff -f FILE [--exit-code] [--force]", "show what applying FILE would change, per item and per bridge", runDiff},
 	{"apply", "apply -f FILE [--dry-run] [--if-match REV] [--force]", "store a policy document (JSON or YAML); --dry-run shows the flow diff instead", runApply},
-	{"get", "get config|pools|relays|destinations|services|bridges [--revision N]", "print the document (as it is, or, with --revision, as it was at revision N) or one collection", runGet},
+	{"get", "get config|pools|relays|destinations|services|bridges|exemptions|quarantines [--revision N]", "print the document (as it is, or, with --revision, as it was at revision N) or one collection", runGet},
+	{"delete", "delete KIND NAME [--if-match REV]", "remove one item (delete exemption NAME, delete quarantine NAME, any kind; a dpid for bridges)", runDelete},
+	{"explain", "explain SRC DST[:PORT] --bridge DPID|NAME [--at T]", "why a packet is dropped or forwarded at a bridge: every reason, and the installed flows' verdict", runExplain},
+	{"exempt", "exempt PREFIX (--for D | --until T) --reason R --ticket T [--name N]", "let SMTP from PREFIX through, whatever its pool, until it lapses by itself", runExempt},
+	{"quarantine", "quarantine PREFIX (--for D | --until T) --reason R --ticket T [--name N]", "drop SMTP from PREFIX toward every destination, relays included, until it lapses by itself", runQuarantine},
 	{"status", "status [--wait-revision N] [--allow-disconnected]", "bridges, replicas and applied revisions; wait until every bridge applied N", runStatus},
 	{"flows", "flows BRIDGE", "desired and installed flows of a bridge (dpid or name) with packet counts", runFlows},
 	{"history", "history [--limit N] [--before REV]", "changes, newest first, each item with its old and new value", runHistory},
