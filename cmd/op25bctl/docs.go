@@ -37,7 +37,8 @@ func docPage() clidoc.Page {
 		Description: []string{
 			"op25bctl talks to any op25bd replica's REST API: it applies and diffs policy documents (JSON or YAML), " +
 				"waits until a change is applied on every connected bridge, shows a bridge's desired and installed flows " +
-				"and reads the audit log. Run on an Open vSwitch host, ovs attach and ovs detach point a bridge at the " +
+				"and reads the audit log. For the helpdesk and the abuse desk it explains why a packet is dropped or forwarded " +
+				"at a bridge, and exempts or quarantines a source prefix until an instant. Run on an Open vSwitch host, ovs attach and ovs detach point a bridge at the " +
 				"op25bd replicas.",
 			"Global flags go before or after the command. Output is a human table by default, the API's JSON with -o json.",
 		},

@@ -26,7 +26,7 @@ func TestREADMEExamples(t *testing.T) {
 	var commands [][]string
 	for _, line := range strings.Split(fencedBlock(t, string(readme), "console"), "\n") {
 		if rest, ok := strings.CutPrefix(line, "$ op25bctl "); ok {
-			commands = append(commands, strings.Fields(rest))
+			commands = append(commands, shellWords(rest))
 		}
 	}
 	if len(commands) < 5 {
@@ -76,4 +76,31 @@ func fencedBlock(t *testing.T, md, lang string) string {
 		t.Fatalf("README.md: unterminated ```%s block", lang)
 	}
 	return block
+}
+
+// shellWords splits a README command line into arguments the way a shell
+// does for the simple lines there: on spaces, except inside "double quotes".
+func shellWords(line string) []string {
+	var words []string
+	var cur strings.Builder
+	quoted, inWord := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, inWord = !quoted, true
+		case r == ' ' && !quoted:
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+			}
+			inWord = false
+		default:
+			cur.WriteRune(r)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words
 }
