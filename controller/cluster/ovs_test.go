@@ -366,6 +366,42 @@ func TestPhaseBoundaryOnOVS(t *testing.T) {
 	}
 }
 
+// An exemption and a quarantine lapse by themselves at their until, like a
+// phase boundary: no API call, no document write, and the switch changes.
+func TestOverridesLapseOnOVS(t *testing.T) {
+	testenv.RequireOVS(t)
+	etcd := testenv.EmbeddedEtcd(t)
+	n := startNode(t, "op25b-1", etcd.Endpoints, 3*time.Second)
+	b := newBridges(t, 1, []*node{n})[0]
+	until := time.Now().Add(4 * time.Second).Truncate(time.Second).Add(time.Second)
+	doc := policyDoc(time.Now().Add(-time.Hour), b) // block all, relays permitted
+	doc.Pools = append(doc.Pools, topology.Pool{Name: "tokyo-fixed", Prefix: "10.1.200.0/29", Kind: topology.KindStatic})
+	u := until.UTC().Format(time.RFC3339)
+	doc.Exemptions = []topology.Exemption{{Name: "mail-server", Prefix: "10.1.2.3/32", Until: u, Reason: "fixed-IP move", Ticket: "4711"}}
+	doc.Quarantines = []topology.Quarantine{{Name: "bot", Prefix: "10.1.200.3/32", Until: u, Reason: "abuse report", Ticket: "AB-88"}}
+	rev := putDoc(t, n.store, doc)
+	testenv.Eventually(t, 30*time.Second, "initial flows", func() bool {
+		rep, ok := ControllerSwitches(n.ctrl).Report(b.DPID)
+		return ok && rep.AppliedRevision >= rev
+	})
+	if time.Now().Before(until) {
+		exempted, quarantined := b.Trace(t, smtpFrom("10.1.2.3", "203.0.113.9")), b.Trace(t, smtpFrom("10.1.200.3", "192.0.2.25"))
+		if time.Now().Before(until) && (exempted == "drop" || quarantined != "drop") { // the traces may straddle until
+			t.Errorf("before until: exempted host %q, quarantined static host to the relay %q", exempted, quarantined)
+		}
+	}
+	testenv.Eventually(t, 30*time.Second, "both lapsed on the switch", func() bool {
+		return time.Now().After(until) && b.Trace(t, smtpFrom("10.1.2.3", "203.0.113.9")) == "drop" &&
+			b.Trace(t, smtpFrom("10.1.200.3", "192.0.2.25")) != "drop"
+	})
+	if got := b.Trace(t, smtpFrom("10.1.200.3", "203.0.113.9")); got == "drop" {
+		t.Errorf("after the quarantine lapsed, the static host is still dropped")
+	}
+	if _, cur, err := n.store.Load(context.Background()); err != nil || cur != rev {
+		t.Errorf("revision moved from %d to %d (%v): something wrote the document", rev, cur, err)
+	}
+}
+
 // Debian's etcd as a 3-member cluster: losing one member changes nothing;
 // losing quorum leaves every flow in place (replicas report not ready and
 // step down to slave when their lease cannot be renewed); when quorum
