@@ -84,3 +84,33 @@ func TestErrorsAndDeadline(t *testing.T) {
 		t.Fatalf("Config past its deadline: %v after %s", err, time.Since(start))
 	}
 }
+
+// Explain sends the packet as query parameters: port only when given, at
+// only when set (in RFC 3339 with nanoseconds).
+func TestExplainQuery(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.URL.Path+"?"+r.URL.RawQuery)
+		w.Write([]byte(`{"verdict": "drop", "rule": "quarantine", "installed": {"verdict": "drop", "agrees": true, "source": "local"}}`))
+	}))
+	defer srv.Close()
+	c, err := New(srv.URL, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.Explain(context.Background(), ExplainRequest{Src: "10.1.9.9", Dst: "2001:db8::25", Bridge: "tokyo-1-sub-a"})
+	if err != nil || e.Verdict != "drop" || e.Installed == nil || !e.Installed.Agrees {
+		t.Fatalf("Explain = %+v, %v", e, err)
+	}
+	at := time.Date(2026, 11, 30, 3, 0, 0, 5, time.UTC)
+	if _, err := c.Explain(context.Background(), ExplainRequest{Src: "10.1.9.9", Dst: "192.0.2.25", Port: 587, Bridge: "0000000000000001", At: at}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/v1/explain?bridge=tokyo-1-sub-a&dst=2001%3Adb8%3A%3A25&src=10.1.9.9",
+		"/v1/explain?at=2026-11-30T03%3A00%3A00.000000005Z&bridge=0000000000000001&dst=192.0.2.25&port=587&src=10.1.9.9",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("requests:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
