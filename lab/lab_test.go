@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,19 +58,62 @@ func TestExpectationsAgreeWithFlows(t *testing.T) {
 	if _, err := os.Stat(debianPython); err != nil {
 		t.Skip("no /usr/bin/python3")
 	}
-	doc := loadPolicy(t)
-	for _, at := range []string{
+	checkExpectations(t, loadPolicy(t), "policy.json", []string{
 		"2006-10-01T00:00:00Z",      // before any ftth phase: no blocking for ftth
 		"2006-11-15T00:00:00+09:00", // mobile carriers only
 		"2006-12-05T00:00:00+09:00", // block all at osaka-1 only
 		"2006-12-20T00:00:00+09:00", // block all everywhere
 		time.Now().UTC().Format(time.RFC3339),
-	} {
+	})
+}
+
+// TestHelpdeskExpectationsAgreeWithFlows: the same three readings for the
+// lab policy with what the lab's helpdesk tests add (an exemption for dyn1,
+// quarantines for the static host fixed on both families, the lite service
+// observing), 1 s before, at and 1 s after the until, in two offsets.
+func TestHelpdeskExpectationsAgreeWithFlows(t *testing.T) {
+	if _, err := os.Stat(debianPython); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	doc := loadPolicy(t)
+	until := "2026-11-30T12:00:00+09:00"
+	doc.Exemptions = []topology.Exemption{{Name: "exempt-10-1-0-10-32", Prefix: "10.1.0.10/32", Until: until, Reason: "lab", Ticket: "LAB-1"}}
+	doc.Quarantines = []topology.Quarantine{
+		{Name: "quarantine-10-1-200-3-32", Prefix: "10.1.200.3/32", Until: "2026-11-30T03:00:00Z", Reason: "lab", Ticket: "LAB-2"},
+		{Name: "quarantine-2001-db8-1-200--3-128", Prefix: "2001:db8:1:200::3/128", Until: until, Reason: "lab", Ticket: "LAB-3"},
+	}
+	for i := range doc.Services {
+		if doc.Services[i].Name == "lite" {
+			doc.Services[i].Phases = []topology.Phase{{Block: topology.Block{All: true}, Relays: new(true), Mode: topology.ModeObserve}}
+		}
+	}
+	if err := topology.Validate(doc); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "helpdesk-policy.json")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkExpectations(t, doc, path, []string{
+		"2026-11-30T02:59:59Z", "2026-11-30T03:00:00Z", "2026-11-30T12:00:01+09:00", "2026-12-20T00:00:00+09:00",
+	})
+}
+
+// checkExpectations runs `lab.py --policy path --print-expected` at each
+// instant and compares every row with flows.Evaluate and with
+// flows.Simulate over flows.Compile for the row's bridge.
+func checkExpectations(t *testing.T, doc *topology.Document, path string, instants []string) {
+	t.Helper()
+	for _, at := range instants {
 		instant, err := time.Parse(time.RFC3339, at)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(debianPython, "lab.py", "--print-expected", at).Output()
+		out, err := exec.Command(debianPython, "lab.py", "--policy", path, "--print-expected", at).Output()
 		if err != nil {
 			t.Fatalf("lab.py --print-expected %s: %v", at, err)
 		}
@@ -96,14 +140,14 @@ func TestExpectationsAgreeWithFlows(t *testing.T) {
 			ref := flows.Evaluate(doc, r.Pop, instant, pkt).String()
 			sim := flows.Simulate(c.Flows, flows.DefaultOptions(), pkt).String()
 			if r.Expected != ref || r.Expected != sim {
-				t.Errorf("at %s %s(%s) -> %s %s:%d: lab expects %s, flows.Evaluate %s, compiled flows %s",
-					at, r.Src, r.SrcIP, r.Server, r.Dst, r.Port, r.Expected, ref, sim)
+				t.Errorf("%s at %s %s(%s) -> %s %s:%d: lab expects %s, flows.Evaluate %s, compiled flows %s",
+					path, at, r.Src, r.SrcIP, r.Server, r.Dst, r.Port, r.Expected, ref, sim)
 			}
 			if r.Expected == "drop" {
 				drops++
 			}
 		}
-		t.Logf("at %s: %d rows, %d expected drops", at, len(rows), drops)
+		t.Logf("%s at %s: %d rows, %d expected drops", path, at, len(rows), drops)
 	}
 }
 
