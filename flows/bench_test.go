@@ -109,3 +109,60 @@ func BenchmarkCompileVsOfctl100k(b *testing.B) {
 	b.Log(msg)
 	fmt.Println("ratio", msg)
 }
+
+// BenchmarkCompileOverrides100k: 100k pools with 10k exemptions and 10k
+// quarantines in force next to the same pools without them, in the same run:
+// the helpdesk's entries must not change what a compile costs by much.
+//
+//	go test ./flows -run XXX -bench CompileOverrides -benchtime 3x
+func BenchmarkCompileOverrides100k(b *testing.B) {
+	plain := syntheticDoc(100_000, 8)
+	with := syntheticDoc(100_000, 8)
+	until := genBase.Add(time.Hour).Format(time.RFC3339)
+	for i := range 10_000 {
+		with.Exemptions = append(with.Exemptions, topology.Exemption{Name: fmt.Sprintf("e-%d", i),
+			Prefix: fmt.Sprintf("10.%d.%d.%d/32", i>>8&0xff, i&0xff, 7), Until: until, Reason: "bench", Ticket: "B"})
+		with.Quarantines = append(with.Quarantines, topology.Quarantine{Name: fmt.Sprintf("q-%d", i),
+			Prefix: fmt.Sprintf("10.%d.%d.%d/32", i>>8&0xff, i&0xff, 9), Until: until, Reason: "bench", Ticket: "B"})
+	}
+	for _, d := range []*topology.Document{plain, with} {
+		if err := topology.Validate(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	measure := func(doc *topology.Document) (time.Duration, int) {
+		start := time.Now()
+		c, err := Compile(doc, stray, genBase, DefaultOptions())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start), len(c.Flows)
+	}
+	var tPlain, tWith time.Duration
+	var nPlain, nWith int
+	for b.Loop() {
+		d, n := measure(plain)
+		tPlain, nPlain = tPlain+d, n
+		d, n = measure(with)
+		tWith, nWith = tWith+d, n
+	}
+	b.ReportMetric(float64(nPlain), "flows-plain")
+	b.ReportMetric(float64(nWith), "flows-with")
+	b.ReportMetric(float64(tWith)/float64(tPlain), "ratio-with/plain")
+}
+
+// BenchmarkExplain100k is the reference evaluator behind GET /v1/explain on
+// a 100k-pool document with 10k quarantines: a loop over the document per
+// question, which a helpdesk asks a few times a minute.
+func BenchmarkExplain100k(b *testing.B) {
+	doc := syntheticDoc(100_000, 8)
+	until := genBase.Add(time.Hour).Format(time.RFC3339)
+	for i := range 10_000 {
+		doc.Quarantines = append(doc.Quarantines, topology.Quarantine{Name: fmt.Sprintf("q-%d", i),
+			Prefix: fmt.Sprintf("10.%d.%d.%d/32", i>>8&0xff, i&0xff, 9), Until: until, Reason: "bench", Ticket: "B"})
+	}
+	p := tcp("10.1.2.3", "203.0.113.25", 25)
+	for b.Loop() {
+		_ = Explain(doc, "", genBase, p)
+	}
+}
