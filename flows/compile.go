@@ -24,6 +24,13 @@ const (
 	prioBlocked        uint16 = 2000
 	prioRelay          uint16 = 3000
 	prioPoolDrop       uint16 = 1000
+	// prioPoolSYN is an observe-mode pool's flow for connection attempts
+	// (SYN without ACK), above its flow for the rest of the session.
+	prioPoolSYN uint16 = 1001
+	// prioLearner and prioLearned: in the offender table, a learned
+	// (pool, source, destination) flow beats the learn action that adds it.
+	prioLearner uint16 = 1
+	prioLearned uint16 = 10
 )
 
 // Metadata layout written by the source table: pool id in the high 32 bits
@@ -56,7 +63,7 @@ type Compiled struct {
 }
 
 // Compile returns the complete desired flow set for the bridge dpid at time
-// at. The pipeline, in tables FirstTable+0..3:
+// at. The pipeline, in tables FirstTable+0..4:
 //
 //   - classifier: tcp/tcp6 to an SMTP port → source table; anything else →
 //     Continue. Non-SMTP traffic is decided by one L4-port match, so the
@@ -70,7 +77,15 @@ type Compiled struct {
 //     drop-count; otherwise the service default (drop-count for block "all",
 //     Continue otherwise).
 //   - drop-count: one drop flow per pool, so each pool's drops are counted
-//     separately; catch-all drop.
+//     separately; catch-all drop. Each pool's flow first resubmits the
+//     packet to the offender table, which counts it per source.
+//   - offender: for TCP over IPv4 and over IPv6, a learn action that adds a
+//     counting flow per (pool, source, destination) pair, bounded by
+//     Options.OffenderFlows and expiring Options.OffenderIdleTimeout after
+//     its last packet; catch-all drop. Nothing in it forwards, so it never
+//     changes a verdict: the flows it learns count (the first packet of a
+//     pair is counted by the learn flow, the others by the learned flow,
+//     see OffenderPools) and the packet's fate is the drop-count flow's.
 //
 // The destination table's catch-all is Continue. Only a packet whose
 // metadata names a service without destination flows can reach it, which a
@@ -84,6 +99,14 @@ type Compiled struct {
 // Compile returns an error only for bad Options, a document that did not
 // pass validation, or ErrTooManyFlows; it never panics.
 func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Options) (*Compiled, error) {
+	return compile(doc, dpid, at, opts, nil)
+}
+
+// compile is Compile with observing, which says whether a service's active
+// phase only observes (counts what it would drop, and forwards it). nil:
+// every phase enforces. It is where the phase's mode plugs in; the tests
+// use it to compile observing pools.
+func compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Options, observing func(service string) bool) (*Compiled, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("compile %s: %w", dpid, err)
 	}
@@ -96,9 +119,10 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 	}
 	pop, _ := doc.BridgePop(dpid)
 	b := &builder{
-		opts:  opts,
-		flows: make([]Flow, 0, 2*len(doc.Pools)+8),
-		c:     &Compiled{DropPool: make(map[Key]string)},
+		opts:      opts,
+		observing: observing,
+		flows:     make([]Flow, 0, 2*len(doc.Pools)+8),
+		c:         &Compiled{DropPool: make(map[Key]string)},
 	}
 	b.classifier(doc.EffectivePorts())
 	services := activeServices(doc, pop, at)
@@ -108,6 +132,7 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 			dpid, ErrTooManyFlows, n, MaxFlows)
 	}
 	b.destination(services, in)
+	b.offender()
 	slices.SortFunc(b.flows, compareFlows)
 	b.c.Flows = b.flows
 	return b.c, nil
@@ -207,9 +232,10 @@ func activeServices(doc *topology.Document, pop string, at time.Time) []*activeS
 
 // builder accumulates one bridge's flows.
 type builder struct {
-	opts  Options
-	flows []Flow
-	c     *Compiled
+	opts      Options
+	observing func(service string) bool // see compile
+	flows     []Flow
+	c         *Compiled
 }
 
 func (b *builder) add(role Role, prio uint16, m Match, a Actions) Flow {
@@ -261,10 +287,53 @@ func (b *builder) source(pools []topology.Pool, prefixes []netip.Prefix, service
 			Goto:              true,
 			GotoTable:         b.opts.table(RoleDestination),
 		})
-		drop := b.add(RoleDropCount, prioPoolDrop, Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}, Actions{})
-		b.c.DropPool[drop.Key()] = pool.Name
+		b.dropCount(pool.Name, poolID, ethTypeOf(prefix), b.observing != nil && b.observing(svc.name))
 	}
 	b.add(RoleSource, prioCatchAll, Match{}, b.opts.Continue)
+}
+
+// dropCount adds a dynamic pool's flows in the drop-count table: what
+// reaches it is an SMTP-bound packet of that pool the policy blocks.
+// Enforcing, one flow counts the packet in the offender table and drops it:
+// every dropped packet is an attempt (in practice the SYN and its
+// retransmissions: a blocked connection gets no further). Observing
+// (observe = true), the packet is forwarded instead, and only a SYN
+// without ACK — a connection attempt — is counted, by a flow above the
+// pool's flow for the rest of the session (which matches the pool's
+// family, TCP, as the SYN flow's tcp_flags require).
+func (b *builder) dropCount(pool string, poolID uint32, eth uint16, observe bool) {
+	count := Actions{Resubmit: true, ResubmitTable: b.opts.table(RoleOffender)}
+	m := Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}
+	if !observe {
+		f := b.add(RoleDropCount, prioPoolDrop, m, count)
+		b.c.DropPool[f.Key()] = pool
+		return
+	}
+	rest := b.add(RoleDropCount, prioPoolDrop, m, b.opts.Continue)
+	syn := m
+	syn.EthType, syn.IPProto, syn.TCPFlags, syn.TCPFlagsMask = eth, IPProtoTCP, TCPFlagSYN, TCPFlagSYN|TCPFlagACK
+	count.Output, count.Goto, count.GotoTable = b.opts.Continue.Output, b.opts.Continue.Goto, b.opts.Continue.GotoTable
+	attempts := b.add(RoleDropCount, prioPoolSYN, syn, count)
+	b.c.DropPool[rest.Key()] = pool
+	b.c.DropPool[attempts.Key()] = pool
+}
+
+// offender adds the offender table: a learn action per address family and
+// a catch-all. Learned flows are not part of the desired set; they carry
+// LearnedCookie, which the controller never dumps, diffs or deletes.
+func (b *builder) offender() {
+	table := b.opts.table(RoleOffender)
+	for _, eth := range []uint16{EthTypeIPv4, EthTypeIPv6} {
+		b.add(RoleOffender, prioLearner, Match{EthType: eth, IPProto: IPProtoTCP}, Actions{Learn: Learn{
+			Table:       table,
+			Priority:    prioLearned,
+			IdleTimeout: uint16(b.opts.OffenderIdle() / time.Second),
+			Limit:       b.opts.offenderFlows(),
+			Cookie:      LearnedCookie,
+			IPv6:        eth == EthTypeIPv6,
+		}})
+	}
+	b.add(RoleOffender, prioCatchAll, Match{}, Actions{})
 }
 
 // destinationSize is how many flows destination will add, plus the two

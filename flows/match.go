@@ -59,7 +59,13 @@ func compareMatch(a, b Match) int {
 	if c := comparePrefix(a.Dst, b.Dst); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.TCPDst, b.TCPDst)
+	if c := cmp.Compare(a.TCPDst, b.TCPDst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.TCPFlags, b.TCPFlags); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.TCPFlagsMask, b.TCPFlagsMask)
 }
 
 // compareFlows is Compiled.Flows' order: table ascending, priority
