@@ -22,8 +22,8 @@ func AppendFlowStatsRequest(b []byte, xid uint32, cookie, cookieMask uint64) []b
 }
 
 // AppendTableFlowStatsRequest is AppendFlowStatsRequest for one table
-// (OFPTT_ALL, 0xff, for every table): the drop-count table's counters are
-// read with it.
+// (OFPTT_ALL, 0xff, for every table): the drop-count and offender tables'
+// counters are read with it.
 func AppendTableFlowStatsRequest(b []byte, xid uint32, table uint8, cookie, cookieMask uint64) []byte {
 	start := len(b)
 	b = appendMultipartRequestHeader(b, xid, ofp.MultipartTypeFlow)
@@ -160,6 +160,12 @@ func decodeMatch(b []byte) (flows.Match, string) {
 		}
 		v := b[4 : 4+l]
 		b = b[4+l:]
+		if uint16(class) == oxmClassExperimenter {
+			if !decodeExperimenterField(uint8(field), hasMask, v, &m) {
+				return m, fmt.Sprintf("experimenter oxm field %d len %d", uint8(field), l)
+			}
+			continue
+		}
 		if class != ofp.XMClassOpenflowBasic {
 			return m, fmt.Sprintf("oxm class %#x", uint16(class))
 		}
@@ -281,7 +287,9 @@ func decodeInstructions(b []byte) (flows.Actions, string) {
 	return a, ""
 }
 
-// decodeApplyActions accepts only what op25b writes: at most one output.
+// decodeApplyActions accepts only what op25b writes, in the order it
+// writes it: a resubmit to a table, op25b's learn action, one output, each
+// at most once.
 func decodeApplyActions(acts []byte, a *flows.Actions) string {
 	for len(acts) > 0 {
 		if len(acts) < 4 {
@@ -291,14 +299,21 @@ func decodeApplyActions(acts []byte, a *flows.Actions) string {
 		if al < 4 || al > len(acts) {
 			return "bad action length"
 		}
+		act := acts[:al]
+		acts = acts[al:]
+		if at == ofp.ActionTypeExperimenter {
+			if reason := decodeNicira(act, a); reason != "" {
+				return reason
+			}
+			continue
+		}
 		if at != ofp.ActionTypeOutput || al != 16 || a.Output != 0 {
 			return fmt.Sprintf("action type %d", uint16(at))
 		}
-		a.Output = binary.BigEndian.Uint32(acts[4:])
+		a.Output = binary.BigEndian.Uint32(act[4:])
 		if a.Output == 0 {
 			return "output to port 0"
 		}
-		acts = acts[al:]
 	}
 	return ""
 }
@@ -321,6 +336,10 @@ func Canonical(f flows.Flow) flows.Flow {
 	}
 	f.Match.Src, f.Match.Dst = canon(f.Match.Src), canon(f.Match.Dst)
 	f.Match.Metadata &= f.Match.MetadataMask
+	f.Match.TCPFlags &= f.Match.TCPFlagsMask
+	if !f.Actions.Resubmit {
+		f.Actions.ResubmitTable = 0
+	}
 	f.Actions.WriteMetadata &= f.Actions.WriteMetadataMask
 	if f.Actions.WriteMetadataMask == 0 {
 		f.Actions.WriteMetadata = 0
