@@ -60,8 +60,9 @@ func planChanges(desired []flows.Flow, entries []ofwire.FlowStatsEntry) changePl
 // key, built once per SetDesired so that audits (which almost always find
 // nothing to do) cost one lookup per installed flow.
 type desiredIndex struct {
-	canon []flows.Flow
-	byKey map[flows.Key]flows.Flow
+	canon    []flows.Flow
+	byKey    map[flows.Key]flows.Flow
+	offender *offenderPlan // nil: no offender table
 }
 
 // dropTables lists the tables that hold the set's drop flows (the
@@ -77,7 +78,8 @@ func (idx *desiredIndex) dropTables() []uint8 {
 }
 
 func newDesiredIndex(desired []flows.Flow) *desiredIndex {
-	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired))}
+	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired)),
+		offender: newOffenderPlan(desired)}
 	for i, f := range desired {
 		f = ofwire.Canonical(f)
 		idx.canon[i] = f

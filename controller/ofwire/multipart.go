@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"time"
 
 	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
@@ -86,6 +87,14 @@ type FlowStatsEntry struct {
 	RawMatch        []byte
 	Packets, Bytes  uint64
 	DurationSeconds uint32
+	// DurationNanoseconds is the part of the flow's age beyond
+	// DurationSeconds (duration_nsec).
+	DurationNanoseconds uint32
+}
+
+// Age is how long the flow has been installed.
+func (e FlowStatsEntry) Age() time.Duration {
+	return time.Duration(e.DurationSeconds)*time.Second + time.Duration(e.DurationNanoseconds)
 }
 
 // DecodeFlowStats decodes the concatenated ofp_flow_stats entries in the
@@ -115,6 +124,7 @@ func decodeFlowStatsEntry(e []byte) FlowStatsEntry {
 	var ie FlowStatsEntry
 	ie.Flow.Table = e[2]
 	ie.DurationSeconds = binary.BigEndian.Uint32(e[4:])
+	ie.DurationNanoseconds = binary.BigEndian.Uint32(e[8:])
 	ie.Flow.Priority = binary.BigEndian.Uint16(e[12:])
 	ie.Flow.Cookie = binary.BigEndian.Uint64(e[24:])
 	ie.Packets = binary.BigEndian.Uint64(e[32:])
