@@ -27,6 +27,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/topology"
@@ -319,6 +320,33 @@ func (c *Client) DeleteItem(ctx context.Context, kind, key string, ifMatchRev in
 func (c *Client) Status(ctx context.Context) (*apitypes.Status, error) {
 	var out apitypes.Status
 	_, err := c.Do(ctx, http.MethodGet, "/v1/status", nil, nil, nil, &out)
+	return &out, err
+}
+
+// OffendersQuery selects GET /v1/offenders: the window (0: the server's
+// default, 1h), at most Limit sources (0: the server's default, 100), and
+// optionally one pop.
+type OffendersQuery struct {
+	Since time.Duration
+	Limit int
+	Pop   string
+}
+
+// Offenders returns the sources with blocked (or observed) SMTP attempts
+// in the window, most attempts first.
+func (c *Client) Offenders(ctx context.Context, q OffendersQuery) (*apitypes.Offenders, error) {
+	v := url.Values{}
+	if q.Since > 0 {
+		v.Set("since", q.Since.String())
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Pop != "" {
+		v.Set("pop", q.Pop)
+	}
+	var out apitypes.Offenders
+	_, err := c.Do(ctx, http.MethodGet, "/v1/offenders", v, nil, nil, &out)
 	return &out, err
 }
 

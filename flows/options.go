@@ -60,9 +60,11 @@ type Options struct {
 	OffenderIdleTimeout time.Duration
 }
 
-// DefaultOptions: tables 0..4, forwarding with NORMAL.
+// DefaultOptions: tables 0..4, forwarding with NORMAL, the offender
+// table's defaults.
 func DefaultOptions() Options {
-	return Options{FirstTable: 0, Continue: Actions{Output: PortNormal}}
+	return Options{FirstTable: 0, Continue: Actions{Output: PortNormal},
+		OffenderFlows: DefaultOffenderFlows, OffenderIdleTimeout: DefaultOffenderIdleTimeout}
 }
 
 // offenderFlows is OffenderFlows with its default applied.
