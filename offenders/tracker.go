@@ -469,8 +469,13 @@ func (t *Tracker) Query(q Query) (Result, error) {
 			res.Truncated = true
 		}
 	}
-	for r := t.newest; r != nil && !r.last.Before(start.Add(-time.Hour)); r = r.next {
-		if q.Bridge != nil && !q.Bridge(r.key.bridge) {
+	// Every record, not just the recent end of the recency list: batches
+	// of different bridges may arrive slightly out of order. A record
+	// whose last attempt is more than an hour before the window has none
+	// in it (the window's first hour is the most it counts back).
+	horizon := start.Add(-time.Hour)
+	for r := t.newest; r != nil; r = r.next {
+		if r.last.Before(horizon) || q.Bridge != nil && !q.Bridge(r.key.bridge) {
 			continue
 		}
 		attempts, first := r.inWindow(w, t.hours)
