@@ -28,7 +28,7 @@ type OffenderRead struct {
 // offender table; nil when the set has none.
 type offenderPlan struct {
 	table     uint8
-	limit     uint32
+	limit     uint32 // each learn bucket's
 	tolerance time.Duration
 	observing map[uint32]bool
 }
@@ -92,7 +92,7 @@ func (s *switchSession) readOffenders(ctx context.Context, plan *offenderPlan) {
 		case e.Foreign || e.Flow.Table != plan.table:
 		case flows.Learned(e.Flow.Cookie):
 			if l, ok := flows.ParseLearned(e.Flow); ok {
-				r.Learned = append(r.Learned, offenders.Sample{Flow: l, Packets: e.Packets, Age: e.Age()})
+				r.Learned = append(r.Learned, offenders.Sample{Flow: l, Cookie: e.Flow.Cookie, Packets: e.Packets, Age: e.Age()})
 			}
 		case flows.Owned(e.Flow.Cookie) && !e.Flow.Actions.Learn.IsZero():
 			r.Learner += e.Packets
@@ -117,7 +117,7 @@ func (s *switchSession) readOffenders(ctx context.Context, plan *offenderPlan) {
 	s.logger().Debug("offender table read", "learned", d.Learned, "pairs", len(d.Attempts), "untracked", d.Untracked,
 		"took", time.Since(start).Round(time.Microsecond))
 	if d.Saturated {
-		s.protoWarn("offender table at its learn limit: further sources are counted only in total", "limit", plan.limit)
+		s.protoWarn("offender table at its learn limit: further pairs are counted only in total", "bucket_limit", plan.limit)
 	}
 	c.cfg.Offenders(s.dpid, OffenderRead{Delta: d, Observing: plan.observing})
 }

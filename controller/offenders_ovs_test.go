@@ -127,7 +127,7 @@ func TestOVSOffenderCounts(t *testing.T) {
 
 	doc := offenderDoc(t)
 	opts := flows.DefaultOptions()
-	opts.OffenderFlows = 4
+	opts.OffenderFlows = flows.OffenderBuckets // one flow per learn bucket
 	compile := func(o flows.Options) []flows.Flow {
 		c, err := flows.Compile(doc, br.DPID, time.Now(), o)
 		if err != nil {
@@ -140,20 +140,22 @@ func TestOVSOffenderCounts(t *testing.T) {
 
 	mx, mx2, relay := netip.MustParseAddr("203.0.113.25"), netip.MustParseAddr("203.0.113.26"), netip.MustParseAddr("192.0.2.25")
 	mx6 := netip.MustParseAddr("2001:db8:25::25")
-	send := func(h *testenv.Host, src, dst netip.Addr, port, n int) {
+	// Source ports 40001..40004 put each pair's first packet in its own
+	// learn bucket (the port's low 6 bits).
+	send := func(h *testenv.Host, src netip.Addr, srcPort int, dst netip.Addr, port, n int) {
 		t.Helper()
-		if err := h.ConnectAttempts(src, dst, port, n); err != nil {
+		if err := h.ConnectAttemptsFrom(src, srcPort, dst, port, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	send(h1, a5, mx, 25, 5)
-	send(h1, a5, mx2, 25, 1)
-	send(h1, a6, mx, 25, 3)
-	send(h2, v6, mx6, 25, 2)
+	send(h1, a5, 40001, mx, 25, 5)
+	send(h1, a5, 40002, mx2, 25, 1)
+	send(h1, a6, 40003, mx, 25, 3)
+	send(h2, v6, 40004, mx6, 25, 2)
 	// Not counted: forwarded towards the relay, from a static pool, to 587.
-	send(h1, a5, relay, 25, 2)
-	send(h1, fixed, mx, 25, 2)
-	send(h1, a5, mx, 587, 2)
+	send(h1, a5, 0, relay, 25, 2)
+	send(h1, fixed, 0, mx, 25, 2)
+	send(h1, a5, 0, mx, 587, 2)
 
 	want := map[string]uint64{"10.1.0.5>203.0.113.25": 5, "10.1.0.5>203.0.113.26": 1, "10.1.0.6>203.0.113.25": 3, "2001:db8:1::5>2001:db8:25::25": 2}
 	waitFor(t, "the controller reports every attempt sent", func() bool {
@@ -178,15 +180,15 @@ func TestOVSOffenderCounts(t *testing.T) {
 		t.Fatalf("after idle reads: %v untracked %d, want %v", got, untracked, want)
 	}
 
-	// The learn limit (4) is reached: a fifth pair is not learned, its
-	// attempts are untracked.
-	send(h1, a6, mx2, 25, 3)
+	// Bucket 1's limit (one flow) is reached: a fifth pair whose first
+	// packet falls in it is not learned, its attempts are untracked.
+	send(h1, a6, 40065, mx2, 25, 3)
 	waitFor(t, "untracked attempts beyond the learn limit", func() bool { _, u, _ := sink.snapshot(); return u == 3 })
 	sink.mu.Lock()
 	saturated := sink.saturated
 	sink.mu.Unlock()
 	if got := learnedDump(t, br); len(got) != 4 || !saturated {
-		t.Fatalf("learn limit 4: %d learned flows %v, saturated %v", len(got), got, saturated)
+		t.Fatalf("learn limit of one flow per bucket: %d learned flows %v, saturated %v", len(got), got, saturated)
 	}
 
 	// Audits ran all along: they neither deleted a learned flow nor
@@ -197,7 +199,7 @@ func TestOVSOffenderCounts(t *testing.T) {
 	// A policy change, here of the learn actions themselves (a new limit),
 	// modifies op25b's flows and leaves the learned ones and their counts.
 	before := learnedDump(t, br)
-	opts.OffenderFlows = 10
+	opts.OffenderFlows = 10 * flows.OffenderBuckets
 	rc.SetDesired(Desired{DPID: br.DPID, Revision: 2, Flows: compile(opts), Master: true, Generation: 1})
 	rc.waitApplied(t, br.DPID, 2)
 	if after := learnedDump(t, br); fmt.Sprint(after) != fmt.Sprint(before) {
@@ -207,7 +209,7 @@ func TestOVSOffenderCounts(t *testing.T) {
 		t.Fatalf("new learn limit not installed:\n%s", strings.Join(ownedDump(t, br), "\n"))
 	}
 	// With room again, the fifth pair is learned: 2 more attempts counted.
-	send(h1, a6, mx2, 25, 2)
+	send(h1, a6, 40065, mx2, 25, 2)
 	want["10.1.0.6>203.0.113.26"] = 2
 	waitFor(t, "the fifth pair counted once learned", func() bool {
 		got, _, _ := sink.snapshot()

@@ -318,20 +318,27 @@ func (b *builder) dropCount(pool string, poolID uint32, eth uint16, observe bool
 	b.c.DropPool[attempts.Key()] = pool
 }
 
-// offender adds the offender table: a learn action per address family and
-// a catch-all. Learned flows are not part of the desired set; they carry
-// LearnedCookie, which the controller never dumps, diffs or deletes.
+// offender adds the offender table: OffenderBuckets learn actions per
+// address family, picked by the low bits of the TCP source port, each with
+// its own learned cookie and an equal share of the limit (cookie.go says
+// why), and a catch-all. Learned flows are not part of the desired set;
+// they carry LearnedCookie, which the controller never dumps, diffs or
+// deletes.
 func (b *builder) offender() {
 	table := b.opts.table(RoleOffender)
+	limit := (b.opts.offenderFlows() + OffenderBuckets - 1) / OffenderBuckets
 	for _, eth := range []uint16{EthTypeIPv4, EthTypeIPv6} {
-		b.add(RoleOffender, prioLearner, Match{EthType: eth, IPProto: IPProtoTCP}, Actions{Learn: Learn{
-			Table:       table,
-			Priority:    prioLearned,
-			IdleTimeout: uint16(b.opts.OffenderIdle() / time.Second),
-			Limit:       b.opts.offenderFlows(),
-			Cookie:      LearnedCookie,
-			IPv6:        eth == EthTypeIPv6,
-		}})
+		for k := range uint16(OffenderBuckets) {
+			m := Match{EthType: eth, IPProto: IPProtoTCP, TCPSrc: k, TCPSrcMask: OffenderBuckets - 1}
+			b.add(RoleOffender, prioLearner, m, Actions{Learn: Learn{
+				Table:       table,
+				Priority:    prioLearned,
+				IdleTimeout: uint16(b.opts.OffenderIdle() / time.Second),
+				Limit:       limit,
+				Cookie:      LearnedCookie | uint64(k),
+				IPv6:        eth == EthTypeIPv6,
+			}})
+		}
 	}
 	b.add(RoleOffender, prioCatchAll, Match{}, Actions{})
 }

@@ -24,16 +24,23 @@ package flows
 // and a flow monitor tells it apart by its cookie or its table.
 //
 //	63..48  marker  0x25b1: learned by an op25b learn action
-//	47..0   zero
+//	47..6   zero
+//	5..0    bucket  which of the offender table's learn actions learned it
 //
-// The learned cookie carries nothing else on purpose. OVS's learn limit
-// counts the flows in the table that share the learned cookie, so one
-// cookie for every pool makes the limit bound the whole table; the pool a
-// learned flow counts for is in its match instead (the metadata's pool id),
-// and whether its pool is in observe mode is read from the desired flows
-// when the counters are collected (OffenderPools): a learn that finds its
-// flow already present only refreshes it (and would overwrite its cookie),
-// so a mode bit in the cookie would be no more exact.
+// OVS's learn limit counts the flows in the table that share the learn
+// action's cookie, and counts them by walking them all, for every flow it
+// learns: with one cookie and tens of thousands of learned flows, learning
+// slowed to about 1,000 flows per second here (BENCHMARKS.md "offender
+// storm"). So the offender table has OffenderBuckets learn actions per
+// address family, chosen by the low bits of the TCP source port (random
+// per connection), each with its own cookie and a share of the limit: the
+// walk is OffenderBuckets times shorter and the buckets together still
+// bound the table. Nothing else is in the cookie: the pool a learned flow
+// counts for is in its match (the metadata's pool id), and whether its pool
+// is in observe mode is read from the desired flows when the counters are
+// collected (OffenderPools): a learn that finds its flow already present
+// only refreshes it (and would overwrite its cookie), so a mode bit in the
+// cookie would be no more exact.
 //
 // Every field is a pure function of (Table, Priority, Match) for a given
 // Options.FirstTable, because OpenFlow 1.3 MODIFY leaves an existing entry's
@@ -45,9 +52,12 @@ package flows
 const (
 	CookieMarker uint64 = 0x25b0 << 48
 	CookieMask   uint64 = 0xffff << 48
-	// LearnedCookie is the cookie of every flow learned in the offender
-	// table (the learn action's cookie=).
+	// LearnedCookie is the marker of every flow learned in the offender
+	// table (the learn actions' cookie=, plus their bucket).
 	LearnedCookie uint64 = 0x25b1 << 48
+	// OffenderBuckets is how many learn actions per address family share
+	// the offender table's limit.
+	OffenderBuckets = 64
 
 	cookieTableShift = 40
 	cookieRoleShift  = 38
@@ -123,11 +133,13 @@ func hashKey(priority uint16, m Match) uint64 {
 	} {
 		h = mix64(h ^ w)
 	}
+	// Mixed in only when matched, so the cookies of every flow that does
+	// not match these fields are what they were before the fields existed.
 	if m.TCPFlagsMask != 0 {
-		// Mixed in only when matched, so the cookies of every flow that
-		// does not match TCP flags are what they were before the field
-		// existed.
 		h = mix64(h ^ (uint64(m.TCPFlags)<<16 | uint64(m.TCPFlagsMask) | 0x25b1<<48))
+	}
+	if m.TCPSrcMask != 0 {
+		h = mix64(h ^ (uint64(m.TCPSrc)<<16 | uint64(m.TCPSrcMask) | 0x25b2<<48))
 	}
 	return h
 }

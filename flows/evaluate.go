@@ -17,6 +17,9 @@ type Packet struct {
 	Proto    uint8
 	DstPort  uint16
 	TCPFlags uint16
+	// SrcPort never changes a verdict either: its low bits pick the
+	// offender table's learn bucket.
+	SrcPort uint16
 }
 
 // ethType is the packet's Ethernet type, and false for something that is not

@@ -38,6 +38,11 @@ type Match struct {
 	// that OVS prints as tcp_flags=+syn-ack). Needs IPProto TCP.
 	TCPFlags     uint16
 	TCPFlagsMask uint16
+	// TCPSrc under TCPSrcMask, the TCP source port (TCPSrcMask 0:
+	// wildcard). op25b matches its low bits only, to spread the offender
+	// table's learn actions over buckets.
+	TCPSrc     uint16
+	TCPSrcMask uint16
 }
 
 // TCP flag bits, as in the TCP header and OVS's tcp_flags field.

@@ -65,7 +65,13 @@ func compareMatch(a, b Match) int {
 	if c := cmp.Compare(a.TCPFlags, b.TCPFlags); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.TCPFlagsMask, b.TCPFlagsMask)
+	if c := cmp.Compare(a.TCPFlagsMask, b.TCPFlagsMask); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.TCPSrc, b.TCPSrc); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.TCPSrcMask, b.TCPSrcMask)
 }
 
 // compareFlows is Compiled.Flows' order: table ascending, priority

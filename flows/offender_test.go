@@ -165,9 +165,9 @@ func TestCompileOffenderTable(t *testing.T) {
 		limit, idle       string
 		learnedPriorities string
 	}{
-		{DefaultOptions(), 4, "limit=50000", "idle_timeout=60", "priority=10"},
+		{DefaultOptions(), 4, "limit=782", "idle_timeout=60", "priority=10"},
 		{Options{FirstTable: 20, Continue: Actions{Output: PortNormal}, OffenderFlows: 123, OffenderIdleTimeout: 90 * time.Second},
-			24, "limit=123", "idle_timeout=90", "priority=10"},
+			24, "limit=2", "idle_timeout=90", "priority=10"},
 	} {
 		c := mustCompile(t, doc, tokyo, at, tt.opts)
 		var offender, dropCount []Flow
@@ -181,14 +181,30 @@ func TestCompileOffenderTable(t *testing.T) {
 		}
 		got := RenderSet(offender)
 		want := []string{
-			"priority=1, cookie=", ", tcp actions=learn(table=" + itoa(tt.table) + "," + tt.idle + "," + tt.learnedPriorities + ",cookie=0x25b1000000000000," + tt.limit +
+			"priority=1, cookie=", ", tcp,tp_src=0x0/0x3f actions=learn(table=" + itoa(tt.table) + "," + tt.idle + "," + tt.learnedPriorities + ",cookie=0x25b1000000000000," + tt.limit +
 				",eth_type=0x800,nw_proto=6,OXM_OF_METADATA[32..63],NXM_OF_IP_SRC[],NXM_OF_IP_DST[])",
-			", tcp6 actions=learn(table=" + itoa(tt.table) + "," + tt.idle + "," + tt.learnedPriorities + ",cookie=0x25b1000000000000," + tt.limit +
+			", tcp6,tp_src=0x3f/0x3f actions=learn(table=" + itoa(tt.table) + "," + tt.idle + "," + tt.learnedPriorities + ",cookie=0x25b100000000003f," + tt.limit +
 				",eth_type=0x86dd,nw_proto=6,OXM_OF_METADATA[32..63],NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[])",
 			"priority=0, cookie=",
 		}
-		if len(offender) != 3 {
-			t.Errorf("offender table has %d flows, want 3:\n%s", len(offender), got)
+		if len(offender) != 2*OffenderBuckets+1 {
+			t.Errorf("offender table has %d flows, want %d:\n%s", len(offender), 2*OffenderBuckets+1, got)
+		}
+		// Every source port falls in exactly one bucket per family.
+		for port := range uint16(300) {
+			n := 0
+			for _, f := range offender {
+				p := Packet{Src: netip.MustParseAddr("10.0.0.1"), Dst: netip.MustParseAddr("10.0.0.2"), Proto: IPProtoTCP, DstPort: 25, SrcPort: port}
+				if f.Priority == prioLearner && matches(f.Match, EthTypeIPv4, 0, p) {
+					n++
+					if f.Actions.Learn.Cookie != LearnedCookie|uint64(port%OffenderBuckets) {
+						t.Errorf("port %d learns with cookie %#x", port, f.Actions.Learn.Cookie)
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("source port %d matches %d learn buckets", port, n)
+			}
 		}
 		for _, w := range want {
 			if !strings.Contains(got, w) {
@@ -312,8 +328,10 @@ func TestRenderOffenderActions(t *testing.T) {
 		{Flow{Table: 3, Priority: 1001, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv6, IPProto: IPProtoTCP, TCPFlags: TCPFlagSYN, TCPFlagsMask: TCPFlagSYN | TCPFlagACK},
 			Actions: Actions{Resubmit: true, ResubmitTable: 4, Goto: true, GotoTable: 9}},
 			"table=3, priority=1001, cookie=0x25b0000000000000, tcp6,tcp_flags=+syn-ack actions=resubmit(,4),goto_table:9"},
-		{Flow{Table: 4, Priority: 1, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv4, IPProto: IPProtoTCP}, Actions: Actions{Learn: learn}},
-			"table=4, priority=1, cookie=0x25b0000000000000, tcp actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b1000000000000,limit=3,eth_type=0x800,nw_proto=6,OXM_OF_METADATA[32..63],NXM_OF_IP_SRC[],NXM_OF_IP_DST[])"},
+		{Flow{Table: 4, Priority: 1, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv4, IPProto: IPProtoTCP, TCPSrc: 5, TCPSrcMask: 0x3f}, Actions: Actions{Learn: learn}},
+			"table=4, priority=1, cookie=0x25b0000000000000, tcp,tp_src=0x5/0x3f actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b1000000000000,limit=3,eth_type=0x800,nw_proto=6,OXM_OF_METADATA[32..63],NXM_OF_IP_SRC[],NXM_OF_IP_DST[])"},
+		{Flow{Table: 4, Priority: 1, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv4, IPProto: IPProtoTCP, TCPSrc: 587, TCPSrcMask: 0xffff}},
+			"table=4, priority=1, cookie=0x25b0000000000000, tcp,tp_src=587 actions=drop"},
 		{Flow{Table: 4, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv4, IPProto: IPProtoTCP, TCPFlags: 0x1000, TCPFlagsMask: 0x1000}},
 			"table=4, priority=0, cookie=0x25b0000000000000, tcp,tcp_flags=0x1000/0x1000 actions=drop"},
 		{Flow{Table: 4, Cookie: CookieMarker, Match: Match{EthType: EthTypeIPv4, IPProto: IPProtoTCP, TCPFlags: TCPFlagFIN | TCPFlagRST, TCPFlagsMask: TCPFlagFIN | TCPFlagRST | TCPFlagACK}},

@@ -49,10 +49,11 @@ type Options struct {
 	// packet continuing from the destination table still carries the
 	// metadata op25b wrote in the source table.
 	Continue Actions
-	// OffenderFlows is the learn limit of the offender table: at most this
-	// many (pool, source, destination) counting flows per bridge; beyond
-	// it attempts are still counted in total but not per source. 0 means
-	// DefaultOffenderFlows.
+	// OffenderFlows bounds the offender table: at most this many (pool,
+	// source, destination) counting flows per bridge, rounded up to a
+	// multiple of OffenderBuckets (each bucket's learn limit is an equal
+	// share); beyond it attempts are still counted in total but not per
+	// source. 0 means DefaultOffenderFlows.
 	OffenderFlows uint32
 	// OffenderIdleTimeout is how long a counting flow outlives its last
 	// packet, whole seconds from 1s to 65535s; 0 means

@@ -84,6 +84,17 @@ func appendMatch(buf []byte, m Match) []byte {
 		buf = append(buf, dst...)
 		buf = m.Dst.AppendTo(buf)
 	}
+	if m.TCPSrcMask != 0 {
+		sep()
+		buf = append(buf, "tp_src="...)
+		if m.TCPSrcMask == 0xffff {
+			buf = strconv.AppendUint(buf, uint64(m.TCPSrc), 10)
+		} else {
+			buf = appendHex(buf, uint64(m.TCPSrc&m.TCPSrcMask))
+			buf = append(buf, '/')
+			buf = appendHex(buf, uint64(m.TCPSrcMask))
+		}
+	}
 	if m.TCPDst != 0 {
 		sep()
 		buf = append(buf, "tp_dst="...)

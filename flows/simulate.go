@@ -105,6 +105,7 @@ func matches(m Match, eth uint16, metadata uint64, p Packet) bool {
 		m.IPProto != 0 && m.IPProto != p.Proto,
 		m.TCPDst != 0 && (p.Proto != IPProtoTCP || m.TCPDst != p.DstPort),
 		m.TCPFlagsMask != 0 && (p.Proto != IPProtoTCP || p.TCPFlags&m.TCPFlagsMask != m.TCPFlags&m.TCPFlagsMask),
+		m.TCPSrcMask != 0 && (p.Proto != IPProtoTCP || p.SrcPort&m.TCPSrcMask != m.TCPSrc&m.TCPSrcMask),
 		metadata&m.MetadataMask != m.Metadata&m.MetadataMask,
 		m.Src.IsValid() && !m.Src.Contains(p.Src),
 		m.Dst.IsValid() && !m.Dst.Contains(p.Dst):

@@ -28,9 +28,11 @@ import (
 )
 
 // Sample is one learned flow as read from the switch: the pair it counts,
-// its packet counter and its age (OpenFlow's duration).
+// its cookie (which learn bucket learned it), its packet counter and its
+// age (OpenFlow's duration).
 type Sample struct {
 	Flow    flows.LearnedFlow
+	Cookie  uint64
 	Packets uint64
 	Age     time.Duration
 }
@@ -44,7 +46,8 @@ type Reading struct {
 	// summed): the first packet of every new pair, and every packet of a
 	// pair that could not be learned because the table was at its limit.
 	Learner uint64
-	// Limit is the learn limit (flows.Options.OffenderFlows); 0: unknown.
+	// Limit is each learn bucket's limit (flows with one learned cookie);
+	// 0: unknown.
 	Limit uint32
 }
 
@@ -67,7 +70,8 @@ type Delta struct {
 	// packet of each new pair: pairs that could not be learned because the
 	// table was at its limit. They are real attempts no source is known for.
 	Untracked uint64
-	// Saturated: the learned flows were at the limit at this reading.
+	// Saturated: a learn bucket was at its limit at this reading: new
+	// pairs whose first packet falls in it are not learned.
 	Saturated bool
 	// Learned is how many learned flows the table held.
 	Learned int
@@ -125,7 +129,15 @@ func NewMeter(start time.Time, tolerance time.Duration) *Meter {
 
 // Read accounts for one reading and returns what it adds.
 func (m *Meter) Read(r Reading) Delta {
-	d := Delta{At: r.At, Learned: len(r.Learned), Saturated: r.Limit > 0 && len(r.Learned) >= int(r.Limit)}
+	d := Delta{At: r.At, Learned: len(r.Learned)}
+	if r.Limit > 0 {
+		perCookie := map[uint64]uint32{}
+		for _, s := range r.Learned {
+			if perCookie[s.Cookie]++; perCookie[s.Cookie] >= r.Limit {
+				d.Saturated = true
+			}
+		}
+	}
 	baseline := !m.started
 	next := make(map[pairKey]pairState, len(r.Learned))
 	var fresh uint64

@@ -87,12 +87,14 @@ var ofctlBundleLines = []struct {
 	{"bundle-add-drop-count-resubmit", "add table=3,priority=1000,cookie=0x25b003c000000001,metadata=0x100000000/0xffffffff00000000 actions=resubmit(,4)",
 		ofwire.FlowMod{Command: ofp.FlowAdd, Table: 3, Priority: 1000, Cookie: 0x25b003c000000001,
 			Match: flows.Match{Metadata: 1 << 32, MetadataMask: 0xffffffff00000000}, Actions: flows.Actions{Resubmit: true, ResubmitTable: 4}}, ""},
-	{"bundle-add-offender-learn-v4", "add table=4,priority=1,cookie=0x25b004c000000001,tcp actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b1000000000000,limit=50000,eth_type=0x800,nw_proto=6,OXM_OF_METADATA[32..63],NXM_OF_IP_SRC[],NXM_OF_IP_DST[])",
+	{"bundle-add-offender-learn-v4", "add table=4,priority=1,cookie=0x25b004c000000001,tcp,tp_src=0x5/0x3f actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b1000000000005,limit=782,eth_type=0x800,nw_proto=6,OXM_OF_METADATA[32..63],NXM_OF_IP_SRC[],NXM_OF_IP_DST[])",
 		ofwire.FlowMod{Command: ofp.FlowAdd, Table: 4, Priority: 1, Cookie: 0x25b004c000000001,
-			Match: flows.Match{EthType: flows.EthTypeIPv4, IPProto: flows.IPProtoTCP}, Actions: flows.Actions{Learn: learnOf(4, false)}}, ""},
-	{"bundle-add-offender-learn-v6", "add table=4,priority=1,cookie=0x25b004c000000002,tcp6 actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b1000000000000,limit=50000,eth_type=0x86dd,nw_proto=6,OXM_OF_METADATA[32..63],NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[])",
+			Match:   flows.Match{EthType: flows.EthTypeIPv4, IPProto: flows.IPProtoTCP, TCPSrc: 5, TCPSrcMask: 0x3f},
+			Actions: flows.Actions{Learn: learnOf(4, 5, false)}}, ""},
+	{"bundle-add-offender-learn-v6", "add table=4,priority=1,cookie=0x25b004c000000002,tcp6,tp_src=0x3f/0x3f actions=learn(table=4,idle_timeout=60,priority=10,cookie=0x25b100000000003f,limit=782,eth_type=0x86dd,nw_proto=6,OXM_OF_METADATA[32..63],NXM_NX_IPV6_SRC[],NXM_NX_IPV6_DST[])",
 		ofwire.FlowMod{Command: ofp.FlowAdd, Table: 4, Priority: 1, Cookie: 0x25b004c000000002,
-			Match: flows.Match{EthType: flows.EthTypeIPv6, IPProto: flows.IPProtoTCP}, Actions: flows.Actions{Learn: learnOf(4, true)}}, ""},
+			Match:   flows.Match{EthType: flows.EthTypeIPv6, IPProto: flows.IPProtoTCP, TCPSrc: 0x3f, TCPSrcMask: 0x3f},
+			Actions: flows.Actions{Learn: learnOf(4, 0x3f, true)}}, ""},
 	{"bundle-add-observe-syn-tcp-flags", "add table=3,priority=1001,cookie=0x25b003c000000002,tcp,metadata=0x100000000/0xffffffff00000000,tcp_flags=+syn-ack actions=resubmit(,4),goto_table:9",
 		ofwire.FlowMod{Command: ofp.FlowAdd, Table: 3, Priority: 1001, Cookie: 0x25b003c000000002,
 			Match: flows.Match{EthType: flows.EthTypeIPv4, IPProto: flows.IPProtoTCP, Metadata: 1 << 32, MetadataMask: 0xffffffff00000000,
@@ -102,9 +104,10 @@ var ofctlBundleLines = []struct {
 }
 
 // learnOf is the learn action op25b compiles with the default options for
-// an offender table.
-func learnOf(table uint8, ipv6 bool) flows.Learn {
-	return flows.Learn{Table: table, Priority: 10, IdleTimeout: 60, Limit: flows.DefaultOffenderFlows, Cookie: flows.LearnedCookie, IPv6: ipv6}
+// one bucket of an offender table.
+func learnOf(table uint8, bucket uint64, ipv6 bool) flows.Learn {
+	return flows.Learn{Table: table, Priority: 10, IdleTimeout: 60, Limit: (flows.DefaultOffenderFlows + flows.OffenderBuckets - 1) / flows.OffenderBuckets,
+		Cookie: flows.LearnedCookie | bucket, IPv6: ipv6}
 }
 
 // runOfctl runs ovs-ofctl (OpenFlow 1.3, no table names, so it asks the
@@ -441,8 +444,8 @@ func TestCaptureOVS(t *testing.T) {
 // 10.1.0.0/16 is a dynamic pool (pool id 1), 198.51.100.0/24 a blocked
 // destination set: three pairs, one of them twice.
 var offenderPackets = []string{
-	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.7,tp_dst=25",
-	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.7,tp_dst=25",
-	"tcp,in_port=LOCAL,nw_src=10.1.2.4,nw_dst=198.51.100.7,tp_dst=25",
-	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.8,tp_dst=25",
+	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.7,tp_src=40001,tp_dst=25",
+	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.7,tp_src=40002,tp_dst=25",
+	"tcp,in_port=LOCAL,nw_src=10.1.2.4,nw_dst=198.51.100.7,tp_src=40001,tp_dst=25",
+	"tcp,in_port=LOCAL,nw_src=10.1.2.3,nw_dst=198.51.100.8,tp_src=40003,tp_dst=25",
 }

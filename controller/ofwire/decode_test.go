@@ -444,13 +444,19 @@ func TestReadMessageFraming(t *testing.T) {
 // resubmits to table 4, which learns per (pool, source, destination).
 func offenderFlows() []flows.Flow {
 	ck := func(t, i uint64) uint64 { return flows.CookieMarker | t<<40 | 3<<38 | i }
-	return []flows.Flow{
+	fs := []flows.Flow{
 		{Table: 3, Priority: 1000, Cookie: ck(3, 10), Match: flows.Match{Metadata: 1 << 32, MetadataMask: 0xffffffff00000000},
 			Actions: flows.Actions{Resubmit: true, ResubmitTable: 4}},
-		{Table: 4, Priority: 1, Cookie: ck(4, 1), Match: flows.Match{EthType: flows.EthTypeIPv4, IPProto: flows.IPProtoTCP}, Actions: flows.Actions{Learn: learnOf(4, false)}},
-		{Table: 4, Priority: 1, Cookie: ck(4, 2), Match: flows.Match{EthType: flows.EthTypeIPv6, IPProto: flows.IPProtoTCP}, Actions: flows.Actions{Learn: learnOf(4, true)}},
 		{Table: 4, Priority: 0, Cookie: ck(4, 3)},
 	}
+	for k := range uint64(flows.OffenderBuckets) {
+		for i, eth := range []uint16{flows.EthTypeIPv4, flows.EthTypeIPv6} {
+			fs = append(fs, flows.Flow{Table: 4, Priority: 1, Cookie: ck(4, 0x100+k<<1|uint64(i)),
+				Match:   flows.Match{EthType: eth, IPProto: flows.IPProtoTCP, TCPSrc: uint16(k), TCPSrcMask: flows.OffenderBuckets - 1},
+				Actions: flows.Actions{Learn: learnOf(4, k, i == 1)}})
+		}
+	}
+	return fs
 }
 
 // A dump of a real offender table: op25b's learn flows decode to what was
@@ -470,6 +476,7 @@ func TestDecodeOffenderTableFromOVS(t *testing.T) {
 	for _, f := range offenderFlows()[1:] {
 		want[f.Cookie] = ofwire.Canonical(f)
 	}
+	buckets := map[uint64]bool{}
 	// ofproto/trace -generate runs learn actions but updates no counters
 	// (those come from the datapath); counts are checked with real packets
 	// in package controller's OVS tests.
@@ -485,6 +492,7 @@ func TestDecodeOffenderTableFromOVS(t *testing.T) {
 			if !ok || l.PoolID != 1 || e.Flow.Priority != 10 || e.Flow.Table != 4 {
 				t.Errorf("learned flow %+v → %+v, %v", e.Flow, l, ok)
 			}
+			buckets[e.Flow.Cookie] = true
 			learned[pair{l.Src.String(), l.Dst.String()}] = true
 			continue
 		}
@@ -499,5 +507,10 @@ func TestDecodeOffenderTableFromOVS(t *testing.T) {
 	wantLearned := map[pair]bool{{"10.1.2.3", "198.51.100.7"}: true, {"10.1.2.4", "198.51.100.7"}: true, {"10.1.2.3", "198.51.100.8"}: true}
 	if fmt.Sprint(learned) != fmt.Sprint(wantLearned) {
 		t.Errorf("learned flows %v, want %v", learned, wantLearned)
+	}
+	// Each learned by the bucket of its first packet's source port (low 6
+	// bits: 40001 → 1, 40003 → 3).
+	if !buckets[flows.LearnedCookie|1] || !buckets[flows.LearnedCookie|3] || len(buckets) != 2 {
+		t.Errorf("learned cookies %v, want buckets 1 and 3", buckets)
 	}
 }

@@ -81,6 +81,15 @@ func appendMatch(b []byte, m flows.Match) []byte {
 	}
 	b = appendPrefix(b, m.Src, ofp.XMTypeIPv4Src, ofp.XMTypeIPv6Src)
 	b = appendPrefix(b, m.Dst, ofp.XMTypeIPv4Dst, ofp.XMTypeIPv6Dst)
+	switch {
+	case m.TCPSrcMask == 0xffff:
+		b = appendOXMHeader(b, ofp.XMTypeTCPSrc, false, 2)
+		b = be16(b, m.TCPSrc)
+	case m.TCPSrcMask != 0:
+		b = appendOXMHeader(b, ofp.XMTypeTCPSrc, true, 4)
+		b = be16(b, m.TCPSrc&m.TCPSrcMask)
+		b = be16(b, m.TCPSrcMask)
+	}
 	if m.TCPDst != 0 {
 		b = appendOXMHeader(b, ofp.XMTypeTCPDst, false, 2)
 		b = be16(b, m.TCPDst)

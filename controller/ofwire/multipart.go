@@ -207,6 +207,14 @@ func decodeMatch(b []byte) (flows.Match, string) {
 			if ok = l == 2 && !hasMask; ok {
 				m.TCPDst = binary.BigEndian.Uint16(v)
 			}
+		case ofp.XMTypeTCPSrc:
+			if ok = size == 2 && m.TCPSrcMask == 0; ok {
+				m.TCPSrc, m.TCPSrcMask = binary.BigEndian.Uint16(v), 0xffff
+				if hasMask {
+					m.TCPSrcMask = binary.BigEndian.Uint16(v[2:])
+				}
+				ok = m.TCPSrcMask != 0 && m.TCPSrc&^m.TCPSrcMask == 0
+			}
 		case ofp.XMTypeIPv4Src, ofp.XMTypeIPv4Dst:
 			var p netip.Prefix
 			if p, ok = decodePrefix(v, hasMask, 4); ok {
@@ -347,6 +355,7 @@ func Canonical(f flows.Flow) flows.Flow {
 	f.Match.Src, f.Match.Dst = canon(f.Match.Src), canon(f.Match.Dst)
 	f.Match.Metadata &= f.Match.MetadataMask
 	f.Match.TCPFlags &= f.Match.TCPFlagsMask
+	f.Match.TCPSrc &= f.Match.TCPSrcMask
 	if !f.Actions.Resubmit {
 		f.Actions.ResubmitTable = 0
 	}

@@ -94,9 +94,15 @@ func (h *Host) Do(fn func() error) error {
 // one SYN: a non-blocking connect, closed before any retransmission (a
 // socket closed in SYN_SENT sends nothing more).
 func (h *Host) ConnectAttempts(src, dst netip.Addr, port, n int) error {
+	return h.ConnectAttemptsFrom(src, 0, dst, port, n)
+}
+
+// ConnectAttemptsFrom is ConnectAttempts from a fixed source port (0: an
+// ephemeral port per attempt, as clients do).
+func (h *Host) ConnectAttemptsFrom(src netip.Addr, srcPort int, dst netip.Addr, port, n int) error {
 	return h.Do(func() error {
 		for i := 0; i < n; i++ {
-			if err := synOnce(src, dst, port); err != nil {
+			if err := synOnce(src, srcPort, dst, port); err != nil {
 				return fmt.Errorf("attempt %d from %s to %s:%d: %w", i+1, src, dst, port, err)
 			}
 		}
@@ -104,7 +110,7 @@ func (h *Host) ConnectAttempts(src, dst netip.Addr, port, n int) error {
 	})
 }
 
-func synOnce(src, dst netip.Addr, port int) error {
+func synOnce(src netip.Addr, srcPort int, dst netip.Addr, port int) error {
 	family := unix.AF_INET
 	if src.Is6() {
 		family = unix.AF_INET6
@@ -116,9 +122,16 @@ func synOnce(src, dst netip.Addr, port int) error {
 	defer unix.Close(fd)
 	var local, remote unix.Sockaddr
 	if src.Is4() {
-		local, remote = &unix.SockaddrInet4{Addr: src.As4()}, &unix.SockaddrInet4{Addr: dst.As4(), Port: port}
+		local, remote = &unix.SockaddrInet4{Addr: src.As4(), Port: srcPort}, &unix.SockaddrInet4{Addr: dst.As4(), Port: port}
 	} else {
-		local, remote = &unix.SockaddrInet6{Addr: src.As16()}, &unix.SockaddrInet6{Addr: dst.As16(), Port: port}
+		local, remote = &unix.SockaddrInet6{Addr: src.As16(), Port: srcPort}, &unix.SockaddrInet6{Addr: dst.As16(), Port: port}
+	}
+	if srcPort != 0 {
+		// The previous attempt from this port was closed in SYN_SENT:
+		// nothing holds the port, but say so for the kernel's checks.
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return err
+		}
 	}
 	if err := unix.Bind(fd, local); err != nil {
 		return fmt.Errorf("bind: %w", err)
