@@ -196,6 +196,18 @@ func TestOVSOffenderCounts(t *testing.T) {
 	if st := rc.status(br.DPID); st.DriftRepairs != 0 || st.Reconciles < 3 {
 		t.Fatalf("status %+v", st)
 	}
+	// The blocked-packet counters (per-pool drop flows) count every
+	// blocked attempt once; the offender table's flows are not drops.
+	var dropped uint64
+	for _, c := range rc.DropCounters(br.DPID) {
+		if c.Key.Table == opts.OffenderTable() {
+			t.Fatalf("offender table flow among the drop counters: %+v", c)
+		}
+		dropped += c.Packets
+	}
+	if dropped != 5+1+3+2+3 {
+		t.Fatalf("drop counters: %d packets, want %d (every blocked attempt once)", dropped, 5+1+3+2+3)
+	}
 	// A policy change, here of the learn actions themselves (a new limit),
 	// modifies op25b's flows and leaves the learned ones and their counts.
 	before := learnedDump(t, br)
@@ -274,8 +286,14 @@ func TestMonitorLeavesOffenderTableOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := monitorIDs(newDesiredIndex(c.Flows))
+	idx := newDesiredIndex(c.Flows)
+	ids := monitorIDs(idx)
 	if ids[uint32(flows.DefaultOptions().OffenderTable())+1] || len(ids) != 4 {
 		t.Fatalf("monitors %v: want tables 0..3, not the offender table", ids)
+	}
+	// Nor are its flows drop counters (refreshed on their own every
+	// AuditInterval): only the drop-count table is.
+	if tables := idx.dropTables(); len(tables) != 1 || tables[0] != 3 {
+		t.Fatalf("drop tables %v, want [3]", tables)
 	}
 }

@@ -66,15 +66,21 @@ type desiredIndex struct {
 }
 
 // dropTables lists the tables that hold the set's drop flows (the
-// drop-count table of a compiled set).
+// drop-count table of a compiled set; the offender table's flows count
+// but are not drops of their own, see dropCounters).
 func (idx *desiredIndex) dropTables() []uint8 {
 	var tables []uint8
 	for _, f := range idx.canon {
-		if f.Actions.IsDrop() && !slices.Contains(tables, f.Table) {
+		if f.Actions.IsDrop() && !idx.inOffenderTable(f.Table) && !slices.Contains(tables, f.Table) {
 			tables = append(tables, f.Table)
 		}
 	}
 	return tables
+}
+
+// inOffenderTable reports whether table is the set's offender table.
+func (idx *desiredIndex) inOffenderTable(table uint8) bool {
+	return idx.offender != nil && table == idx.offender.table
 }
 
 func newDesiredIndex(desired []flows.Flow) *desiredIndex {
@@ -210,7 +216,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		return
 	}
 	s.applied = idx
-	drops := dropCounters(entries)
+	drops := idx.dropCounters(entries)
 	n := len(plan.Mods)
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
@@ -235,9 +241,14 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 }
 
 // dropCounters picks the counters of op25b's drop flows out of a dump.
-func dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
+// The offender table only counts what the drop-count table already
+// dropped (and counted): its flows are not drops of their own.
+func (idx *desiredIndex) dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
 	var drops []FlowCounter
 	for _, e := range entries {
+		if idx.inOffenderTable(e.Flow.Table) {
+			continue
+		}
 		if !e.Foreign && e.Flow.Actions.IsDrop() {
 			drops = append(drops, FlowCounter{Key: e.Flow.Key(), Cookie: e.Flow.Cookie, Packets: e.Packets, Bytes: e.Bytes})
 		}
@@ -269,7 +280,7 @@ func (s *switchSession) refreshDropCounters(ctx context.Context) {
 				return
 			}
 		}
-		drops = append(drops, dropCounters(entries)...)
+		drops = append(drops, s.applied.dropCounters(entries)...)
 	}
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
