@@ -97,6 +97,9 @@ type Config struct {
 	// set on the connection when the handler starts reading and cleared
 	// when the body is in, so it bounds slow clients, not slow handlers.
 	BodyReadTimeout time.Duration
+	// Offenders is this replica's offender tracker (GET /v1/offenders and
+	// the op25b_offender* metrics); nil: the endpoint answers 503.
+	Offenders OffenderSource
 	// Pipeline is how the replicas compile flows (op25bd --first-table,
 	// --continue); dry runs, desired flows and per-pool metrics must use the
 	// same. The zero value means flows.DefaultOptions().

@@ -31,10 +31,11 @@ type Metrics struct {
 	apiRequests       *prometheus.CounterVec
 	explainDisagree   *prometheus.CounterVec
 
-	mu      sync.Mutex
-	state   *stateCollector
-	etcd    *etcdCollector    // etcd.go
-	replica *replicaCollector // replica.go
+	mu        sync.Mutex
+	state     *stateCollector
+	etcd      *etcdCollector     // etcd.go
+	replica   *replicaCollector  // replica.go
+	offenders *offenderCollector // offender_metrics.go
 }
 
 // NewMetrics registers op25b's metrics on reg (a new registry, with the Go

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/offenders"
 	"github.com/op25b/op25b/topology"
 	"github.com/op25b/op25b/topology/store"
 )
@@ -83,10 +85,15 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	cluster := &fakeCluster{
 		replicas: []store.ReplicaInfo{{ID: "node-a", APIAddr: "127.0.0.1:1", OpenFlowAddr: "127.0.0.1:2", Version: "test", Started: testClock}},
 	}
+	tracker := offenderTracker(t, offenders.Batch{Bridge: dpid, At: testClock.Add(-time.Minute), Attempts: []offenders.Attempt{
+		offenderAttempt("10.1.3.7", "203.0.113.25", "tokyo-dyn", 9, false),
+		offenderAttempt("10.1.3.8", "203.0.113.25", "tokyo-dyn", 2, true),
+	}})
 	e := newEnv(t, func(c *Config) {
 		c.Tokens = tokens
 		c.Switches = sw
 		c.Cluster = cluster
+		c.Offenders = tracker
 	})
 	write := "Authorization: Bearer wr1te-t0ken-111111111"
 	read := "Authorization: Bearer r3ad-t0ken-000000000"
@@ -227,6 +234,10 @@ func TestOpenAPIDescribesRealResponses(t *testing.T) {
 	run(exchange{"GET", fmt.Sprintf("/v1/config?revision=%d", rev1), "", []string{read}, 200})
 	run(exchange{"GET", "/v1/audit?limit=5", "", []string{read}, 200})
 	run(exchange{"GET", "/v1/audit?limit=0", "", []string{read}, 400})
+	run(exchange{"GET", "/v1/offenders", "", nil, 401})
+	run(exchange{"GET", "/v1/offenders", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/offenders?since=24h&limit=1&pop=tokyo-1", "", []string{read}, 200})
+	run(exchange{"GET", "/v1/offenders?since=2d", "", []string{read}, 400})
 
 	var missing []string
 	for path, item := range spec.Paths.Map() {

@@ -68,6 +68,7 @@ func (s *server) watchSources() {
 	m.collectSwitchState(s.cfg.Switches, s.cfg.Cache, s.cfg.Pipeline, s.cfg.Now, s.cfg.Logger)
 	m.watchEtcd(s.cfg.Etcd)
 	m.watchReplica(s.cfg.Replica, s.cfg.Certificates, s.cfg.Now)
+	m.collectOffenders(s.cfg.Offenders, s.cfg.Cache)
 }
 
 // probeRoutes are the routes without authentication: probes and metrics.
@@ -100,6 +101,7 @@ func (s *server) routes() {
 	r.Handle("/v1/bridges/{dpid}/flows", s.serve(s.bridgeFlows)).Methods(http.MethodGet)
 	r.Handle("/v1/audit", s.serve(s.audit)).Methods(http.MethodGet)
 	r.Handle("/v1/explain", s.serve(s.explain)).Methods(http.MethodGet)
+	r.Handle("/v1/offenders", s.serve(s.offenders)).Methods(http.MethodGet)
 }
 
 // ServeHTTP authenticates /v1 requests, then routes, and counts every

@@ -323,6 +323,33 @@ func (c *Client) Status(ctx context.Context) (*apitypes.Status, error) {
 	return &out, err
 }
 
+// OffendersQuery selects GET /v1/offenders: the window (0: the server's
+// default, 1h), at most Limit sources (0: the server's default, 100), and
+// optionally one pop.
+type OffendersQuery struct {
+	Since time.Duration
+	Limit int
+	Pop   string
+}
+
+// Offenders returns the sources with blocked (or observed) SMTP attempts
+// in the window, most attempts first.
+func (c *Client) Offenders(ctx context.Context, q OffendersQuery) (*apitypes.Offenders, error) {
+	v := url.Values{}
+	if q.Since > 0 {
+		v.Set("since", q.Since.String())
+	}
+	if q.Limit > 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	if q.Pop != "" {
+		v.Set("pop", q.Pop)
+	}
+	var out apitypes.Offenders
+	_, err := c.Do(ctx, http.MethodGet, "/v1/offenders", v, nil, nil, &out)
+	return &out, err
+}
+
 // Flows returns the desired and installed flows of one bridge.
 func (c *Client) Flows(ctx context.Context, dpid topology.DPID) (*apitypes.Flows, error) {
 	var out apitypes.Flows

@@ -77,6 +77,16 @@ type Config struct {
 	AuthorizeDatapath func(dpid topology.DPID, cert *x509.Certificate) error
 	Logger            *slog.Logger // every switch line carries dpid=…
 	Events            func(Event)  // optional; called from session goroutines, must not block long
+	// Offenders, when set, receives every read of the offender table of
+	// each bridge this replica masters (flows.RoleOffender), as attempts
+	// per (pool, source, destination); called from the session's worker
+	// goroutine, it must not block long. nil: offender tables are not read.
+	Offenders func(dpid topology.DPID, r OffenderRead)
+	// OffenderInterval is how often a master reads each bridge's offender
+	// table, default DefaultOffenderInterval. Keep it well inside the
+	// table's idle timeout: a flow's last count must be read before the
+	// flow expires.
+	OffenderInterval time.Duration
 
 	// noMonitor never subscribes to flow monitoring, as if every switch
 	// refused it (benchmarks compare the two).
@@ -104,6 +114,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.OffenderInterval <= 0 {
+		c.OffenderInterval = DefaultOffenderInterval
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -209,6 +222,8 @@ type BridgeStatus struct {
 	// turning MASTER or ceasing to be (granted, demoted, refused as stale,
 	// or the session lost while master).
 	MastershipChanges uint64
+	OffenderReads     uint64 // reads of the offender table (Config.Offenders)
+	OffenderFlows     int    // flows learned in the offender table at the last read
 }
 
 // setRole changes the role, counting a change into or out of MASTER.
@@ -247,6 +262,9 @@ type bridgeState struct {
 	index   *desiredIndex  // desired.Flows canonicalised and indexed once
 	sess    *switchSession // current session, nil when disconnected
 	drops   []FlowCounter
+	// offender is the meter of the current mastership, nil when this
+	// replica does not master the bridge.
+	offender *offenderMeter
 }
 
 // New returns a controller; nothing runs until Serve.
@@ -303,7 +321,7 @@ func (c *Controller) SetDesired(d Desired) {
 func (c *Controller) Forget(dpid topology.DPID) {
 	c.mu.Lock()
 	if b := c.bridges[dpid]; b != nil {
-		b.desired, b.index = nil, nil
+		b.desired, b.index, b.offender = nil, nil, nil
 	}
 	c.mu.Unlock()
 }
@@ -648,6 +666,12 @@ func (s *switchSession) run(ctx context.Context) {
 	// only comes every AuditSweep.
 	counters := time.NewTicker(s.c.cfg.AuditInterval)
 	defer counters.Stop()
+	var offenderTick <-chan time.Time
+	if s.c.cfg.Offenders != nil {
+		t := time.NewTicker(s.c.cfg.OffenderInterval)
+		defer t.Stop()
+		offenderTick = t.C
+	}
 	s.step(ctx, false)
 	for {
 		if p := s.auditPeriod(); p != period {
@@ -669,8 +693,23 @@ func (s *switchSession) run(ctx context.Context) {
 			if period != s.c.cfg.AuditInterval {
 				s.refreshDropCounters(ctx)
 			}
+		case <-offenderTick:
+			if plan := s.offenderPlan(); plan != nil && s.roleMaster {
+				s.readOffenders(ctx, plan)
+			}
 		}
 	}
+}
+
+// offenderPlan is the offender table of the desired state, nil without
+// one (or without desired state).
+func (s *switchSession) offenderPlan() *offenderPlan {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s && b.index != nil {
+		return b.index.offender
+	}
+	return nil
 }
 
 // auditPeriod: the slow sweep while the switch reports changes and the
@@ -743,6 +782,11 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 		s.staleFor = &want
 		s.roleSet, s.roleMaster = true, false
 		s.stopMonitoring()
+		s.c.mu.Lock()
+		if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+			b.offender = nil
+		}
+		s.c.mu.Unlock()
 		s.logger().Warn("role request rejected as stale: another replica is master", "role", name, "generation", want.gen,
 			"type", oe.TypeName(), "code", oe.CodeName())
 		s.setStatus(func(st *BridgeStatus) { st.setRole("slave"); st.LastError = oe.Error() })
@@ -756,6 +800,16 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 	s.roleSet, s.roleMaster, s.roleGen, s.staleFor = true, want.master, want.gen, nil
 	s.logger().Info("role granted", "role", name, "generation", want.gen)
 	s.setStatus(func(st *BridgeStatus) { st.setRole(name) })
+	now := time.Now()
+	s.c.mu.Lock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+		if want.master {
+			b.mastered(want.gen, now)
+		} else {
+			b.offender = nil
+		}
+	}
+	s.c.mu.Unlock()
 	return nil
 }
 
@@ -764,6 +818,11 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 func (s *switchSession) lostMastership(err error) {
 	s.roleMaster = false
 	s.stopMonitoring()
+	s.c.mu.Lock()
+	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
+		b.offender = nil
+	}
+	s.c.mu.Unlock()
 	k := roleKey{master: true, gen: s.roleGen}
 	s.staleFor = &k
 	s.setStatus(func(st *BridgeStatus) { st.setRole("slave") })

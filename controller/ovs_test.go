@@ -350,9 +350,10 @@ func TestOVSBundleIsAtomic(t *testing.T) {
 }
 
 // TestOVSObservedCounters: the counters the controller collects include
-// the drop-count flow of a pool whose phase observes, marked Observed (it
-// forwards what it counts), besides every drop flow (pools, quarantines,
-// the catch-all).
+// the drop-count flows of a pool whose phase observes (two: its connection
+// attempts, and the rest), marked Observed (they forward what they count),
+// besides every drop flow (pools, quarantines, the catch-all), and nothing
+// of the offender table.
 func TestOVSObservedCounters(t *testing.T) {
 	rc := startController(t, Config{})
 	br := connectBridge(t, rc)
@@ -390,7 +391,7 @@ func TestOVSObservedCounters(t *testing.T) {
 			dropped = append(dropped, "catch-all")
 		}
 	}
-	if fmt.Sprint(observed) != "[trial]" || len(dropped) != 3 {
-		t.Fatalf("observed %v, dropped %v; want [trial] and pool/dyn, quarantine/bot, catch-all", observed, dropped)
+	if fmt.Sprint(observed) != "[trial trial]" || len(dropped) != 3 {
+		t.Fatalf("observed %v, dropped %v; want [trial trial] and pool/dyn, quarantine/bot, catch-all", observed, dropped)
 	}
 }

@@ -60,24 +60,32 @@ func planChanges(desired []flows.Flow, entries []ofwire.FlowStatsEntry) changePl
 // key, built once per SetDesired so that audits (which almost always find
 // nothing to do) cost one lookup per installed flow.
 type desiredIndex struct {
-	canon []flows.Flow
-	byKey map[flows.Key]flows.Flow
+	canon    []flows.Flow
+	byKey    map[flows.Key]flows.Flow
+	offender *offenderPlan // nil: no offender table
 }
 
 // dropTables lists the tables that hold the set's drop flows (the
-// drop-count table of a compiled set).
+// drop-count table of a compiled set; the offender table's flows count
+// but are not drops of their own, see dropCounters).
 func (idx *desiredIndex) dropTables() []uint8 {
 	var tables []uint8
 	for _, f := range idx.canon {
-		if f.Actions.IsDrop() && !slices.Contains(tables, f.Table) {
+		if f.Actions.IsDrop() && !idx.inOffenderTable(f.Table) && !slices.Contains(tables, f.Table) {
 			tables = append(tables, f.Table)
 		}
 	}
 	return tables
 }
 
+// inOffenderTable reports whether table is the set's offender table.
+func (idx *desiredIndex) inOffenderTable(table uint8) bool {
+	return idx.offender != nil && table == idx.offender.table
+}
+
 func newDesiredIndex(desired []flows.Flow) *desiredIndex {
-	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired))}
+	idx := &desiredIndex{canon: make([]flows.Flow, len(desired)), byKey: make(map[flows.Key]flows.Flow, len(desired)),
+		offender: newOffenderPlan(desired)}
 	for i, f := range desired {
 		f = ofwire.Canonical(f)
 		idx.canon[i] = f
@@ -208,7 +216,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		return
 	}
 	s.applied = idx
-	drops := dropCounters(entries)
+	drops := idx.dropCounters(entries)
 	n := len(plan.Mods)
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
@@ -235,10 +243,12 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 // dropCounters picks the counters of op25b's drop flows out of a dump, and
 // those of the drop-count table's flows that forward because their pool's
 // phase observes (FlowCounter.Observed): what would have been dropped.
-func dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
+// The offender table only counts what the drop-count table already counted:
+// its flows are neither drops nor observations of their own.
+func (idx *desiredIndex) dropCounters(entries []ofwire.FlowStatsEntry) []FlowCounter {
 	var drops []FlowCounter
 	for _, e := range entries {
-		if e.Foreign {
+		if e.Foreign || idx.inOffenderTable(e.Flow.Table) {
 			continue
 		}
 		drop := e.Flow.Actions.IsDrop()
@@ -273,7 +283,7 @@ func (s *switchSession) refreshDropCounters(ctx context.Context) {
 				return
 			}
 		}
-		drops = append(drops, dropCounters(entries)...)
+		drops = append(drops, s.applied.dropCounters(entries)...)
 	}
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {

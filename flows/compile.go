@@ -35,6 +35,13 @@ const (
 	// table: a quarantine's id may equal a pool's, and its packets (service
 	// bits 0) must meet the quarantine's flow first.
 	prioQuarantineDrop uint16 = 2000
+	// prioPoolSYN is an observe-mode pool's flow for connection attempts
+	// (SYN without ACK), above its flow for the rest of the session.
+	prioPoolSYN uint16 = 1001
+	// prioLearner and prioLearned: in the offender table, a learned
+	// (pool, source, destination) flow beats the learn action that adds it.
+	prioLearner uint16 = 1
+	prioLearned uint16 = 10
 )
 
 // Metadata layout written by the source table: pool id in the high 32 bits
@@ -76,7 +83,7 @@ type Compiled struct {
 }
 
 // Compile returns the complete desired flow set for the bridge dpid at time
-// at. The pipeline, in tables FirstTable+0..3:
+// at. The pipeline, in tables FirstTable+0..4:
 //
 //   - classifier: tcp/tcp6 to an SMTP port → source table; anything else →
 //     Continue. Non-SMTP traffic is decided by one L4-port match, so the
@@ -96,8 +103,18 @@ type Compiled struct {
 //   - drop-count: one flow per pool, so each pool's drops are counted
 //     separately: it drops, or, when the pool's active phase observes,
 //     forwards (Continue) what it counts. It is the one place where "would
-//     drop" turns into a drop or not. One drop flow per quarantine; a
-//     catch-all drop.
+//     drop" turns into a drop or not. Each pool's flow first resubmits the
+//     packet to the offender table, which counts it per source (observing,
+//     only connection attempts are resubmitted, by a flow of their own). One
+//     drop flow per quarantine (not counted per source: a quarantined host
+//     is already known to the abuse desk); a catch-all drop.
+//   - offender: for TCP over IPv4 and over IPv6, a learn action that adds a
+//     counting flow per (pool, source, destination) pair, bounded by
+//     Options.OffenderFlows and expiring Options.OffenderIdleTimeout after
+//     its last packet; catch-all drop. Nothing in it forwards, so it never
+//     changes a verdict: the flows it learns count (the first packet of a
+//     pair is counted by the learn flow, the others by the learned flow,
+//     see OffenderPools) and the packet's fate is the drop-count flow's.
 //
 // The destination table's catch-all is Continue. Only a packet whose
 // metadata names a service without destination flows can reach it, which a
@@ -111,6 +128,14 @@ type Compiled struct {
 // Compile returns an error only for bad Options, a document that did not
 // pass validation, or ErrTooManyFlows; it never panics.
 func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Options) (*Compiled, error) {
+	return compile(doc, dpid, at, opts, nil)
+}
+
+// compile is Compile with observing, which, when not nil, overrides each
+// service's active phase mode: whether it only observes (counts what it
+// would drop, and forwards it). nil: the phases' own modes. The tests use
+// it to compile the same document observing and enforcing.
+func compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Options, observing func(service string) bool) (*Compiled, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("compile %s: %w", dpid, err)
 	}
@@ -123,9 +148,10 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 	}
 	pop, _ := doc.BridgePop(dpid)
 	b := &builder{
-		opts:  opts,
-		flows: make([]Flow, 0, 2*len(doc.Pools)+8),
-		c:     &Compiled{DropPool: make(map[Key]string), ObservePool: make(map[Key]string), DropQuarantine: make(map[Key]string)},
+		opts:      opts,
+		observing: observing,
+		flows:     make([]Flow, 0, 2*len(doc.Pools)+8),
+		c:         &Compiled{DropPool: make(map[Key]string), ObservePool: make(map[Key]string), DropQuarantine: make(map[Key]string)},
 	}
 	b.classifier(doc.EffectivePorts())
 	services := activeServices(doc, pop, at)
@@ -136,6 +162,7 @@ func Compile(doc *topology.Document, dpid topology.DPID, at time.Time, opts Opti
 			dpid, ErrTooManyFlows, n, MaxFlows)
 	}
 	b.destination(services, in)
+	b.offender()
 	slices.SortFunc(b.flows, compareFlows)
 	b.c.Flows = b.flows
 	return b.c, nil
@@ -274,9 +301,10 @@ func activeServices(doc *topology.Document, pop string, at time.Time) []*activeS
 
 // builder accumulates one bridge's flows.
 type builder struct {
-	opts  Options
-	flows []Flow
-	c     *Compiled
+	opts      Options
+	observing func(service string) bool // see compile
+	flows     []Flow
+	c         *Compiled
 }
 
 func (b *builder) add(role Role, prio uint16, m Match, a Actions) Flow {
@@ -328,24 +356,39 @@ func (b *builder) source(pools []topology.Pool, prefixes []netip.Prefix, service
 			Goto:              true,
 			GotoTable:         b.opts.table(RoleDestination),
 		})
-		b.dropCount(pool.Name, poolID, svc.phase.Observes())
+		observe := svc.phase.Observes()
+		if b.observing != nil {
+			observe = b.observing(svc.name)
+		}
+		b.dropCount(pool.Name, poolID, ethTypeOf(prefix), observe)
 	}
 	b.add(RoleSource, prioCatchAll, Match{}, b.opts.Continue)
 }
 
-// dropCount adds a dynamic pool's flow in the drop-count table. What
-// reaches it is an SMTP-bound packet of that pool the policy blocks: the
-// flow drops it, or, when observe is set (the pool's active phase
-// observes), forwards it. Either way its counter counts it, per pool.
-func (b *builder) dropCount(pool string, poolID uint32, observe bool) {
+// dropCount adds a dynamic pool's flows in the drop-count table: what
+// reaches it is an SMTP-bound packet of that pool the policy blocks.
+// Enforcing, one flow counts the packet in the offender table and drops it:
+// every dropped packet is an attempt (in practice the SYN and its
+// retransmissions: a blocked connection gets no further). Observing
+// (observe = true), the packet is forwarded instead, and only a SYN
+// without ACK — a connection attempt — is counted, by a flow above the
+// pool's flow for the rest of the session (which matches the pool's
+// family, TCP, as the SYN flow's tcp_flags require).
+func (b *builder) dropCount(pool string, poolID uint32, eth uint16, observe bool) {
+	count := Actions{Resubmit: true, ResubmitTable: b.opts.table(RoleOffender)}
 	m := Match{Metadata: uint64(poolID) << 32, MetadataMask: metadataPool}
-	if observe {
-		f := b.add(RoleDropCount, prioPoolDrop, m, b.opts.Continue)
-		b.c.ObservePool[f.Key()] = pool
+	if !observe {
+		f := b.add(RoleDropCount, prioPoolDrop, m, count)
+		b.c.DropPool[f.Key()] = pool
 		return
 	}
-	f := b.add(RoleDropCount, prioPoolDrop, m, Actions{})
-	b.c.DropPool[f.Key()] = pool
+	rest := b.add(RoleDropCount, prioPoolDrop, m, b.opts.Continue)
+	syn := m
+	syn.EthType, syn.IPProto, syn.TCPFlags, syn.TCPFlagsMask = eth, IPProtoTCP, TCPFlagSYN, TCPFlagSYN|TCPFlagACK
+	count.Output, count.Goto, count.GotoTable = b.opts.Continue.Output, b.opts.Continue.Goto, b.opts.Continue.GotoTable
+	attempts := b.add(RoleDropCount, prioPoolSYN, syn, count)
+	b.c.ObservePool[rest.Key()] = pool
+	b.c.ObservePool[attempts.Key()] = pool
 }
 
 // overrides adds the source flows of the quarantines and exemptions in
@@ -379,6 +422,31 @@ func (b *builder) overrides(doc *topology.Document, in *parsedDocument, at time.
 		}
 		b.add(RoleSource, prioExemptionBase+uint16(e.prefix.Bits()), Match{EthType: ethTypeOf(e.prefix), Src: matchPrefix(e.prefix)}, b.opts.Continue)
 	}
+}
+
+// offender adds the offender table: OffenderBuckets learn actions per
+// address family, picked by the low bits of the TCP source port, each with
+// its own learned cookie and an equal share of the limit (cookie.go says
+// why), and a catch-all. Learned flows are not part of the desired set;
+// they carry LearnedCookie, which the controller never dumps, diffs or
+// deletes.
+func (b *builder) offender() {
+	table := b.opts.table(RoleOffender)
+	limit := (b.opts.offenderFlows() + OffenderBuckets - 1) / OffenderBuckets
+	for _, eth := range []uint16{EthTypeIPv4, EthTypeIPv6} {
+		for k := range uint16(OffenderBuckets) {
+			m := Match{EthType: eth, IPProto: IPProtoTCP, TCPSrc: k, TCPSrcMask: OffenderBuckets - 1}
+			b.add(RoleOffender, prioLearner, m, Actions{Learn: Learn{
+				Table:       table,
+				Priority:    prioLearned,
+				IdleTimeout: uint16(b.opts.OffenderIdle() / time.Second),
+				Limit:       limit,
+				Cookie:      LearnedCookie | uint64(k),
+				IPv6:        eth == EthTypeIPv6,
+			}})
+		}
+	}
+	b.add(RoleOffender, prioCatchAll, Match{}, Actions{})
 }
 
 // destinationSize is how many flows destination will add, plus the two

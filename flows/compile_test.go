@@ -153,13 +153,20 @@ func TestCompileContinueGoto(t *testing.T) {
 	at := time.Date(2007, 1, 1, 0, 0, 0, 0, time.UTC)
 	c := mustCompile(t, doc, tokyo, at, opts)
 	for _, f := range c.Flows {
-		if f.Table < 10 || f.Table > 13 {
-			t.Errorf("flow outside tables 10..13: %s", Render(f))
+		if f.Table < 10 || f.Table > 14 {
+			t.Errorf("flow outside tables 10..14: %s", Render(f))
 		}
 		if f.Actions.Output != 0 {
 			t.Errorf("flow outputs although Continue is a goto: %s", Render(f))
 		}
-		if Owned(f.Cookie) == false || CookieRole(f.Cookie) != Role(f.Table-10) {
+		role := Role(f.Table - 10)
+		if role == RoleOffender {
+			role = RoleDropCount // the offender table shares the role bits (cookie.go)
+		}
+		if f.Actions.Resubmit && f.Actions.ResubmitTable != 14 || !f.Actions.Learn.IsZero() && f.Actions.Learn.Table != 14 {
+			t.Errorf("flow counts outside the offender table 14: %s", Render(f))
+		}
+		if Owned(f.Cookie) == false || CookieRole(f.Cookie) != role {
 			t.Errorf("cookie %#x does not carry the marker and role of table %d", f.Cookie, f.Table)
 		}
 	}
@@ -182,8 +189,8 @@ func TestCompileScalesLinearly(t *testing.T) {
 	for _, f := range c.Flows {
 		perTable[f.Table]++
 	}
-	if perTable[0] != 3 || perTable[1] != 1001 {
-		t.Errorf("classifier/source flows = %d/%d, want 3/1001", perTable[0], perTable[1])
+	if perTable[0] != 3 || perTable[1] != 1001 || perTable[4] != 2*OffenderBuckets+1 {
+		t.Errorf("classifier/source/offender flows = %d/%d/%d, want 3/1001/%d", perTable[0], perTable[1], perTable[4], 2*OffenderBuckets+1)
 	}
 	if perTable[2] > 3*(len(doc.Relays)+8+1)+1 {
 		t.Errorf("destination table has %d flows: grows with pools?", perTable[2])
@@ -201,9 +208,14 @@ func TestCompileScalesLinearly(t *testing.T) {
 func TestCompileBadOptions(t *testing.T) {
 	doc := contractDoc(t)
 	for _, o := range []Options{
-		{FirstTable: 252, Continue: Actions{Output: PortNormal}},
+		{FirstTable: 251, Continue: Actions{Output: PortNormal}},
 		{Continue: Actions{}},
-		{Continue: Actions{Goto: true, GotoTable: 3}},
+		{Continue: Actions{Goto: true, GotoTable: 4}},
+		{Continue: Actions{Output: PortNormal, Resubmit: true, ResubmitTable: 9}},
+		{Continue: Actions{Output: PortNormal, Learn: Learn{Table: 9, Cookie: LearnedCookie}}},
+		{Continue: Actions{Output: PortNormal}, OffenderIdleTimeout: 500 * time.Millisecond},
+		{Continue: Actions{Output: PortNormal}, OffenderIdleTimeout: 1500 * time.Millisecond},
+		{Continue: Actions{Output: PortNormal}, OffenderIdleTimeout: 70000 * time.Second},
 		{Continue: Actions{Goto: true, GotoTable: 255}},
 		{Continue: Actions{Output: PortNormal, Goto: true, GotoTable: 9}},
 		{Continue: Actions{Output: PortNormal, WriteMetadata: 1, WriteMetadataMask: 1}},
@@ -218,8 +230,9 @@ func TestCompileBadOptions(t *testing.T) {
 	}
 	for _, o := range []Options{
 		DefaultOptions(),
-		{FirstTable: 251, Continue: Actions{Output: 2}},
-		{FirstTable: 0, Continue: Actions{Goto: true, GotoTable: 4}},
+		{FirstTable: MaxFirstTable, Continue: Actions{Output: 2}},
+		{FirstTable: 0, Continue: Actions{Goto: true, GotoTable: 5}},
+		{Continue: Actions{Output: PortNormal}, OffenderIdleTimeout: 65535 * time.Second, OffenderFlows: 1},
 	} {
 		if err := o.Validate(); err != nil {
 			t.Errorf("Validate(%+v) = %v", o, err)

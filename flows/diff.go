@@ -18,9 +18,9 @@ import (
 // desired policy drop is still dropped. The roles come from the cookies
 // (see cookie.go), so Diff needs no Options. The stages:
 //
-//  1. drop-count: adds and modifies of drops, deletes of flows that
-//     forward (an observing pool's, see Compile). None of these can
-//     forward anything.
+//  1. drop-count and offender table: adds and modifies of drops and
+//     counters, deletes of flows that forward (an observing pool's; see
+//     Compile). None of these can forward anything.
 //  2. destination tightening: adds and modifies whose result is a drop,
 //     deletes of forwarding flows. The destination table is then the
 //     intersection of old and new: it forwards a (service, packet) only if
@@ -37,9 +37,10 @@ import (
 //  5. destination loosening: the remaining adds, modifies and deletes; the
 //     new policy's drops are all present already, so each step forwards only
 //     what the new policy forwards.
-//  6. drop-count: adds and modifies of flows that forward (an observing
-//     pool's: once every other table is the new policy's, only the new
-//     policy's packets of that pool reach it), then deletes of drops.
+//  6. drop-count and offender table: adds and modifies of flows that
+//     forward (an observing pool's: once every other table is the new
+//     policy's, only the new policy's packets of that pool reach it), then
+//     deletes of drops and counters.
 //
 // Changing Options.FirstTable moves every flow to other tables; that is not
 // make-before-break on the one-by-one path (use a bundle).
@@ -76,9 +77,9 @@ func Diff(desired, installed []Flow) []Change {
 func stage(c Change) int {
 	role := CookieRole(c.Flow.Cookie)
 	switch role {
-	case RoleDropCount:
-		// Drops first, and a flow that forwards (an observing pool's)
-		// last: adding or changing one loosens, deleting one tightens.
+	case RoleDropCount: // and the offender table
+		// Drops and counters first, and a flow that forwards (an observing
+		// pool) last: adding or changing one loosens, deleting one tightens.
 		if (c.Op == OpDelete) != c.Flow.Actions.IsDrop() {
 			return 10
 		}

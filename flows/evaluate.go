@@ -8,11 +8,17 @@ import (
 )
 
 // Packet is what op25b's policy looks at. Src and Dst must be of the same
-// family; Proto is the IP protocol number (6 for TCP).
+// family; Proto is the IP protocol number (6 for TCP). TCPFlags (TCPFlagSYN
+// ...) never change a verdict; they decide only whether an observing pool
+// counts the packet as an attempt.
 type Packet struct {
 	Src, Dst netip.Addr
 	Proto    uint8
 	DstPort  uint16
+	TCPFlags uint16
+	// SrcPort never changes a verdict either: its low bits pick the
+	// offender table's learn bucket.
+	SrcPort uint16
 }
 
 // ethType is the packet's Ethernet type, and false for something that is not

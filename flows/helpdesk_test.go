@@ -140,7 +140,9 @@ func TestCompileOverridesFlows(t *testing.T) {
 		if got := count(c, RoleSource, prioExemptionBase, prioExemptionBase+128); got != tc.exemptions {
 			t.Errorf("%s: %d exemption flows, want %d", tc.at, got, tc.exemptions)
 		}
-		if got := len(c.ObservePool); got != tc.observedPool {
+		// Two counters per observing pool: its connection attempts (counted
+		// per source too) and the rest of its sessions.
+		if got := len(c.ObservePool); got != 2*tc.observedPool {
 			t.Errorf("%s: %d observing pool counters, want %d", tc.at, got, tc.observedPool)
 		}
 		for k, pool := range c.ObservePool {

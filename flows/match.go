@@ -59,7 +59,19 @@ func compareMatch(a, b Match) int {
 	if c := comparePrefix(a.Dst, b.Dst); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.TCPDst, b.TCPDst)
+	if c := cmp.Compare(a.TCPDst, b.TCPDst); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.TCPFlags, b.TCPFlags); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.TCPFlagsMask, b.TCPFlagsMask); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.TCPSrc, b.TCPSrc); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.TCPSrcMask, b.TCPSrcMask)
 }
 
 // compareFlows is Compiled.Flows' order: table ascending, priority

@@ -72,6 +72,14 @@ SUBSCRIBERS = {
     "dyn2": ("labsb", "10.1.1.20", "2001:db8:1::20"),       # dynamic pool at the other PoP
     "lite2": ("labsb", "10.2.0.10", "2001:db8:2::10"),      # "lite": blocks mobile carriers only
 }
+# "Infected" subscribers of the dynamic pool (test_offenders, not in the
+# matrix): name -> (switch, IPv4, IPv6, connection attempts to port 25,
+# servers they are spread over). Each attempt is exactly one SYN.
+BOTS = {
+    "bot1": ("labsa", "10.1.66.1", "2001:db8:1::66:1", 240, ["extmx", "mobmx"]),
+    "bot2": ("labsa", "10.1.66.2", "2001:db8:1::66:2", 160, ["extmx"]),
+    "bot3": ("labsb", "10.1.66.3", "2001:db8:1::66:3", 120, ["extmx", "mobmx", "web"]),
+}
 SERVERS = {
     "relay": ("192.0.2.25", "2001:db8:25::25"),
     "extmx": ("203.0.113.25", "2001:db8:cafe::25"),
@@ -240,6 +248,9 @@ def build_network():
     for br in BRIDGES:
         net.addLink(br, CORE)
     for name, (sw, _v4, _v6) in SUBSCRIBERS.items():
+        net.addHost(name, ip=None)
+        net.addLink(name, sw)
+    for name, (sw, _v4, _v6, _n, _dsts) in BOTS.items():
         net.addHost(name, ip=None)
         net.addLink(name, sw)
     for name in SERVERS:
@@ -897,27 +908,13 @@ def test_observe(net, records, doc, suite, cp, tmp, audit_seconds):
     counted = wait_until(lambda: observed_count() > 0, audit_seconds * 3 + 15, step=2)
     suite.check("observe: op25b_pool_observed_packets_total{pool=lab-lite} > 0", "positive",
                 "positive" if counted else "zero", "%g packets" % observed_count())
-    # ----------------------------------------------------------------------
-    # OFFENDERS HOOK (issue 14, the offenders part): the observing sender
-    # must also appear in GET /v1/offenders with "observed": true. This
-    # build has no /v1/offenders; once it exists, check_offenders_observed
-    # asserts it (it already does whenever the endpoint answers 200).
-    # ----------------------------------------------------------------------
     check_offenders_observed(suite, cp, SUBSCRIBERS["lite1"][1], audit_seconds)
     cp.apply_and_wait(os.path.join(LAB_DIR, "policy.json"))
 
 
 def check_offenders_observed(suite, cp, src, audit_seconds):
-    """OFFENDERS HOOK: `src`, whose SMTP an observing phase forwarded, is in
-    GET /v1/offenders with observed: true. Skipped (and said so) while the
-    API has no offenders report."""
-    try:
-        cp.get("/v1/offenders?since=1h&limit=100")
-    except urllib.error.HTTPError as e:
-        if e.code == 404:
-            log("offenders: GET /v1/offenders not in this build; the observe-mode offenders check is skipped")
-            return
-        raise
+    """`src`, whose SMTP an observing phase forwarded, is in GET
+    /v1/offenders with observed: true."""
 
     def listed():
         report = json.loads(cp.get("/v1/offenders?since=1h&limit=100"))
@@ -939,6 +936,84 @@ def test_metrics(suite, cp):
     positive = [l for l in lines if float(l.rsplit(" ", 1)[-1]) > 0]
     suite.check("metrics: blocked counter for pool lab-dyn > 0", "positive",
                 "positive" if positive else "absent/zero", (positive or lines or ["no matching series"])[0][:90])
+
+
+# Connection attempts from SRC to each DST:25 in turn, N in all: a
+# non-blocking connect, closed at once, so each attempt is exactly one SYN
+# (a socket closed in SYN_SENT sends nothing more). Prints how many.
+BOT_SCRIPT = r"""
+import socket, sys, time
+src, n, dsts = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+sent = 0
+for i in range(n):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    s.bind((src, 0))
+    try:
+        s.connect((dsts[i % len(dsts)], 25))
+    except BlockingIOError:
+        pass
+    s.close()
+    sent += 1
+    time.sleep(0.002)
+print(sent)
+"""
+
+
+def test_offenders(net, suite, cp, tmp):
+    """Three infected hosts hammer port 25 (each attempt one SYN, counted
+    here as it is sent); `op25bctl offenders` must list them as the top
+    three offenders with exactly those attempts, their destinations, pool,
+    bridge and pop, and still exactly those one read later (nothing counted
+    twice)."""
+    script = os.path.join(tmp, "bot.py")
+    with open(script, "w") as f:
+        f.write(BOT_SCRIPT)
+    sent = {}
+    for name, (_sw, v4, _v6, n, servers) in BOTS.items():
+        host = net.get(name)
+        dsts = [SERVERS[s][0] for s in servers]
+        for d in dsts:  # resolve ARP first: unresolved SYNs would queue, and overflow
+            host.cmd("ping -c1 -W1 %s >/dev/null 2>&1" % d)
+        out = host.cmd("/usr/bin/python3 %s %s %d %s" % (script, v4, n, " ".join(dsts))).strip()
+        sent[v4] = int(out.splitlines()[-1]) if out and out.splitlines()[-1].isdigit() else -1
+    log("offenders: bots sent %s connection attempts to port 25" % sent)
+
+    def listing():
+        r = cp.ctl("-o", "json", "offenders", "--since", "1h", "--limit", "10", check=False)
+        if r.returncode != 0:
+            return None, (r.stderr or r.stdout).strip()
+        return json.loads(r.stdout), r.stdout
+
+    last = {}
+
+    def counted():
+        got, _raw = listing()
+        if got is None:
+            return False
+        last["got"] = got
+        by_src = {o["src"]: o for o in got.get("offenders", [])}
+        return all(by_src.get(src, {}).get("attempts") == n for src, n in sent.items())
+
+    wait_until(counted, 90)
+    time.sleep(12)  # one more read of every offender table: nothing may be counted twice
+    got, _raw = listing()
+    got = got or last.get("got") or {"offenders": []}
+    top = got.get("offenders", [])[:3]
+    want_order = sorted(BOTS.items(), key=lambda kv: -kv[1][3])
+    suite.check("offenders: the three bots are the top three", " ".join(b[1][1] for b in want_order),
+                " ".join(o["src"] for o in top), "op25bctl offenders --since 1h")
+    by_src = {o["src"]: o for o in got.get("offenders", [])}
+    for name, (sw, v4, _v6, n, servers) in BOTS.items():
+        o = by_src.get(v4, {})
+        dpid, pop = BRIDGES[sw]
+        suite.check("offenders: %s attempts (sent)" % name, str(sent[v4]), str(o.get("attempts")))
+        suite.check("offenders: %s destinations, pool, bridge, pop, mode" % name,
+                    "%d lab-dyn %s %s blocked" % (len(servers), dpid, pop),
+                    "%s %s %s %s %s" % (o.get("destinations"), o.get("pool"), o.get("bridge"), o.get("pop"),
+                                        "observed" if o.get("observed") else "blocked"))
+    table = cp.ctl("offenders", "--since", "1h", "--limit", "3", check=False).stdout
+    print(table, flush=True)
 
 
 class ProbeLoop:
@@ -1141,6 +1216,8 @@ def main():
         net.start()
         for name, (_sw, v4, v6) in SUBSCRIBERS.items():
             configure_host(net.get(name), v4, v6)
+        for name, (_sw, v4, v6, _n, _dsts) in BOTS.items():
+            configure_host(net.get(name), v4, v6)
         for name, (v4, v6) in SERVERS.items():
             configure_host(net.get(name), v4, v6)
         log("topology up: bridges %s, core %s, %d subscribers, %d servers" %
@@ -1162,6 +1239,8 @@ def main():
             log("explain: no op25bd in static mode; the explain checks are skipped")
         if cp and args.suite == "full":
             test_metrics(suite, cp)
+            if cp.has_ctl():
+                test_offenders(net, suite, cp, tmp)
             test_drift(net, records, doc, suite, parse_duration(args.audit_interval))
             test_bad_input(net, records, doc, suite, cp, tmp)
             test_phase_boundary(net, records, doc, suite, cp, tmp)

@@ -370,3 +370,36 @@ type ExplainInstalled struct {
 	Agrees  bool   `json:"agrees"`
 	Source  string `json:"source"`
 }
+
+// Offenders is GET /v1/offenders: subscriber sources whose SMTP-bound
+// packets were dropped (or, in observe mode, would have been) in the
+// window, most attempts first.
+type Offenders struct {
+	// Since is the start of the window (now minus the since parameter).
+	Since time.Time `json:"since"`
+	// Truncated says the answer may miss attempts of the window: a switch
+	// was at its learn limit (attempts counted, source unknown), a replica
+	// had to forget an active source (its --offenders-max-sources), or a
+	// replica did not answer.
+	Truncated bool       `json:"truncated"`
+	Offenders []Offender `json:"offenders"`
+}
+
+// Offender is one source in Offenders.
+type Offender struct {
+	Src    string `json:"src"`
+	Pool   string `json:"pool"`
+	Bridge string `json:"bridge"` // dpid
+	Pop    string `json:"pop"`
+	// Attempts are the source's SMTP-bound packets dropped in the window:
+	// its connection attempts (a SYN and its retransmissions), or, in
+	// observe mode, its connection attempts (SYNs) that would have been.
+	Attempts uint64 `json:"attempts"`
+	// Destinations counts the distinct destination addresses tried, up to
+	// 32.
+	Destinations int       `json:"destinations"`
+	FirstSeen    time.Time `json:"first_seen"`
+	LastSeen     time.Time `json:"last_seen"`
+	// Observed: counted in observe mode, forwarded rather than dropped.
+	Observed bool `json:"observed"`
+}

@@ -2,7 +2,8 @@
 // (docs/operations.md): lint, diff and apply policy documents, watch a
 // rollout reach the switches, inspect a bridge's flows, read the history
 // of changes and roll one back; for the helpdesk and the abuse desk,
-// explain a packet's fate and exempt or quarantine a source for a while.
+// explain a packet's fate, list the sources whose direct mail was blocked,
+// and exempt or quarantine a source for a while.
 //
 // It talks to the API through package client and links no server code: no
 // etcd, no OpenFlow codec (checked by internal/archtest). lint runs
@@ -50,6 +51,7 @@ var commands = []command{
 	{"history", "history [--limit N] [--before REV]", "changes, newest first, each item with its old and new value", runHistory},
 	{"rollback", "rollback REVISION [--dry-run] [--if-match REV]", "store the document as it was at REVISION again (audited as a rollback)", runRollback},
 	{"audit", "audit [--limit N] [--before REV]", "change log, one line per write, newest first", runAudit},
+	{"offenders", "offenders [--since 1h] [--limit 20] [--pop P]", "sources whose SMTP attempts were blocked (or observed), most attempts first", runOffenders},
 	{"ovs", "ovs attach BRIDGE --controllers tcp:IP:PORT,... | ovs detach BRIDGE", "configure a local OVS bridge for op25b", runOVS},
 }
 

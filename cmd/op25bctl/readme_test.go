@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/op25b/op25b/api"
 	"github.com/op25b/op25b/internal/testenv"
+	"github.com/op25b/op25b/offenders"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -37,8 +39,18 @@ func TestREADMEExamples(t *testing.T) {
 	etcd := testenv.EmbeddedEtcd(t)
 	st := store.New(etcd.Client, "/readme/", slog.New(slog.DiscardHandler))
 	sw := &fakeSwitches{}
+	// The abuse desk's view: what the switches of tokyo-1 counted.
+	tracker, err := offenders.NewTracker(offenders.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2007, 1, 10, 0, 0, 0, 0, time.UTC)
+	tracker.Add(offenders.Batch{Bridge: "0000000000000001", At: now.Add(-10 * time.Minute), Attempts: []offenders.Attempt{
+		{Src: netip.MustParseAddr("10.1.3.7"), Dst: netip.MustParseAddr("203.0.113.25"), Pool: "tokyo-dyn", Count: 1840},
+		{Src: netip.MustParseAddr("10.1.9.9"), Dst: netip.MustParseAddr("203.0.113.26"), Pool: "tokyo-dyn", Count: 12},
+	}})
 	h, err := api.New(api.Config{Store: st, Switches: sw, NodeID: "node-a", Logger: slog.New(slog.DiscardHandler),
-		Now: func() time.Time { return time.Date(2007, 1, 10, 0, 0, 0, 0, time.UTC) }})
+		Now: func() time.Time { return now }, Offenders: tracker})
 	if err != nil {
 		t.Fatal(err)
 	}

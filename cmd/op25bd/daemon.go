@@ -20,6 +20,7 @@ import (
 	"github.com/op25b/op25b/internal/buildinfo"
 	"github.com/op25b/op25b/internal/connlimit"
 	"github.com/op25b/op25b/internal/etcdembed"
+	"github.com/op25b/op25b/offenders"
 	"github.com/op25b/op25b/topology/store"
 )
 
@@ -101,6 +102,11 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	keeper := etcdKeeper(cli, o, logger) // etcd size, alarms, maintenance (footprint.go)
 	cache := store.NewCache(st, logger)
 	metrics := api.NewMetrics(nil)
+	tracker, err := offenders.NewTracker(o.Offenders)
+	if err != nil {
+		return fmt.Errorf("offenders: %w", err)
+	}
+	recorder := &offenderRecorder{tracker: tracker, cache: cache}
 
 	var replica *cluster.Replica // set before any switch can connect
 	ctrl := controller.New(controller.Config{
@@ -116,6 +122,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 			metrics.ObserveEvent(e)
 			replica.ControllerEvent(e)
 		},
+		Offenders: recorder.record,
 	})
 
 	ofLn, err := net.Listen("tcp", o.OpenFlowListen)
@@ -174,7 +181,7 @@ func runParts(ctx context.Context, o options, logger *slog.Logger, proc process)
 	apiCfg := api.Config{
 		Store: st, Cache: ready, Cluster: st, Switches: ctrl,
 		Tokens: tokens, NodeID: o.NodeID, Logger: logger, Metrics: metrics, Pipeline: o.Pipeline,
-		BodyReadTimeout: o.Limits.APIBodyTimeout, Etcd: keeper,
+		BodyReadTimeout: o.Limits.APIBodyTimeout, Etcd: keeper, Offenders: tracker,
 		Replica: replicaHealth{replica}, Certificates: certs,
 	}
 	handler, err := api.New(apiCfg)

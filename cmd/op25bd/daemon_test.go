@@ -24,7 +24,7 @@ import (
 
 // daemon is one op25bd process started by a test.
 type daemon struct {
-	t        *testing.T
+	t        testing.TB
 	id       string
 	cmd      *exec.Cmd
 	exited   chan struct{}
@@ -45,7 +45,7 @@ var (
 	metricsRE = regexp.MustCompile(`msg="op25bd running".* metrics=(\S+)`)
 )
 
-func buildDaemon(t *testing.T) string {
+func buildDaemon(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "op25bd-test")
@@ -65,7 +65,7 @@ func buildDaemon(t *testing.T) string {
 	return binPath
 }
 
-func startDaemon(t *testing.T, id string, args ...string) *daemon {
+func startDaemon(t testing.TB, id string, args ...string) *daemon {
 	t.Helper()
 	bin := buildDaemon(t)
 	d := &daemon{t: t, id: id, exited: make(chan struct{})}
@@ -178,7 +178,7 @@ func getStatus(api string) (statusView, error) {
 	return s, json.NewDecoder(resp.Body).Decode(&s)
 }
 
-func putConfig(t *testing.T, api, doc string) int64 {
+func putConfig(t testing.TB, api, doc string) int64 {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+api+"/v1/config", strings.NewReader(doc))
 	req.Header.Set("Content-Type", "application/json")

@@ -17,6 +17,7 @@ import (
 	"github.com/op25b/op25b/controller/cluster"
 	"github.com/op25b/op25b/flows"
 	"github.com/op25b/op25b/internal/tlsconfig"
+	"github.com/op25b/op25b/offenders"
 )
 
 // options are op25bd's settings (docs/operations.md).
@@ -33,10 +34,14 @@ type options struct {
 	AuditInterval  time.Duration // full audits of bridges whose switch refuses flow monitoring
 	AuditSweep     time.Duration // full audits of bridges watched through flow monitoring
 	LeaseTTL       time.Duration
-	// Pipeline places op25b's four tables (--first-table) and says what
+	// Pipeline places op25b's five tables (--first-table), says what
 	// "forward" means (--continue), so op25b can sit in front of an
-	// existing pipeline. Every replica must use the same values.
+	// existing pipeline, and bounds the offender table
+	// (--offenders-max-flows). Every replica must use the same values.
 	Pipeline flows.Options
+	// Offenders bounds what this replica remembers of the sources its
+	// bridges' offender tables count (GET /v1/offenders).
+	Offenders offenders.Config
 
 	// TLS of each channel (issue 7). Empty: plain TCP.
 	OpenFlowTLS tlsconfig.Files // Cert, Key and CA all required: mutual TLS
@@ -57,6 +62,7 @@ type rawFlags struct {
 	etcd                string
 	firstTable          uint
 	continueTo          string
+	offenderFlows       uint
 	version             bool
 }
 
@@ -101,7 +107,7 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.StringVar(&raw.logFormat, "log-format", "text", "`format` of the logs on stderr: text (key=value) or json (one object per line)")
 	fs.DurationVar(&o.AuditInterval, "audit-interval", 30*time.Second, "how often each master compares the flows installed on a bridge whose switch refuses flow monitoring with the desired ones and repairs drift (a full dump), and how soon a failed reconcile is retried; a Go `duration`")
 	fs.DurationVar(&o.AuditSweep, "audit-sweep", controller.DefaultAuditSweep, "how often each master does a full audit of a bridge whose flow-table changes it watches (flow monitoring repairs drift as the switch reports it; the sweep is a safety net); a Go `duration`")
-	fs.UintVar(&raw.firstTable, "first-table", 0, "OpenFlow `table` of op25b's classifier; op25b uses this table and the next three. Same on every replica")
+	fs.UintVar(&raw.firstTable, "first-table", 0, fmt.Sprintf("OpenFlow `table` of op25b's classifier, 0..%d; op25b uses this table and the next four. Same on every replica", flows.MaxFirstTable))
 	fs.StringVar(&raw.continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
 	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
 	fs.StringVar(&o.OpenFlowTLS.Cert, "openflow-tls-cert", "", "PEM `file` of the controller's certificate for OpenFlow over TLS (switch targets ssl:HOST:PORT); with --openflow-tls-key and --openflow-tls-ca. Plain TCP is then refused. Re-read on SIGHUP")
@@ -116,6 +122,9 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&o.HandshakeTimeout, "handshake-timeout", 10*time.Second, "a new connection must finish its TLS handshake and OpenFlow HELLO/FEATURES (switches) or send its request headers (API) within this `duration`, else it is closed")
 	fs.IntVar(&o.OpenFlowMaxConns, "openflow-max-connections", controller.DefaultMaxConnections, "`n` OpenFlow connections served at once (handshaking or established); more wait in the listen backlog")
 	fs.IntVar(&o.APIMaxConns, "api-max-connections", 256, "`n` API connections served at once; more wait in the listen backlog")
+	fs.IntVar(&o.Offenders.MaxSources, "offenders-max-sources", offenders.DefaultMaxSources, "`n` sources this replica remembers for GET /v1/offenders (about 1 KB each); beyond, the least recently active is forgotten and answers say truncated")
+	fs.DurationVar(&o.Offenders.Retention, "offenders-retention", offenders.DefaultRetention, fmt.Sprintf("how long a source is remembered after its last attempt, 1m..%s; the longest window GET /v1/offenders answers", offenders.MaxRetention))
+	fs.UintVar(&raw.offenderFlows, "offenders-max-flows", flows.DefaultOffenderFlows, "`n` (source, destination) counting flows each switch may learn in op25b's offender table (the learn limit); beyond, attempts are counted in total only. Same on every replica")
 	limitFlags(fs, &o.Limits)
 	fs.BoolVar(&raw.version, "version", false, "print the version, commit and Go version, then exit")
 	return fs
@@ -224,7 +233,17 @@ func parseFlags(args []string, getenv func(string) string, output io.Writer) (op
 	if err != nil {
 		return o, err
 	}
+	if raw.offenderFlows < 1 || raw.offenderFlows > 10_000_000 {
+		return o, fmt.Errorf("%s %d: must be 1..10000000", ref("offenders-max-flows"), raw.offenderFlows)
+	}
+	pipeline.OffenderFlows = uint32(raw.offenderFlows)
 	o.Pipeline = pipeline
+	if o.Offenders.MaxSources < 1 {
+		return o, fmt.Errorf("%s %d: must be at least 1", ref("offenders-max-sources"), o.Offenders.MaxSources)
+	}
+	if err := o.Offenders.Validate(); err != nil {
+		return o, fmt.Errorf("%s: %w", ref("offenders-retention"), err)
+	}
 	return o, checkTLSFlags(o)
 }
 
@@ -310,8 +329,8 @@ func editDistance(a, b string) int {
 // parsePipeline turns --first-table and --continue into flows.Options.
 func parsePipeline(firstTable uint, continueTo string) (flows.Options, error) {
 	opts := flows.DefaultOptions()
-	if firstTable > 251 {
-		return opts, fmt.Errorf("--first-table %d: must be 0..251 (op25b uses four consecutive tables)", firstTable)
+	if firstTable > flows.MaxFirstTable {
+		return opts, fmt.Errorf("--first-table %d: must be 0..%d (op25b uses five consecutive tables)", firstTable, flows.MaxFirstTable)
 	}
 	opts.FirstTable = uint8(firstTable)
 	switch {

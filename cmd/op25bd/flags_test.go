@@ -102,7 +102,8 @@ func TestParseFlags(t *testing.T) {
 		}},
 		{name: "pipeline in front of an existing one", args: []string{"--first-table", "10"},
 			env: map[string]string{"OP25B_CONTINUE": "goto:20"}, check: func(t *testing.T, o options) {
-				want := flows.Options{FirstTable: 10, Continue: flows.Actions{Goto: true, GotoTable: 20}}
+				want := flows.DefaultOptions()
+				want.FirstTable, want.Continue = 10, flows.Actions{Goto: true, GotoTable: 20}
 				if o.Pipeline != want {
 					t.Errorf("pipeline %+v, want %+v", o.Pipeline, want)
 				}
@@ -110,6 +111,27 @@ func TestParseFlags(t *testing.T) {
 		{name: "continue goto inside op25b's tables", args: []string{"--first-table", "10", "--continue", "goto:12"}, wantErr: "after op25b's tables"},
 		{name: "continue nonsense", args: []string{"--continue", "flood"}, wantErr: "--continue"},
 		{name: "first table too high", args: []string{"--first-table", "253"}, wantErr: "--first-table"},
+		{name: "first table leaves no room for five", args: []string{"--first-table", "251"}, wantErr: "must be 0..250 (op25b uses five consecutive tables)"},
+		{name: "highest first table", args: []string{"--first-table", "250"}, check: func(t *testing.T, o options) {
+			if o.Pipeline.FirstTable != 250 || o.Pipeline.OffenderTable() != 254 {
+				t.Errorf("pipeline %+v", o.Pipeline)
+			}
+		}},
+		{name: "offender bounds", args: []string{"--offenders-max-sources", "5000", "--offenders-max-flows", "20000"},
+			env: map[string]string{"OP25B_OFFENDERS_RETENTION": "72h"}, check: func(t *testing.T, o options) {
+				if o.Offenders.MaxSources != 5000 || o.Offenders.Retention != 72*time.Hour || o.Pipeline.OffenderFlows != 20000 {
+					t.Errorf("offenders %+v, pipeline %+v", o.Offenders, o.Pipeline)
+				}
+			}},
+		{name: "offender defaults", check: func(t *testing.T, o options) {
+			if o.Offenders.MaxSources != 100000 || o.Offenders.Retention != 24*time.Hour || o.Pipeline.OffenderFlows != 50000 {
+				t.Errorf("offenders %+v, pipeline %+v", o.Offenders, o.Pipeline)
+			}
+		}},
+		{name: "no sources", args: []string{"--offenders-max-sources", "0"}, wantErr: "--offenders-max-sources 0"},
+		{name: "retention too short", args: []string{"--offenders-retention", "30s"}, wantErr: "--offenders-retention"},
+		{name: "retention too long", env: map[string]string{"OP25B_OFFENDERS_RETENTION": "9000h"}, wantErr: "OP25B_OFFENDERS_RETENTION (--offenders-retention)"},
+		{name: "no learned flows", args: []string{"--offenders-max-flows", "0"}, wantErr: "--offenders-max-flows 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

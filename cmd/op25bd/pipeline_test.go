@@ -11,7 +11,7 @@ import (
 )
 
 // TestPipelineInFrontOfExistingTables: with --first-table 10 --continue
-// goto:20, op25b lives in tables 10..13 behind an operator's table 0 and
+// goto:20, op25b lives in tables 10..14 behind an operator's table 0 and
 // hands what it forwards to the operator's table 20. The operator's own
 // flows (no op25b cookie) stay untouched, SMTP from the dynamic pool is
 // dropped, and everything else reaches table 20.
@@ -42,7 +42,7 @@ func TestPipelineInFrontOfExistingTables(t *testing.T) {
 
 	owned := br.OwnedFlows(t)
 	if strings.Contains(owned, "table=0,") || strings.Contains(owned, "table=0 ") || !strings.Contains(owned, "table=10") {
-		t.Fatalf("op25b flows not confined to tables 10..13:\n%s", owned)
+		t.Fatalf("op25b flows not confined to tables 10..14:\n%s", owned)
 	}
 	all := br.Ofctl(t, "dump-flows", br.Name)
 	for _, operator := range []string{"goto_table:10", "actions=output:2"} {

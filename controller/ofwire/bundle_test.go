@@ -64,6 +64,8 @@ func TestBundleMessagesMatchOvsOfctl(t *testing.T) {
 	mustEqualBytes(t, "barrier", ofwire.AppendBarrierRequest(nil, xidOf(f.Bytes)), f.Bytes)
 	f = ofctlFixture(t, "flow-stats-request")
 	mustEqualBytes(t, "flow stats request", ofwire.AppendFlowStatsRequest(nil, xidOf(f.Bytes), flows.CookieMarker, flows.CookieMask), f.Bytes)
+	f = ofctlFixture(t, "flow-stats-request-table")
+	mustEqualBytes(t, "flow stats request of one table", ofwire.AppendTableFlowStatsRequest(nil, xidOf(f.Bytes), 4, 0, 0), f.Bytes)
 }
 
 // A bundled FLOW_MOD is the plain FLOW_MOD (checked against netrack) with

@@ -81,9 +81,21 @@ func appendMatch(b []byte, m flows.Match) []byte {
 	}
 	b = appendPrefix(b, m.Src, ofp.XMTypeIPv4Src, ofp.XMTypeIPv6Src)
 	b = appendPrefix(b, m.Dst, ofp.XMTypeIPv4Dst, ofp.XMTypeIPv6Dst)
+	switch {
+	case m.TCPSrcMask == 0xffff:
+		b = appendOXMHeader(b, ofp.XMTypeTCPSrc, false, 2)
+		b = be16(b, m.TCPSrc)
+	case m.TCPSrcMask != 0:
+		b = appendOXMHeader(b, ofp.XMTypeTCPSrc, true, 4)
+		b = be16(b, m.TCPSrc&m.TCPSrcMask)
+		b = be16(b, m.TCPSrcMask)
+	}
 	if m.TCPDst != 0 {
 		b = appendOXMHeader(b, ofp.XMTypeTCPDst, false, 2)
 		b = be16(b, m.TCPDst)
+	}
+	if m.TCPFlagsMask != 0 {
+		b = appendTCPFlags(b, m.TCPFlags, m.TCPFlagsMask)
 	}
 	// The length excludes the padding (§7.2.2).
 	binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
@@ -141,7 +153,8 @@ func appendMask(b []byte, bits, size int) []byte {
 
 // appendInstructions appends flows.Actions as instructions (§7.2.4), in
 // the order the pipeline executes them: write_metadata, apply_actions
-// (one output), goto_table. A drop has none.
+// (resubmit, learn, output, each at most once), goto_table. A drop has
+// none.
 func appendInstructions(b []byte, a flows.Actions) []byte {
 	if a.WriteMetadataMask != 0 {
 		b = be16(b, uint16(ofp.InstructionTypeWriteMetadata))
@@ -150,18 +163,28 @@ func appendInstructions(b []byte, a flows.Actions) []byte {
 		b = be64(b, a.WriteMetadata&a.WriteMetadataMask)
 		b = be64(b, a.WriteMetadataMask)
 	}
-	if a.Output != 0 {
+	if a.Output != 0 || a.Resubmit || !a.Learn.IsZero() {
+		start := len(b)
 		b = be16(b, uint16(ofp.InstructionTypeApplyActions))
-		b = be16(b, 24)
+		b = be16(b, 0) // length, set below
 		b = pad(b, 4)
-		b = be16(b, uint16(ofp.ActionTypeOutput))
-		b = be16(b, 16)
-		b = be32(b, a.Output)
-		// max_len matters only for output to CONTROLLER (§7.2.5), which
-		// op25b never writes; ovs-ofctl writes 0 here, netrack and op25b
-		// OFPCML_NO_BUFFER (testdata/ovs-ofctl/bundle-add-relay-normal.hex).
-		b = be16(b, ofp.ContentLenNoBuffer)
-		b = pad(b, 6)
+		if a.Resubmit {
+			b = appendResubmit(b, a.ResubmitTable)
+		}
+		if !a.Learn.IsZero() {
+			b = appendLearn(b, a.Learn)
+		}
+		if a.Output != 0 {
+			b = be16(b, uint16(ofp.ActionTypeOutput))
+			b = be16(b, 16)
+			b = be32(b, a.Output)
+			// max_len matters only for output to CONTROLLER (§7.2.5), which
+			// op25b never writes; ovs-ofctl writes 0 here, netrack and op25b
+			// OFPCML_NO_BUFFER (testdata/ovs-ofctl/bundle-add-relay-normal.hex).
+			b = be16(b, ofp.ContentLenNoBuffer)
+			b = pad(b, 6)
+		}
+		binary.BigEndian.PutUint16(b[start+2:], uint16(len(b)-start))
 	}
 	if a.Goto {
 		b = be16(b, uint16(ofp.InstructionTypeGotoTable))

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"time"
 
 	of "github.com/netrack/openflow"
 	"github.com/netrack/openflow/ofp"
@@ -22,8 +23,8 @@ func AppendFlowStatsRequest(b []byte, xid uint32, cookie, cookieMask uint64) []b
 }
 
 // AppendTableFlowStatsRequest is AppendFlowStatsRequest for one table
-// (OFPTT_ALL, 0xff, for every table): the drop-count table's counters are
-// read with it.
+// (OFPTT_ALL, 0xff, for every table): the drop-count and offender tables'
+// counters are read with it.
 func AppendTableFlowStatsRequest(b []byte, xid uint32, table uint8, cookie, cookieMask uint64) []byte {
 	start := len(b)
 	b = appendMultipartRequestHeader(b, xid, ofp.MultipartTypeFlow)
@@ -86,6 +87,14 @@ type FlowStatsEntry struct {
 	RawMatch        []byte
 	Packets, Bytes  uint64
 	DurationSeconds uint32
+	// DurationNanoseconds is the part of the flow's age beyond
+	// DurationSeconds (duration_nsec).
+	DurationNanoseconds uint32
+}
+
+// Age is how long the flow has been installed.
+func (e FlowStatsEntry) Age() time.Duration {
+	return time.Duration(e.DurationSeconds)*time.Second + time.Duration(e.DurationNanoseconds)
 }
 
 // DecodeFlowStats decodes the concatenated ofp_flow_stats entries in the
@@ -115,6 +124,7 @@ func decodeFlowStatsEntry(e []byte) FlowStatsEntry {
 	var ie FlowStatsEntry
 	ie.Flow.Table = e[2]
 	ie.DurationSeconds = binary.BigEndian.Uint32(e[4:])
+	ie.DurationNanoseconds = binary.BigEndian.Uint32(e[8:])
 	ie.Flow.Priority = binary.BigEndian.Uint16(e[12:])
 	ie.Flow.Cookie = binary.BigEndian.Uint64(e[24:])
 	ie.Packets = binary.BigEndian.Uint64(e[32:])
@@ -160,6 +170,12 @@ func decodeMatch(b []byte) (flows.Match, string) {
 		}
 		v := b[4 : 4+l]
 		b = b[4+l:]
+		if uint16(class) == oxmClassExperimenter {
+			if !decodeExperimenterField(uint8(field), hasMask, v, &m) {
+				return m, fmt.Sprintf("experimenter oxm field %d len %d", uint8(field), l)
+			}
+			continue
+		}
 		if class != ofp.XMClassOpenflowBasic {
 			return m, fmt.Sprintf("oxm class %#x", uint16(class))
 		}
@@ -190,6 +206,14 @@ func decodeMatch(b []byte) (flows.Match, string) {
 		case ofp.XMTypeTCPDst:
 			if ok = l == 2 && !hasMask; ok {
 				m.TCPDst = binary.BigEndian.Uint16(v)
+			}
+		case ofp.XMTypeTCPSrc:
+			if ok = size == 2 && m.TCPSrcMask == 0; ok {
+				m.TCPSrc, m.TCPSrcMask = binary.BigEndian.Uint16(v), 0xffff
+				if hasMask {
+					m.TCPSrcMask = binary.BigEndian.Uint16(v[2:])
+				}
+				ok = m.TCPSrcMask != 0 && m.TCPSrc&^m.TCPSrcMask == 0
 			}
 		case ofp.XMTypeIPv4Src, ofp.XMTypeIPv4Dst:
 			var p netip.Prefix
@@ -281,7 +305,9 @@ func decodeInstructions(b []byte) (flows.Actions, string) {
 	return a, ""
 }
 
-// decodeApplyActions accepts only what op25b writes: at most one output.
+// decodeApplyActions accepts only what op25b writes, in the order it
+// writes it: a resubmit to a table, op25b's learn action, one output, each
+// at most once.
 func decodeApplyActions(acts []byte, a *flows.Actions) string {
 	for len(acts) > 0 {
 		if len(acts) < 4 {
@@ -291,14 +317,21 @@ func decodeApplyActions(acts []byte, a *flows.Actions) string {
 		if al < 4 || al > len(acts) {
 			return "bad action length"
 		}
+		act := acts[:al]
+		acts = acts[al:]
+		if at == ofp.ActionTypeExperimenter {
+			if reason := decodeNicira(act, a); reason != "" {
+				return reason
+			}
+			continue
+		}
 		if at != ofp.ActionTypeOutput || al != 16 || a.Output != 0 {
 			return fmt.Sprintf("action type %d", uint16(at))
 		}
-		a.Output = binary.BigEndian.Uint32(acts[4:])
+		a.Output = binary.BigEndian.Uint32(act[4:])
 		if a.Output == 0 {
 			return "output to port 0"
 		}
-		acts = acts[al:]
 	}
 	return ""
 }
@@ -321,6 +354,11 @@ func Canonical(f flows.Flow) flows.Flow {
 	}
 	f.Match.Src, f.Match.Dst = canon(f.Match.Src), canon(f.Match.Dst)
 	f.Match.Metadata &= f.Match.MetadataMask
+	f.Match.TCPFlags &= f.Match.TCPFlagsMask
+	f.Match.TCPSrc &= f.Match.TCPSrcMask
+	if !f.Actions.Resubmit {
+		f.Actions.ResubmitTable = 0
+	}
 	f.Actions.WriteMetadata &= f.Actions.WriteMetadataMask
 	if f.Actions.WriteMetadataMask == 0 {
 		f.Actions.WriteMetadata = 0

@@ -107,6 +107,13 @@ func Match(m flows.Match) ofp.Match {
 	}
 	prefix(m.Src, ofp.XMTypeIPv4Src, ofp.XMTypeIPv6Src)
 	prefix(m.Dst, ofp.XMTypeIPv4Dst, ofp.XMTypeIPv6Dst)
+	switch {
+	case m.TCPSrcMask == 0xffff:
+		basic(ofp.XMTypeTCPSrc, []byte{byte(m.TCPSrc >> 8), byte(m.TCPSrc)}, nil)
+	case m.TCPSrcMask != 0:
+		v := m.TCPSrc & m.TCPSrcMask
+		basic(ofp.XMTypeTCPSrc, []byte{byte(v >> 8), byte(v)}, []byte{byte(m.TCPSrcMask >> 8), byte(m.TCPSrcMask)})
+	}
 	if m.TCPDst != 0 {
 		basic(ofp.XMTypeTCPDst, []byte{byte(m.TCPDst >> 8), byte(m.TCPDst)}, nil)
 	}
