@@ -228,6 +228,18 @@ def remove_stale_lab_switches():
             log("removing stale bridge %s from an earlier run" % br)
             subprocess.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", br])
             subprocess.run(["ip", "link", "del", br], stderr=subprocess.DEVNULL)
+    # A run killed before Mininet's own cleanup leaves the switch ends of its
+    # veth pairs in the root namespace even when the bridges are gone, and
+    # Mininet then refuses to create them again ("File exists").
+    links = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True).stdout
+    for line in links.splitlines():
+        fields = line.split(":")
+        if len(fields) < 2:
+            continue
+        name = fields[1].strip().split("@")[0]
+        if any(name.startswith(br + "-eth") for br in ours):
+            log("removing stale link %s from an earlier run" % name)
+            subprocess.run(["ip", "link", "del", name], stderr=subprocess.DEVNULL)
 
 
 # --------------------------------------------------------------------------
