@@ -333,11 +333,10 @@ func (s *switchSession) driftMode() string {
 
 // monitorIDs are the monitors idx needs: one per table its flows use, or
 // one for every table when it is empty (any op25b-cookie flow is then
-// drift). The offender table is left out: under a bot storm the switch
-// adds a flow there for every new (source, destination) pair and expires
-// it a minute later, and a monitor would bring each of those here. Its
-// few op25b flows are checked by the full audits (on connect, after a
-// pause, every AuditSweep) instead.
+// drift). The offender table gets narrower monitors (offenderMonitorIDs):
+// under a bot storm the switch adds a flow there for every new (source,
+// destination) pair and expires it a minute later, and a monitor of the
+// whole table would bring each of those here.
 func monitorIDs(idx *desiredIndex) map[uint32]bool {
 	ids := map[uint32]bool{}
 	for _, f := range idx.canon {
@@ -346,10 +345,53 @@ func monitorIDs(idx *desiredIndex) map[uint32]bool {
 		}
 		ids[uint32(f.Table)+1] = true
 	}
+	if idx.offender != nil {
+		for _, id := range offenderMonitorIDs(idx.offender.table) {
+			ids[id] = true
+		}
+	}
 	if len(ids) == 0 {
 		ids[monitorTableAll] = true
 	}
 	return ids
+}
+
+// offenderMonitorBase marks the ids of the offender table's monitors
+// (above every table monitor's id): base | table<<8 | k.
+const offenderMonitorBase = 1 << 16
+
+// offenderMonitorIDs are the four monitors of an offender table: TCP over
+// IPv4 and over IPv6, each with the TCP source port's lowest bit 0 and 1.
+// Open vSwitch reports a flow to a monitor whose match is a "loose match"
+// of it: the flow matches every field the monitor does, with the same
+// values. The learn flows (op25b's, one per source-port bucket) match the
+// source port's low bits, so together these monitors see every one of
+// them; the flows they learn match no source port, so a storm's churn
+// stays on the switch. The table's catch-all matches nothing and is seen
+// by no monitor: the full audits restore it, and without it the table
+// still drops (OpenFlow 1.3's table miss).
+func offenderMonitorIDs(table uint8) []uint32 {
+	ids := make([]uint32, 4)
+	for k := range ids {
+		ids[k] = offenderMonitorBase | uint32(table)<<8 | uint32(k)
+	}
+	return ids
+}
+
+// monitorTarget is the table and match a monitor id watches.
+func monitorTarget(id uint32) (uint8, flows.Match) {
+	switch {
+	case id == monitorTableAll:
+		return uint8(ofp.TableAll), flows.Match{}
+	case id&offenderMonitorBase != 0:
+		k := id & 0xff
+		m := flows.Match{EthType: flows.EthTypeIPv4, IPProto: flows.IPProtoTCP, TCPSrc: uint16(k & 1), TCPSrcMask: 1}
+		if k >= 2 {
+			m.EthType = flows.EthTypeIPv6
+		}
+		return uint8(id >> 8), m
+	}
+	return uint8(id - 1), flows.Match{}
 }
 
 // syncMonitors subscribes to the tables idx uses that are not watched yet
@@ -411,15 +453,12 @@ func (e *badMonitorReply) Error() string { return "flow monitor request answered
 
 // subscribe sends one monitor request and checks its (empty) reply.
 func (s *switchSession) subscribe(ctx context.Context, id uint32) error {
-	table := uint8(id - 1)
-	if id == monitorTableAll {
-		table = uint8(ofp.TableAll)
-	}
+	table, match := monitorTarget(id)
 	xid := s.nextXID()
 	s.monXID.Store(xid)
 	defer s.monXID.Store(0)
 	reply, err := s.request(ctx, xid, ofwire.AppendFlowMonitorRequest(nil, xid, ofwire.FlowMonitorRequest{
-		ID: id, Flags: monitorFlags, OutPort: uint32(ofp.PortAny), Table: table}))
+		ID: id, Flags: monitorFlags, OutPort: uint32(ofp.PortAny), Table: table, Match: match}))
 	if err != nil {
 		return err
 	}

@@ -279,8 +279,9 @@ func TestOVSOffenderOnlyMasterReads(t *testing.T) {
 	}
 }
 
-// The flow monitor (drift detection) never watches the offender table:
-// the switch changes it with every new pair under a storm.
+// The flow monitor (drift detection) never watches the whole offender
+// table (the switch changes it with every new pair under a storm), only
+// its learn flows, through four monitors narrowed by match.
 func TestMonitorLeavesOffenderTableOut(t *testing.T) {
 	c, err := flows.Compile(offenderDoc(t), "0000000000000001", time.Now(), flows.DefaultOptions())
 	if err != nil {
@@ -288,12 +289,43 @@ func TestMonitorLeavesOffenderTableOut(t *testing.T) {
 	}
 	idx := newDesiredIndex(c.Flows)
 	ids := monitorIDs(idx)
-	if ids[uint32(flows.DefaultOptions().OffenderTable())+1] || len(ids) != 4 {
-		t.Fatalf("monitors %v: want tables 0..3, not the offender table", ids)
+	table := flows.DefaultOptions().OffenderTable()
+	if ids[uint32(table)+1] || len(ids) != 4+4 {
+		t.Fatalf("monitors %v: want tables 0..3 and the offender table's four narrowed monitors", ids)
+	}
+	for _, id := range offenderMonitorIDs(table) {
+		got, m := monitorTarget(id)
+		if !ids[id] || got != table || m.TCPSrcMask != 1 || m.IPProto != flows.IPProtoTCP {
+			t.Fatalf("offender monitor %#x: table %d, match %+v", id, got, m)
+		}
 	}
 	// Nor are its flows drop counters (refreshed on their own every
 	// AuditInterval): only the drop-count table is.
 	if tables := idx.dropTables(); len(tables) != 1 || tables[0] != 3 {
 		t.Fatalf("drop tables %v, want [3]", tables)
+	}
+}
+
+// Regression (found by the lab's drift check after the offender table
+// landed): `ovs-ofctl del-flows` of a whole bridge left the offender
+// table's learn flows missing until the next full audit (AuditSweep,
+// minutes), because no flow monitor watched that table. Narrowed monitors
+// now see the learn flows, and the table has no flow they cannot see.
+func TestOVSDelFlowsRestoresOffenderTable(t *testing.T) {
+	rc := startController(t, Config{})
+	br := connectBridge(t, rc)
+	c, err := flows.Compile(offenderDoc(t), br.DPID, time.Now(), flows.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.SetDesired(Desired{DPID: br.DPID, Revision: 1, Flows: c.Flows, Master: true, Generation: 1})
+	rc.waitApplied(t, br.DPID, 1)
+	golden := br.OwnedFlows(t)
+	br.Ofctl(t, "del-flows", br.Name)
+	waitRestored(t, br, golden, "every flow deleted")
+	br.Ofctl(t, "--strict", "del-flows", br.Name, fmt.Sprintf("table=%d,priority=1,tcp6,tp_src=0x3f/0x3f", flows.DefaultOptions().OffenderTable()))
+	waitRestored(t, br, golden, "one learn flow deleted")
+	if st := rc.status(br.DPID); st.FlowDumps != 1 || st.DriftDetection != DriftMonitor {
+		t.Fatalf("%d dumps, drift detection %q: want the install's dump only, repairs by the monitor", st.FlowDumps, st.DriftDetection)
 	}
 }

@@ -189,8 +189,8 @@ func TestCompileScalesLinearly(t *testing.T) {
 	for _, f := range c.Flows {
 		perTable[f.Table]++
 	}
-	if perTable[0] != 3 || perTable[1] != 1001 || perTable[4] != 2*OffenderBuckets+1 {
-		t.Errorf("classifier/source/offender flows = %d/%d/%d, want 3/1001/%d", perTable[0], perTable[1], perTable[4], 2*OffenderBuckets+1)
+	if perTable[0] != 3 || perTable[1] != 1001 || perTable[4] != 2*OffenderBuckets {
+		t.Errorf("classifier/source/offender flows = %d/%d/%d, want 3/1001/%d", perTable[0], perTable[1], perTable[4], 2*OffenderBuckets)
 	}
 	if perTable[2] > 3*(len(doc.Relays)+8+1)+1 {
 		t.Errorf("destination table has %d flows: grows with pools?", perTable[2])

@@ -62,6 +62,10 @@ type FlowMonitorRequest struct {
 	Flags   MonitorFlags
 	OutPort uint32 // ofp.PortAny: any
 	Table   uint8  // one table, or ofp.TableAll
+	// Match narrows the monitor to flows at least as specific as it, with
+	// the same values in its fields (Open vSwitch's "loose match", as for a
+	// non-strict flow stats request); zero: every flow.
+	Match flows.Match
 }
 
 // AppendFlowMonitorRequest appends an ONFST_FLOW_MONITOR multipart request
@@ -73,11 +77,14 @@ func AppendFlowMonitorRequest(b []byte, xid uint32, r FlowMonitorRequest) []byte
 	b = be32(b, ONFTypeFlowMonitor)
 	b = be32(b, r.ID)
 	b = be16(b, uint16(r.Flags))
-	b = be16(b, 4) // match_len: the OXM match header alone, no fields
+	lenAt := len(b)
+	b = be16(b, 0) // match_len: the OXM match's own length, set below
 	b = be32(b, r.OutPort)
 	b = append(b, r.Table)
 	b = pad(b, 3)
-	b = appendMatch(b, flows.Match{})
+	matchAt := len(b)
+	b = appendMatch(b, r.Match)
+	binary.BigEndian.PutUint16(b[lenAt:], binary.BigEndian.Uint16(b[matchAt+2:]))
 	return finish(b, start)
 }
 

@@ -48,6 +48,26 @@ func TestFlowMonitorCancelDecodesWithOvsOfctl(t *testing.T) {
 	}
 }
 
+// A monitor narrowed by a match (the offender table's learn flows, not the
+// flows they learn) must decode in OVS as that match, with match_len the
+// match's own length.
+func TestFlowMonitorRequestWithMatchDecodesWithOvsOfctl(t *testing.T) {
+	requireOfctl(t)
+	req := ofwire.FlowMonitorRequest{ID: 0x10401, Flags: ofwire.MonitorAdd | ofwire.MonitorDelete | ofwire.MonitorModify | ofwire.MonitorActions,
+		OutPort: uint32(ofp.PortAny), Table: 4,
+		Match: flows.Match{EthType: flows.EthTypeIPv6, IPProto: flows.IPProtoTCP, TCPSrc: 1, TCPSrcMask: 1}}
+	got, err := ofpPrint(ofwire.AppendFlowMonitorRequest(nil, 7, req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(got, "\n")
+	for _, want := range []string{"id=66561", "table=4", "tcp6", "tp_src=0x1/0x1"} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("ofp-print of a monitor request with a match lacks %q:\n%s", want, text)
+		}
+	}
+}
+
 // monitorBody returns the Body of the flow monitor reply in a fixture.
 func monitorBody(t *testing.T, name string) (ofwire.Header, []byte) {
 	t.Helper()
