@@ -169,7 +169,7 @@ func (s *server) explain(w http.ResponseWriter, r *http.Request) error {
 		resp.InstalledError = "bridge is not connected to any replica"
 	}
 	if resp.Installed != nil && !resp.Installed.Agrees && r.URL.Query().Get(localOnlyParam) == "" {
-		s.cfg.Metrics.explainDisagree.WithLabelValues(string(bridge.DPID), bridge.Pop, bridge.Name).Inc()
+		s.cfg.Metrics.explainDisagree.inc(bridge)
 		s.cfg.Logger.Warn("explain: the installed flows disagree with the policy",
 			"dpid", bridge.DPID, "src", q.packet.Src, "dst", q.packet.Dst, "port", q.packet.DstPort,
 			"reference", resp.Verdict, "installed", resp.Installed.Verdict, "source", resp.Installed.Source,

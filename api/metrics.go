@@ -29,7 +29,7 @@ type Metrics struct {
 	reconcileChanges  prometheus.Counter
 	switchEvents      *prometheus.CounterVec
 	apiRequests       *prometheus.CounterVec
-	explainDisagree   *prometheus.CounterVec
+	explainDisagree   *disagreementCounter // explain_metrics.go
 
 	mu        sync.Mutex
 	state     *stateCollector
@@ -65,10 +65,7 @@ func NewMetrics(reg *prometheus.Registry) *Metrics {
 			Name: "op25b_api_requests_total",
 			Help: "REST API requests by method, route template and HTTP status code.",
 		}, []string{"method", "route", "code"}),
-		explainDisagree: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "op25b_explain_disagreements_total",
-			Help: "GET /v1/explain answers whose reference verdict differs from the verdict of the flows installed on the bridge.",
-		}, bridgeLabels),
+		explainDisagree: newDisagreementCounter(),
 	}
 	// The usual Prometheus idiom: a constant 1 whose labels say what runs,
 	// so a dashboard can show which replica still runs the old version

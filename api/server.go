@@ -69,6 +69,7 @@ func (s *server) watchSources() {
 	m.watchEtcd(s.cfg.Etcd)
 	m.watchReplica(s.cfg.Replica, s.cfg.Certificates, s.cfg.Now)
 	m.collectOffenders(s.cfg.Offenders, s.cfg.Cache)
+	m.explainDisagree.watch(s.cfg.Cache)
 }
 
 // probeRoutes are the routes without authentication: probes and metrics.
