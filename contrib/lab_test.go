@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/internal/testenv"
 )
 
@@ -151,13 +152,16 @@ type lab struct {
 
 // The lab's document: ftth's first phase started an hour ago everywhere
 // (block mobile carriers), osaka-1 gets "block all" in 2 hours, everyone
-// in 26 hours; v6plus blocks all, always.
+// in 26 hours; v6plus blocks all, always; biz (a trial) has observed
+// since an hour ago (attempts are counted, not dropped) and enforces in
+// 26 hours.
 const labDoc = `{
  "pools": [
   {"name": "tokyo-dyn", "prefix": "10.1.0.0/16", "kind": "dynamic", "service": "ftth"},
   {"name": "tokyo-fixed", "prefix": "10.1.200.0/29", "kind": "static"},
   {"name": "osaka-dyn", "prefix": "10.2.0.0/16", "kind": "dynamic", "service": "ftth"},
-  {"name": "tokyo-v6", "prefix": "2001:db8:1::/48", "kind": "dynamic", "service": "v6plus"}],
+  {"name": "tokyo-v6", "prefix": "2001:db8:1::/48", "kind": "dynamic", "service": "v6plus"},
+  {"name": "tokyo-biz", "prefix": "10.3.0.0/16", "kind": "dynamic", "service": "biz"}],
  "relays": [{"name": "msa", "prefix": "192.0.2.25/32"}],
  "destinations": [{"name": "mobile-carriers", "prefixes": ["198.51.100.0/24"]}],
  "services": [
@@ -165,7 +169,10 @@ const labDoc = `{
    {"from": %q, "block": ["mobile-carriers"], "relays": true},
    {"from": %q, "block": "all", "relays": true, "pops": ["osaka-1"]},
    {"from": %q, "block": "all", "relays": true}]},
-  {"name": "v6plus", "phases": [{"block": "all", "relays": false}]}],
+  {"name": "v6plus", "phases": [{"block": "all", "relays": false}]},
+  {"name": "biz", "phases": [
+   {"from": %q, "block": "all", "relays": true, "mode": "observe"},
+   {"from": %q, "block": "all", "relays": true}]}],
  "bridges": [
   {"dpid": %q, "name": "tokyo-1-sub-a", "pop": "tokyo-1"},
   {"dpid": %q, "name": "tokyo-1-sub-b", "pop": "tokyo-1"},
@@ -203,7 +210,7 @@ func startLab(t *testing.T) *lab {
 	l.now = time.Now().Truncate(time.Second)
 	jst := time.FixedZone("", 9*3600)
 	at := func(d time.Duration) any { return l.now.Add(d).In(jst).Format(time.RFC3339) }
-	doc := fmt.Sprintf(labDoc, append([]any{at(-time.Hour), at(2 * time.Hour), at(26 * time.Hour)}, dpids...)...)
+	doc := fmt.Sprintf(labDoc, append([]any{at(-time.Hour), at(2 * time.Hour), at(26 * time.Hour), at(-time.Hour), at(26 * time.Hour)}, dpids...)...)
 	code, body := l.call(t, http.MethodPut, "/v1/config", writeToken, doc)
 	if code != http.StatusOK {
 		t.Fatalf("PUT /v1/config: %d %s", code, body)
@@ -252,9 +259,37 @@ func (l *lab) call(t *testing.T, method, path, token, body string) (int, []byte)
 	return resp.StatusCode, b
 }
 
+// waitOffenders waits until GET /v1/offenders lists every source of want
+// (src → "pool pop attempts=N observed=B") as want says: each bridge's
+// master reads its offender table every 10 s. It returns the answer.
+func (l *lab) waitOffenders(t *testing.T, want map[string]string) apitypes.Offenders {
+	t.Helper()
+	var last apitypes.Offenders
+	got := map[string]string{}
+	testenv.Eventually(t, 60*time.Second, fmt.Sprintf("GET /v1/offenders lists %v", want), func() bool {
+		code, body := l.call(t, http.MethodGet, "/v1/offenders?since=1h", readToken, "")
+		if code != http.StatusOK || json.Unmarshal(body, &last) != nil {
+			return false
+		}
+		got = map[string]string{}
+		for _, o := range last.Offenders {
+			got[o.Src] = fmt.Sprintf("%s %s attempts=%d observed=%t", o.Pool, o.Pop, o.Attempts, o.Observed)
+		}
+		for src, w := range want {
+			if got[src] != w {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("offenders: %v", got)
+	return last
+}
+
 // sendSMTP pushes n SMTP SYNs from src to dst through the bridge's
 // pipeline (packet-out to the flow table, as if they came in on port 1),
-// so that the drop flows count them.
+// so that the drop flows count them and the offender table learns the
+// source (learn actions run for packet-outs too).
 func sendSMTP(t *testing.T, br testenv.Bridge, src, dst string, n int) {
 	t.Helper()
 	pkt := hex.EncodeToString(smtpSYN(netip.MustParseAddr(src), netip.MustParseAddr(dst)))

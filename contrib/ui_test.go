@@ -24,12 +24,15 @@ type pageView struct {
 		Countdown string `json:"countdown"`
 		Segments  int    `json:"segments"`
 	} `json:"timelines"`
-	Offenders string `json:"offenders"`
+	// Offenders: the offenders table's rows by source ("pool pop attempts
+	// destinations mode"), or the section's text when it has no table.
+	Offenders     map[string]string `json:"offenders"`
+	OffendersText string            `json:"offendersText"`
 }
 
 const readPage = `(() => {
   const v = {state: document.body.dataset.state, revision: (document.getElementById('revision') || {}).textContent || '',
-    token: sessionStorage.getItem('op25b.token') || '', bridges: {}, timelines: [], offenders: ''};
+    token: sessionStorage.getItem('op25b.token') || '', bridges: {}, timelines: [], offenders: {}, offendersText: ''};
   for (const tr of document.querySelectorAll('#bridges .pop tr[data-dpid]')) {
     v.bridges[tr.closest('.pop').dataset.pop + '/' + tr.dataset.dpid] = tr.querySelector('.badge').textContent;
   }
@@ -39,7 +42,11 @@ const readPage = `(() => {
       countdown: c ? c.textContent : '', segments: tl.querySelectorAll('.seg').length});
   }
   const offs = document.getElementById('offenders');
-  v.offenders = offs.querySelector('table') ? 'table' : offs.textContent;
+  for (const tr of offs.querySelectorAll('table tbody tr[data-src]')) {
+    const td = [...tr.querySelectorAll('td')].map((c) => c.textContent);
+    v.offenders[tr.dataset.src] = [td[1], td[2], td[3], td[4], td[5]].join(' ');
+  }
+  v.offendersText = offs.textContent;
   return v;
 })()`
 
@@ -47,10 +54,18 @@ const readPage = `(() => {
 // it asks for the token (a wrong one is refused), keeps it in
 // sessionStorage, and shows the lab's bridges by PoP with their health,
 // each service's phases per PoP with the active one and a running
-// countdown to the next boundary, and the offenders section.
+// countdown to the next boundary, and the top offenders: a table with the
+// sources that sent SMTP SYNs through the bridges, blocked or observed.
 func TestRolloutPageInChromium(t *testing.T) {
 	l := startLab(t)
 	sendSMTP(t, l.bridges["tokyo-1-sub-a"], "10.1.2.3", "198.51.100.7", 5)
+	sendSMTP(t, l.bridges["tokyo-1-sub-b"], "10.3.4.5", "198.51.100.7", 3)
+	// The masters read their offender tables every 10 s: wait until the
+	// API lists both sources, so the page's first load shows them.
+	l.waitOffenders(t, map[string]string{
+		"10.1.2.3": "tokyo-dyn tokyo-1 attempts=5 observed=false",
+		"10.3.4.5": "tokyo-biz tokyo-1 attempts=3 observed=true",
+	})
 	ctx := browser(t)
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
@@ -103,6 +118,8 @@ func TestRolloutPageInChromium(t *testing.T) {
 		"ftth/tokyo-1":   {"0", 26 * time.Hour, 2},
 		"v6plus/osaka-1": {"0", 0, 1},
 		"v6plus/tokyo-1": {"0", 0, 1},
+		"biz/osaka-1":    {"0", 26 * time.Hour, 2},
+		"biz/tokyo-1":    {"0", 26 * time.Hour, 2},
 	}
 	if len(v.Timelines) != len(want) {
 		t.Errorf("%d timelines, want %d: %+v", len(v.Timelines), len(want), v.Timelines)
@@ -125,10 +142,14 @@ func TestRolloutPageInChromium(t *testing.T) {
 			}
 		}
 	}
-	if v.Offenders == "" {
-		t.Errorf("offenders section empty")
+	wantOffenders := map[string]string{
+		"10.1.2.3": "tokyo-dyn tokyo-1 5 1 blocked",
+		"10.3.4.5": "tokyo-biz tokyo-1 3 1 observed",
 	}
-	t.Logf("offenders section: %s", v.Offenders)
+	if fmt.Sprint(v.Offenders) != fmt.Sprint(wantOffenders) {
+		t.Errorf("offenders table rows %v, want %v; section shows %q", v.Offenders, wantOffenders, v.OffendersText)
+	}
+	t.Logf("offenders table: %v", v.Offenders)
 
 	// The countdown runs.
 	sel := chromedp.CSS(`.timeline[data-service="ftth"][data-pop="osaka-1"] .countdown`)
