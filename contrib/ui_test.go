@@ -146,7 +146,7 @@ func TestRolloutPageInChromium(t *testing.T) {
 		"10.1.2.3": "tokyo-dyn tokyo-1 5 1 blocked",
 		"10.3.4.5": "tokyo-biz tokyo-1 3 1 observed",
 	}
-	if fmt.Sprint(v.Offenders) != fmt.Sprint(wantOffenders) {
+	if fmt.Sprint(v.Offenders) != fmt.Sprint(wantOffenders) || strings.Contains(v.OffendersText, "null") || strings.Contains(v.OffendersText, "undefined") {
 		t.Errorf("offenders table rows %v, want %v; section shows %q", v.Offenders, wantOffenders, v.OffendersText)
 	}
 	t.Logf("offenders table: %v", v.Offenders)

@@ -204,8 +204,9 @@ function renderOffenders(result) {
     el('td', {}, o.last_seen ? new Date(o.last_seen).toLocaleTimeString() : '')));
   box.replaceChildren(el('table', { id: 'offenders-table' },
     el('thead', {}, el('tr', {}, ['source', 'pool', 'pop', 'attempts', 'destinations', '', 'last seen'].map((h) => el('th', {}, h)))),
-    el('tbody', {}, rows)),
-  result.truncated ? el('p', { class: 'hint' }, 'more sources than tracked: the list is incomplete') : null);
+    el('tbody', {}, rows)));
+  // replaceChildren would show a null as the text "null".
+  if (result.truncated) box.append(el('p', { class: 'hint' }, 'more sources than tracked: the list is incomplete'));
 }
 
 async function offenders() {
