@@ -20,6 +20,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/op25b/op25b/api/apitypes"
 	"github.com/op25b/op25b/internal/freeport"
 	"github.com/op25b/op25b/internal/testenv"
 )
@@ -229,11 +230,35 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		return err == nil && strings.Contains(res, `"2"`)
 	})
 	// Blocked SMTP for the per-PoP and per-pool panels, in bursts so the
-	// graphs have a shape.
-	for range 3 {
-		sendSMTP(t, l.bridges["tokyo-1-sub-a"], "10.1.2.3", "198.51.100.7", 12)
-		sendSMTP(t, l.bridges["osaka-1-sub-a"], "10.2.5.6", "198.51.100.9", 6)
-		time.Sleep(2 * time.Second)
+	// graphs have a shape; and from the observing biz pool, counted but
+	// forwarded, for the observed-vs-blocked panels. Twice, with the
+	// masters' offender reads in between: an offender attempts series is
+	// born at its first read with the attempts counted so far, which
+	// increase() cannot see; the second round gives the panels that use
+	// it something to show.
+	for round := 1; round <= 2; round++ {
+		for range 3 {
+			sendSMTP(t, l.bridges["tokyo-1-sub-a"], "10.1.2.3", "198.51.100.7", 12)
+			sendSMTP(t, l.bridges["osaka-1-sub-a"], "10.2.5.6", "198.51.100.9", 6)
+			sendSMTP(t, l.bridges["tokyo-1-sub-b"], "10.3.4.5", "198.51.100.7", 4)
+			time.Sleep(2 * time.Second)
+		}
+		// The masters read the offender tables: the sources are
+		// attributed, the offender metrics have their per-bridge and
+		// per-pool series.
+		l.waitOffenders(t, map[string]string{
+			"10.1.2.3": fmt.Sprintf("tokyo-dyn tokyo-1 attempts=%d observed=false", 36*round),
+			"10.2.5.6": fmt.Sprintf("osaka-dyn osaka-1 attempts=%d observed=false", 18*round),
+			"10.3.4.5": fmt.Sprintf("tokyo-biz tokyo-1 attempts=%d observed=true", 12*round),
+		})
+	}
+	// The helpdesk's question about one of them: the installed flows agree
+	// with the policy, so nothing is counted, but the disagreement counter
+	// is there, at 0, for every bridge.
+	code, body := l.call(t, http.MethodGet, "/v1/explain?src=10.1.2.3&dst=198.51.100.7&bridge=tokyo-1-sub-a", readToken, "")
+	var x apitypes.Explain
+	if code != http.StatusOK || json.Unmarshal(body, &x) != nil || x.Verdict != "drop" || x.Installed == nil || !x.Installed.Agrees {
+		t.Errorf("GET /v1/explain: %d %s", code, body)
 	}
 
 	var fams []map[string]family
@@ -288,7 +313,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 			} `json:"groups"`
 		} `json:"data"`
 	}
-	body, _ := io.ReadAll(resp.Body)
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err := json.Unmarshal(body, &rules); err != nil {
 		t.Fatal(err)
@@ -303,7 +328,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		}
 	}
 	sort.Strings(names)
-	if len(names) < 9 {
+	if len(names) < 11 {
 		t.Errorf("alert rules loaded: %v", names)
 	}
 	// The lab's PKI issues certificates for 24 hours: the expiry alert
@@ -318,6 +343,7 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 	}
 
 	screenshotGraph(t, prom.url, `sum by (pop) (op25b_blocked_packets_total)`, "prometheus-blocked-per-pop.png")
+	screenshotGraph(t, prom.url, `sum by (pool, observed) (op25b_offender_attempts_total)`, "prometheus-offender-attempts.png")
 
 	// osaka-1-sub-a loses both controllers: OP25BBridgeDisconnected goes
 	// pending for it (and only for it).
