@@ -296,6 +296,11 @@ func TestDashboardsAgainstPrometheus(t *testing.T) {
 		}
 	}
 	t.Logf("%d dashboard queries checked", len(queries))
+	// The biz trial's phase shows as observing, at both PoPs (the rollout
+	// dashboard's Active phase table has a mode column).
+	if n, res, err := prom.query(`max by (service, pop) (op25b_phase_active{service="biz", mode="observe"}) == 1`); err != nil || n != 2 {
+		t.Errorf("observing phase of biz: %d series %s %v, want one per PoP", n, res, err)
+	}
 
 	// The shipped rules are loaded and evaluate without errors.
 	resp, err := http.Get(prom.url + "/api/v1/rules?type=alert")
