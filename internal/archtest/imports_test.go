@@ -75,6 +75,8 @@ var rules = []struct {
 		why: "the one package that links the etcd server"},
 	{pkg: "internal/testenv", mayUse: []string{"internal/etcdembed", "internal/freeport", "topology"},
 		why: "test support: real OVS and etcd for tests"},
+	{pkg: "internal/fakeswitch", mayUse: []string{"controller/ofwire", "flows", "topology"}, mustNot: join(etcdAny, serving),
+		why: "test support: simulated OpenFlow 1.3 switches, a thousand per process"},
 	{pkg: "internal/buildinfo", mustNot: join(etcdAny, serving), why: "a leaf"},
 	{pkg: "internal/clidoc", mustNot: join(etcdAny, serving), why: "a leaf"},
 	{pkg: "internal/connlimit", mustNot: join(etcdAny, serving), why: "a leaf"},
