@@ -109,7 +109,7 @@ func newFlagSet(o *options, raw *rawFlags) *flag.FlagSet {
 	fs.DurationVar(&o.AuditSweep, "audit-sweep", controller.DefaultAuditSweep, "how often each master does a full audit of a bridge whose flow-table changes it watches (flow monitoring repairs drift as the switch reports it; the sweep is a safety net); a Go `duration`")
 	fs.UintVar(&raw.firstTable, "first-table", 0, fmt.Sprintf("OpenFlow `table` of op25b's classifier, 0..%d; op25b uses this table and the next four. Same on every replica", flows.MaxFirstTable))
 	fs.StringVar(&raw.continueTo, "continue", "normal", "what forwarding a packet means: `normal` (output NORMAL) or goto:N (an existing pipeline's table N, after op25b's tables). Same on every replica")
-	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others after about this long")
+	fs.DurationVar(&o.LeaseTTL, "lease-ttl", cluster.DefaultLeaseTTL, "etcd lease `duration` of this replica: a crashed replica's bridges move to others within about this long plus half a second (2s is etcd's minimum with its default election timeout; an etcd leader election does not move them)")
 	fs.StringVar(&o.OpenFlowTLS.Cert, "openflow-tls-cert", "", "PEM `file` of the controller's certificate for OpenFlow over TLS (switch targets ssl:HOST:PORT); with --openflow-tls-key and --openflow-tls-ca. Plain TCP is then refused. Re-read on SIGHUP")
 	fs.StringVar(&o.OpenFlowTLS.Key, "openflow-tls-key", "", "PEM `file` of the private key of --openflow-tls-cert (mode 0600 or stricter)")
 	fs.StringVar(&o.OpenFlowTLS.CA, "openflow-tls-ca", "", "PEM `file` of the CA certificate(s) that sign the switches' certificates (ovs-vsctl set-ssl); a switch without one is refused")

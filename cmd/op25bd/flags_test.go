@@ -25,7 +25,7 @@ func TestParseFlags(t *testing.T) {
 		{name: "defaults (docs/operations.md)", check: func(t *testing.T, o options) {
 			if o.OpenFlowListen != ":6653" || o.APIListen != "127.0.0.1:8080" || o.DataDir != "./op25b-data" ||
 				len(o.EtcdEndpoints) != 0 || o.AuditInterval != 30*time.Second || o.AuditSweep != 10*time.Minute || o.LogLevel != slog.LevelInfo ||
-				o.LeaseTTL != 10*time.Second || o.APITokenFile != "" || o.NodeID == "" {
+				o.LeaseTTL != 2*time.Second || o.APITokenFile != "" || o.NodeID == "" {
 				t.Errorf("defaults: %+v", o)
 			}
 		}},

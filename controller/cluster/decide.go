@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
+	"time"
 
 	"github.com/op25b/op25b/topology"
 )
@@ -22,6 +24,11 @@ import (
 //
 // The lists are sorted by dpid, so equal views give equal actions.
 type actions struct {
+	// dropLease, when set, says why the lease can no longer be trusted:
+	// every bridge is demoted and the loop forgets the lease (a new one
+	// is granted on the next pass; the old one is revoked once etcd
+	// answers).
+	dropLease string
 	demotions []demotion
 	holds     []hold
 	publish   []topology.DPID // connected/<dpid>/<me>, under our lease
@@ -94,16 +101,22 @@ type statusWrite struct {
 func decide(v view) actions {
 	var a actions
 	a.enforce = v.policy.loaded && v.policy.revision > 0
-	if v.lease == 0 {
+	if reason := leaseDoubt(v); reason != "" {
 		// Without a lease etcd may already have handed our bridges to
 		// another replica: master of nothing, and nothing else to decide.
 		for _, dpid := range sortedKeys(v.masters) {
-			a.demotions = append(a.demotions, demotion{dpid, "no lease"})
+			a.demotions = append(a.demotions, demotion{dpid, reason})
+		}
+		if v.lease != 0 {
+			a.dropLease = reason
 		}
 		return a
 	}
-	if v.etcd == nil {
-		return a // keep roles; the lease keeps others off our locks
+	if v.etcd == nil || v.health.unconfirmed > 0 {
+		// Keep roles: the lease keeps others off our locks for as long as
+		// it lives, and etcd has not said it died. Nothing is written
+		// under a lease etcd may have dropped.
+		return a
 	}
 	a.publishConnected(v)
 	var candidates []string // reused: one slice for every bridge
@@ -116,6 +129,21 @@ func decide(v view) actions {
 		a.forgetGone(v)
 	}
 	return a
+}
+
+// leaseDoubt says why the lease cannot be trusted, or "" when it can: no
+// lease, etcd said it is gone, or etcd has not confirmed it for longer
+// than its TTL plus leaseGrace.
+func leaseDoubt(v view) string {
+	switch h := v.health; {
+	case v.lease == 0:
+		return "no lease"
+	case h.gone:
+		return "lease expired"
+	case h.unconfirmed > h.ttl+leaseGrace(h.ttl):
+		return fmt.Sprintf("lease unconfirmed for %s", h.unconfirmed.Round(time.Millisecond))
+	}
+	return ""
 }
 
 // publishConnected makes our connected/ records match our sessions. A

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -23,6 +24,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output in testda
 // View lines (every one optional except me):
 //
 //	me r1 lease=1 epoch=1         this replica, its lease (0: none), the cluster epoch
+//	   ttl=2s unconfirmed=3s      the lease's TTL and how long etcd has not confirmed it
+//	   lease-gone                 etcd said the lease no longer exists
 //	policy revision=7 bridges=01,02 [rejected]   a loaded snapshot (absent: not loaded)
 //	local 01 02                   bridges with a session here
 //	etcd document=7               etcd answered; its commit record's ModRevision
@@ -132,6 +135,9 @@ func parseView(lines []string) (view, error) {
 			v.me = args[0]
 			v.lease = clientv3.LeaseID(atoi(kv["lease"], &err))
 			v.epoch = uint64(atoi(kv["epoch"], &err))
+			v.health.ttl = duration(kv["ttl"], &err)
+			v.health.unconfirmed = duration(kv["unconfirmed"], &err)
+			v.health.gone = hasArg(args, "lease-gone")
 		case "policy":
 			v.policy.loaded = true
 			v.policy.revision = atoi(kv["revision"], &err)
@@ -215,6 +221,18 @@ func atoi(s string, err *error) int64 {
 	return n
 }
 
+// duration parses s ("" is 0) and keeps the first error in *err.
+func duration(s string, err *error) time.Duration {
+	if s == "" {
+		return 0
+	}
+	d, e := time.ParseDuration(s)
+	if e != nil && *err == nil {
+		*err = e
+	}
+	return d
+}
+
 // gen renders a generation as epoch:revision.
 func gen(g uint64) string { return fmt.Sprintf("%d:%d", g>>32, g&0xffffffff) }
 
@@ -222,6 +240,9 @@ func gen(g uint64) string { return fmt.Sprintf("%d:%d", g>>32, g&0xffffffff) }
 func renderActions(a actions) string {
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	if a.dropLease != "" {
+		add("drop lease: %s", a.dropLease)
+	}
 	for _, d := range a.demotions {
 		add("demote %s: %s", d.dpid, d.reason)
 	}

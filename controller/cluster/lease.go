@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -50,7 +51,13 @@ func (r *Replica) grant(ctx context.Context, st *loop) error {
 	}
 	st.lease, st.registered = lease.ID, false
 	r.leaseRenewed(lease.TTL)
-	r.log.Info("joined cluster", "lease", fmt.Sprintf("%x", lease.ID), "ttl", r.cfg.LeaseTTL)
+	st.leaseTTL, st.confirmed, st.keepaliveLost, st.leaseGone = time.Duration(lease.TTL)*time.Second, time.Now(), false, false
+	if st.leaseTTL != time.Duration(ttl)*time.Second {
+		// etcd grants at least 1.5 election timeouts (2 s with its
+		// defaults); a longer TTL slows takeover accordingly.
+		r.log.Warn("etcd granted another lease TTL than asked", "asked", r.cfg.LeaseTTL, "granted", st.leaseTTL)
+	}
+	r.log.Info("joined cluster", "lease", fmt.Sprintf("%x", lease.ID), "ttl", st.leaseTTL)
 	if st.lostLease != 0 {
 		// etcd may have kept the old lease alive across a leader change;
 		// revoking it drops our stale locks and records at once.
@@ -77,41 +84,78 @@ func (r *Replica) keepAlive(ctx context.Context, st *loop, lease clientv3.LeaseI
 	return nil
 }
 
-// checkLease runs when the client stopped renewing the lease: the
-// keepalive stream broke for longer than the TTL (e.g. an etcd leader
-// election after a member died) or etcd said it expired. The client's
-// deadline passing does not mean etcd expired it — a new leader extends every
-// lease — so ask etcd. While the lease exists nobody else can hold our locks,
-// so keeping mastership is safe; if it is gone or etcd cannot say, step down.
+// errLeaseUnconfirmed: the keepalive stream stopped answering and etcd has
+// not yet said whether the lease lives (checkLease).
+var errLeaseUnconfirmed = errors.New("lease keepalive interrupted; asking etcd whether the lease lives")
+
+// health is the lease's health for decide.
+func (st *loop) health() leaseHealth {
+	h := leaseHealth{ttl: st.leaseTTL, gone: st.leaseGone}
+	if st.keepaliveLost {
+		// Never 0 while lost: decide tells "confirmed" from "unconfirmed"
+		// by it.
+		h.unconfirmed = max(time.Since(st.confirmed), time.Nanosecond)
+	}
+	return h
+}
+
+// noteKeepalive handles one message of the keepalive stream: a renewal
+// confirms the lease; a closed stream (the client got no answer for a
+// whole TTL, e.g. during an etcd leader election) or a TTL of 0 (etcd
+// says it expired) leaves the verdict to checkLease and decide.
+func (r *Replica) noteKeepalive(st *loop, resp *clientv3.LeaseKeepAliveResponse, ok bool) {
+	switch {
+	case ok && resp != nil && resp.TTL > 0:
+		st.confirmed = time.Now()
+		r.leaseRenewed(resp.TTL)
+		return
+	case ok && resp != nil:
+		st.leaseGone = true
+	default:
+		r.log.Warn("lease keepalive stopped answering; asking etcd", "lease", fmt.Sprintf("%x", st.lease),
+			"last_confirmed", time.Since(st.confirmed).Round(time.Millisecond))
+	}
+	r.dropLease(st)
+	st.keepaliveLost = true
+}
+
+// checkLease asks etcd whether the lease lives, once per pass while the
+// keepalive stream is down. The client's deadline passing does not mean
+// etcd expired it — a new leader extends every lease — so while the lease
+// exists nobody else can hold our locks and mastership is kept; the
+// keepalive resumes. If etcd says it is gone, or cannot say for longer
+// than the TTL plus leaseGrace, decide steps down.
 func (r *Replica) checkLease(ctx context.Context, st *loop) {
-	if st.lease == 0 {
+	if st.lease == 0 || st.leaseGone {
 		return
 	}
 	cctx, cancel := r.etcdCtx(ctx)
 	ttl, err := r.cfg.Client.TimeToLive(cctx, st.lease)
 	cancel()
-	if err == nil && ttl.TTL > 0 {
-		st.stopLease()
-		if r.keepAlive(ctx, st, st.lease) == nil {
-			r.log.Warn("lease keepalive interrupted but the lease is alive; resumed", "lease", fmt.Sprintf("%x", st.lease), "ttl_left", ttl.TTL)
+	switch {
+	case err == nil && ttl.TTL > 0:
+		if err := r.keepAlive(ctx, st, st.lease); err != nil {
 			return
 		}
+		st.confirmed, st.keepaliveLost = time.Now(), false
+		r.leaseRenewed(ttl.TTL)
+		r.log.Warn("lease keepalive interrupted but the lease is alive; resumed", "lease", fmt.Sprintf("%x", st.lease), "ttl_left", ttl.TTL)
+	case err == nil, errors.Is(err, rpctypes.ErrLeaseNotFound):
+		st.leaseGone = true
+	default:
+		r.log.Debug("cannot tell whether the lease lives", "lease", fmt.Sprintf("%x", st.lease), "err", err)
 	}
-	r.loseLease(st)
 }
 
-// loseLease is called when the lease could not be renewed within its TTL:
-// etcd may already have handed our bridges to another replica, so stop acting
-// as master at once (decide without a lease demotes everywhere). The flows
-// stay; a slave only stops writing. The next pass asks for a new lease.
-func (r *Replica) loseLease(st *loop) {
-	r.log.Warn("lease lost; stepping down to slave on every bridge", "lease", fmt.Sprintf("%x", st.lease))
+// loseLease forgets a lease decide no longer trusts (it demoted every
+// bridge first): etcd may already have handed our bridges to another
+// replica. The flows stay; a slave only stops writing. The next pass asks
+// for a new lease and revokes this one once etcd answers.
+func (r *Replica) loseLease(st *loop, reason string) {
+	r.log.Warn("lease lost; stepping down to slave on every bridge", "lease", fmt.Sprintf("%x", st.lease), "reason", reason)
 	r.dropLease(st)
-	st.lostLease = st.lease
-	st.lease = 0
-	_, v := r.localView(st)
-	r.applyLocal(st, decide(v))
-	r.setReady(errors.New("etcd lease lost"), st)
+	st.lostLease, st.lease = st.lease, 0
+	st.keepaliveLost, st.leaseGone = false, false
 	r.leaseGone()
 }
 

@@ -37,6 +37,13 @@ type node struct {
 
 func startNode(t testing.TB, id string, endpoints []string, ttl time.Duration) *node {
 	t.Helper()
+	return startNodeWith(t, id, endpoints, func(c *Config) { c.LeaseTTL, c.EtcdTimeout, c.Resync = ttl, time.Second, time.Second })
+}
+
+// startNodeWith starts a node whose cluster configuration tune adjusts
+// (nothing: op25bd's defaults).
+func startNodeWith(t testing.TB, id string, endpoints []string, tune func(*Config)) *node {
+	t.Helper()
 	cli, err := testenv.NewEtcdClient(endpoints)
 	if err != nil {
 		t.Fatal(err)
@@ -61,12 +68,16 @@ func startNode(t testing.TB, id string, endpoints []string, ttl time.Duration) *
 		t.Fatal(err)
 	}
 	n.addr = "tcp:" + ln.Addr().String()
-	n.replica, err = New(Config{
+	cfg := Config{
 		NodeID: id, Client: cli, Prefix: store.DefaultPrefix,
 		Switches: ControllerSwitches(n.ctrl), Policy: CachePolicy(cache), Compile: DefaultCompile,
-		Records:  StoreRecords(n.store, store.ReplicaInfo{ID: id, OpenFlowAddr: ln.Addr().String(), Started: time.Now()}),
-		LeaseTTL: ttl, EtcdTimeout: time.Second, Resync: time.Second, Logger: log,
-	})
+		Records: StoreRecords(n.store, store.ReplicaInfo{ID: id, OpenFlowAddr: ln.Addr().String(), Started: time.Now()}),
+		Logger:  log,
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
+	n.replica, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -19,6 +20,15 @@ type loop struct {
 	keepalive  <-chan *clientv3.LeaseKeepAliveResponse
 	stopLease  context.CancelFunc
 	epoch      uint64 // from epochKey, read once per process
+
+	// Lease health (lease.go): the TTL etcd granted, when etcd last
+	// confirmed the lease alive, whether the keepalive stream stopped
+	// answering (TimeToLive is then asked on every pass), and whether etcd
+	// said the lease is gone.
+	leaseTTL      time.Duration
+	confirmed     time.Time
+	keepaliveLost bool
+	leaseGone     bool
 
 	bridges    map[topology.DPID]*bridgeState
 	dirty      map[topology.DPID]bool // status records to (re)write
@@ -44,18 +54,29 @@ func (st *loop) bridge(dpid topology.DPID) *bridgeState {
 // status records.
 func (r *Replica) step(ctx context.Context, st *loop) {
 	r.noteEvents(st)
+	if st.keepaliveLost {
+		r.checkLease(ctx, st)
+	}
 	doc, v := r.localView(st)
-	err := r.ensureLease(ctx, st)
-	if err == nil {
-		v.lease, v.epoch = st.lease, st.epoch
+	var err error
+	if st.keepaliveLost {
+		// decide keeps our roles, or drops the lease once etcd has left it
+		// unconfirmed for too long; nothing is read or written meanwhile.
+		err = errLeaseUnconfirmed
+	} else if err = r.ensureLease(ctx, st); err == nil {
+		v.lease, v.epoch, v.health = st.lease, st.epoch, st.health()
 		v.etcd, err = r.readCluster(ctx, st.lease)
 	}
 	a := decide(v)
 	r.applyLocal(st, a)
+	if a.dropLease != "" {
+		r.loseLease(st, a.dropLease)
+		err = fmt.Errorf("lease lost (%s)", a.dropLease)
+	}
 	if err == nil {
 		err = r.applyEtcd(ctx, st, &a)
 	}
-	if err != nil && ctx.Err() == nil {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errLeaseUnconfirmed) && a.dropLease == "" {
 		r.log.Warn("cluster coordination failed; keeping current flows and roles", "err", err)
 	}
 	if a.enforce {
@@ -102,7 +123,7 @@ func (r *Replica) localView(st *loop) (*topology.Document, view) {
 		st.lastDocRev = rev
 	}
 	v := view{
-		me: r.cfg.NodeID, lease: st.lease, epoch: st.epoch,
+		me: r.cfg.NodeID, lease: st.lease, epoch: st.epoch, health: st.health(),
 		policy: policyView{loaded: loaded, revision: rev, rejected: r.cfg.Policy.Rejected(), bridges: map[topology.DPID]bool{}},
 		local:  map[topology.DPID]bool{},
 		dirty:  st.dirty, wrote: st.wrote,

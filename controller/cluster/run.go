@@ -17,7 +17,7 @@ import (
 
 // Defaults.
 const (
-	DefaultLeaseTTL = 10 * time.Second
+	DefaultLeaseTTL = 2 * time.Second
 	// epochKey holds the Unix time at which this etcd cluster first saw an
 	// op25b replica. It is the high half of every OpenFlow generation id.
 	epochKey = "epoch"
@@ -220,9 +220,12 @@ func (r *Replica) Run(ctx context.Context) error {
 	return nil
 }
 
-// loop runs passes until ctx is done: at once after a kick (a switch event,
-// a watch event), a policy change, a phase boundary or a lease problem, and
-// every Resync otherwise.
+// loop runs passes until ctx is done: after a kick (a switch event, a
+// watch event), a policy change, a phase boundary or a lease problem, and
+// every Resync otherwise. Passes are at least minPassInterval apart, so a
+// burst of events (a replica restart: a thousand switches reconnecting)
+// is handled by a few passes and a few batched etcd writes, not one pass
+// per event.
 func (r *Replica) loop(ctx context.Context, st *loop) {
 	resync := time.NewTicker(r.cfg.Resync)
 	defer resync.Stop()
@@ -232,23 +235,55 @@ func (r *Replica) loop(ctx context.Context, st *loop) {
 		// Taken before the pass reads the snapshot, so a change published
 		// during the pass still wakes the next select.
 		changed := r.cfg.Policy.Changed()
+		passed := time.Now()
 		r.step(ctx, st)
 		phase.Reset(r.phaseSleep(st))
-		select {
-		case <-ctx.Done():
+		if !r.wait(ctx, st, changed, resync.C, phase.C) {
 			return
-		case <-r.kick:
-		case <-changed:
-		case <-resync.C:
-		case <-phase.C:
-			r.log.Info("phase boundary reached, recompiling")
-		case resp, ok := <-st.keepalive:
-			if !ok || (resp != nil && resp.TTL <= 0) {
-				r.checkLease(ctx, st)
-			} else if resp != nil {
-				r.leaseRenewed(resp.TTL)
+		}
+		if pause := minPassInterval - time.Since(passed); pause > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(pause):
 			}
 		}
+	}
+}
+
+// minPassInterval spaces passes: a burst of events within it is one pass.
+// Small against every reaction time that matters (a takeover is bounded by
+// the lease TTL, a policy change by the switches' own work).
+const minPassInterval = 20 * time.Millisecond
+
+// leaseRetry is how often a pass asks etcd about a lease whose keepalive
+// stream stopped answering.
+const leaseRetry = 250 * time.Millisecond
+
+// wait blocks until the next pass is due, and reports false when ctx is
+// done. Keepalive renewals are recorded without a pass.
+func (r *Replica) wait(ctx context.Context, st *loop, changed <-chan struct{}, resync <-chan time.Time, phase <-chan time.Time) bool {
+	var retry <-chan time.Time
+	if st.keepaliveLost {
+		retry = time.After(leaseRetry)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-r.kick:
+		case <-changed:
+		case <-resync:
+		case <-retry:
+		case <-phase:
+			r.log.Info("phase boundary reached, recompiling")
+		case resp, ok := <-st.keepalive:
+			r.noteKeepalive(st, resp, ok)
+			if !st.keepaliveLost {
+				continue // a renewal: nothing to decide
+			}
+		}
+		return true
 	}
 }
 

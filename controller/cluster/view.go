@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -23,6 +24,8 @@ type view struct {
 	me    string
 	lease clientv3.LeaseID // 0: none (never granted, or lost): master of nothing
 	epoch uint64           // the high half of every generation (generation)
+	// health: what etcd last said about the lease (leaseHealth).
+	health leaseHealth
 
 	policy policyView
 	local  map[topology.DPID]bool // bridges with an OpenFlow session here
@@ -38,6 +41,35 @@ type view struct {
 	wrote   map[topology.DPID]bool   // bridges whose current status record we wrote as master
 	known   map[topology.DPID]bool   // bridges we keep state for (and may have told the controller about)
 }
+
+// leaseHealth is what the loop knows about its lease between passes. The
+// client renews it every TTL/3; when that stream stops answering for a
+// whole TTL the loop asks etcd directly (TimeToLive) on every pass until
+// etcd says alive (the stream is restarted and the lease is healthy again)
+// or gone.
+type leaseHealth struct {
+	ttl time.Duration // as granted by etcd (it may raise what we asked for)
+	// unconfirmed is how long ago etcd last confirmed the lease alive,
+	// counted only once the keepalive stream stopped answering; 0 while
+	// it answers.
+	unconfirmed time.Duration
+	// gone: etcd answered that the lease no longer exists (it expired,
+	// or was revoked).
+	gone bool
+}
+
+// leaseGrace is how long past its TTL a lease that etcd has not
+// confirmed is still trusted. A leader election never expires a lease:
+// the new leader extends every lease by its election timeout (1 s by
+// default) before it starts counting, and a client renews as soon as it
+// reaches any member again. Without this grace a replica whose keepalive
+// happened to be delayed by an election would step down and claim its
+// bridges again with a new lock: a role change on every bridge for
+// nothing (TestNoTakeoverDuringEtcdLeaderChange). A replica that really
+// lost etcd keeps believing it is master for at most TTL + grace; the
+// switches stop obeying it as soon as another replica claims the bridge
+// with a larger generation.
+func leaseGrace(ttl time.Duration) time.Duration { return max(ttl, 2*time.Second) }
 
 // policyView is the replica's policy snapshot, as the loop sees it.
 type policyView struct {
