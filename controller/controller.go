@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -756,12 +757,13 @@ func (s *switchSession) step(ctx context.Context, isAudit bool) {
 		return
 	}
 	// Subscribe before the dump, so that no change after it goes unseen.
+	watched := maps.Clone(s.mstate.tables)
 	if err := s.syncMonitors(ctx, idx); err != nil {
 		s.logger().Warn("flow monitor subscription failed", "err", err)
 	}
 	mode := s.driftMode()
 	s.setStatus(func(st *BridgeStatus) { st.DriftDetection = mode })
-	s.reconcile(ctx, d, idx, isAudit)
+	s.reconcile(ctx, d, idx, isAudit, !isAudit && s.knowsInstalled(idx, watched))
 }
 
 func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
@@ -769,6 +771,9 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 	if want.master {
 		req.Role, name = ofp.ControllerRoleMaster, "master"
 	}
+	// Whatever the answer, what the switch holds is no longer known: another
+	// master may have written since our last reconcile.
+	s.applied = nil
 	xid := s.nextXID()
 	reply, err := s.request(ctx, xid, ofwire.AppendRoleRequest(nil, xid, req))
 	if err == nil {
@@ -816,7 +821,7 @@ func (s *switchSession) requestRole(ctx context.Context, want roleKey) error {
 // lostMastership handles OFPBRC_IS_SLAVE on a write: someone else took the
 // master role (OVS demotes the old master without telling it in 1.3).
 func (s *switchSession) lostMastership(err error) {
-	s.roleMaster = false
+	s.roleMaster, s.applied = false, nil
 	s.stopMonitoring()
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {

@@ -212,6 +212,14 @@ func (q *monitorQueue) settled(mark uint64) {
 	}
 }
 
+// quiet reports that nothing is waiting: no update queued, no full audit
+// owed, not paused.
+func (q *monitorQueue) quiet() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.paused && !q.resync && len(q.updates) == 0
+}
+
 // counts returns the pauses and overflows seen on this connection.
 func (q *monitorQueue) counts() (pauses, overflows uint64) {
 	q.mu.Lock()
@@ -509,6 +517,7 @@ func (s *switchSession) stopMonitoring() {
 	for id := range s.mstate.tables {
 		s.cancelMonitor(id)
 	}
+	s.applied = nil // changes are no longer reported: a dump comes first
 	s.mon.relevant.Store(nil)
 	s.mon.take()
 	s.setStatus(func(st *BridgeStatus) { st.DriftDetection = "" })

@@ -196,18 +196,107 @@ func (e *errRejected) Error() string {
 
 func (e *errRejected) Unwrap() error { return e.first }
 
-// reconcile dumps, diffs and applies; it updates status and emits an event.
-func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIndex, isAudit bool) {
+// planFrom is plan for a switch known to hold exactly prev, without a
+// dump: the flows of prev and idx that differ go through flows.Diff, as in
+// plan. Pure; equal to plan over a dump of prev (TestPlanFromKnownEqualsDump).
+func (idx *desiredIndex) planFrom(prev *desiredIndex) changePlan {
+	var p changePlan
+	var want, installed []flows.Flow
+	for _, f := range prev.canon {
+		d, ok := idx.byKey[f.Key()]
+		switch {
+		case !ok:
+			installed = append(installed, f)
+		case d != f:
+			want = append(want, d)
+			installed = append(installed, f)
+		}
+	}
+	for _, f := range idx.canon {
+		if _, ok := prev.byKey[f.Key()]; !ok {
+			want = append(want, f)
+		}
+	}
+	p.addDiff(want, installed)
+	return p
+}
+
+// carryCounters lists the counters of idx's drop flows (and observing
+// drop-count flows, as dropCounters picks them from a dump) as of the last
+// dump: a flow that was there keeps its counter (a MODIFY keeps it on the
+// switch too), a new one starts at zero.
+func carryCounters(prev []FlowCounter, idx *desiredIndex) []FlowCounter {
+	byKey := make(map[flows.Key]FlowCounter, len(prev))
+	for _, c := range prev {
+		byKey[c.Key] = c
+	}
+	var out []FlowCounter
+	for _, f := range idx.canon {
+		if idx.inOffenderTable(f.Table) {
+			continue
+		}
+		drop := f.Actions.IsDrop()
+		if !drop && flows.CookieRole(f.Cookie) != flows.RoleDropCount {
+			continue
+		}
+		c := FlowCounter{Key: f.Key(), Cookie: f.Cookie, Observed: !drop}
+		if old, ok := byKey[c.Key]; ok && old.Cookie == f.Cookie {
+			c.Packets, c.Bytes = old.Packets, old.Bytes
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// knowsInstalled reports whether the switch is known to hold exactly the
+// desired set of the last successful reconcile, so that a new desired set
+// can be planned from it without a dump: this session has been master and
+// watched every table of both sets since (watched: the monitors before
+// this step subscribed new ones), and the switch reported no change, no
+// pause and no overflow that has not been handled. A foreign change
+// reported while the bundle is on its way is repaired after it, against
+// the new set (repairPlan compares each reported flow with what it should
+// be, not with what it was).
+func (s *switchSession) knowsInstalled(idx *desiredIndex, watched map[uint32]bool) bool {
+	if s.applied == nil || s.driftMode() != DriftMonitor || !s.mon.quiet() {
+		return false
+	}
+	for _, set := range []*desiredIndex{s.applied, idx} {
+		for id := range monitorIDs(set) {
+			if !watched[id] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// reconcile makes the switch hold idx: from a dump (known false: a
+// (re)connect, an audit, a new role, or monitoring not trusted), or from
+// the set the last reconcile installed (knowsInstalled). It updates status
+// and emits an event.
+func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIndex, isAudit, known bool) {
 	start := time.Now()
+	prev := s.applied
 	s.applied = nil
-	entries, mark, err := s.dumpMarked(ctx)
-	s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
-	var plan changePlan
-	if err == nil {
-		// Changes reported before the dump's reply are in the dump.
-		s.mon.settled(mark)
-		plan = idx.plan(entries)
+	var (
+		entries []ofwire.FlowStatsEntry
+		plan    changePlan
+		err     error
+	)
+	if known {
+		plan = idx.planFrom(prev)
 		err = s.apply(ctx, plan.Mods)
+	} else {
+		var mark uint64
+		entries, mark, err = s.dumpMarked(ctx)
+		s.logger().Debug("dumped", "entries", len(entries), "took", time.Since(start))
+		if err == nil {
+			// Changes reported before the dump's reply are in the dump.
+			s.mon.settled(mark)
+			plan = idx.plan(entries)
+			err = s.apply(ctx, plan.Mods)
+		}
 	}
 	elapsed := time.Since(start)
 	log := s.logger().With("revision", d.Revision, "audit", isAudit)
@@ -216,7 +305,10 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		return
 	}
 	s.applied = idx
-	drops := idx.dropCounters(entries)
+	var drops []FlowCounter
+	if !known {
+		drops = idx.dropCounters(entries)
+	}
 	n := len(plan.Mods)
 	s.c.mu.Lock()
 	if b := s.c.bridges[s.dpid]; b != nil && b.sess == s {
@@ -228,11 +320,18 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		st.AppliedRevision, st.Flows, st.LastError, st.LastReconcile = d.Revision, len(d.Flows), "", time.Now()
 		st.FlowMods += uint64(n)
 		st.Reconciles++
+		if known {
+			// Counters come with a dump; without one, the drop flows kept
+			// their counters and the new ones start at zero (the next
+			// audit reads them again).
+			drops = carryCounters(b.drops, idx)
+		}
 		b.drops = drops
 	}
 	s.c.mu.Unlock()
 	if n > 0 || !isAudit {
-		log.Info("reconciled", "changes", n, "foreign_shape", plan.Foreign, "flows", len(d.Flows), "took", elapsed.Round(time.Microsecond))
+		log.Info("reconciled", "changes", n, "foreign_shape", plan.Foreign, "flows", len(d.Flows), "dumped", !known,
+			"took", elapsed.Round(time.Microsecond))
 	}
 	if n > 0 && isAudit {
 		log.Warn("audit repaired drift", "changes", n)
