@@ -38,19 +38,59 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, v view, forget []top
 		st.bridge(dpid)
 	}
 	now := r.cfg.Now()
+	pc := newPopCompiler(r.cfg.Compile, doc, now)
 	for dpid, b := range st.bridges {
 		if v.local[dpid] || b.master {
-			r.enforceBridge(dpid, b, doc, v.policy.revision, now)
+			r.enforceBridge(dpid, b, pc, v.policy.revision)
 		}
 	}
 }
 
+// popCompiler compiles the document once per pop in a pass: a bridge's
+// flows depend on the document only through its pop (flows.Compile; an
+// unregistered bridge is enforced with pop ""), so a thousand bridges in
+// ten pops cost ten compiles, and bridges of one pop share one flow slice
+// (the controller indexes it once).
+type popCompiler struct {
+	compile CompileFunc
+	doc     *topology.Document
+	now     time.Time
+	pops    map[topology.DPID]string
+	done    map[string]compiled
+}
+
+type compiled struct {
+	flows []flows.Flow
+	err   error
+}
+
+func newPopCompiler(compile CompileFunc, doc *topology.Document, now time.Time) *popCompiler {
+	pc := &popCompiler{compile: compile, doc: doc, now: now, pops: map[topology.DPID]string{}, done: map[string]compiled{}}
+	if doc != nil {
+		for _, b := range doc.Bridges {
+			pc.pops[b.DPID] = b.Pop
+		}
+	}
+	return pc
+}
+
+func (pc *popCompiler) flowsFor(dpid topology.DPID) ([]flows.Flow, error) {
+	pop := pc.pops[dpid]
+	c, ok := pc.done[pop]
+	if !ok {
+		c.flows, c.err = pc.compile(pc.doc, dpid, pc.now)
+		pc.done[pop] = c
+	}
+	return c.flows, c.err
+}
+
 // enforceBridge recompiles one bridge when its snapshot or phase changed
 // and tells the controller when flows or role differ from what it was told.
-func (r *Replica) enforceBridge(dpid topology.DPID, b *bridgeState, doc *topology.Document, rev int64, now time.Time) {
+func (r *Replica) enforceBridge(dpid topology.DPID, b *bridgeState, pc *popCompiler, rev int64) {
+	doc, now := pc.doc, pc.now
 	recompiled := false
 	if !b.compiled || b.compiledRev != rev || (!b.validUntil.IsZero() && !now.Before(b.validUntil)) {
-		fl, err := r.cfg.Compile(doc, dpid, now)
+		fl, err := pc.flowsFor(dpid)
 		if err != nil {
 			// Keep whatever the controller has; never push a partial set.
 			r.log.Error("compile failed; keeping previous desired flows", "dpid", dpid, "revision", rev, "err", err)

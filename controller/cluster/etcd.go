@@ -75,25 +75,131 @@ func (r *Replica) applyEtcd(ctx context.Context, st *loop, a *actions) error {
 	if err := r.publishConnected(ctx, st.lease, a.publish, a.unpublish); err != nil {
 		return err
 	}
-	for _, rel := range a.releases {
-		if err := r.release(ctx, st, rel); err != nil {
-			return err
-		}
+	if err := r.releaseAll(ctx, st, a.releases); err != nil {
+		return err
 	}
 	for _, d := range a.deferred {
 		r.log.Info("not claiming until the policy snapshot catches up with etcd", "dpid", d.dpid,
 			"revision", d.policyRevision, "etcd_revision", d.documentRevision)
 	}
-	for _, c := range a.claims {
-		claimed, err := r.claim(ctx, st, c)
-		if err != nil {
-			return err
+	claimed, err := r.claimAll(ctx, st, a.claims)
+	for _, dpid := range claimed {
+		a.statuses = append(a.statuses, statusWrite{dpid: dpid})
+	}
+	return err
+}
+
+// releaseAll releases locks in transactions of up to maxTxnOps, each
+// conditioned on every lock's ModRevision: when a replica restarts, a
+// third of a thousand bridges move back to it, and each bridge costing its
+// own request would be a thousand writes where a few do. A batch whose
+// condition fails (a lock changed since the read) is released one lock at
+// a time.
+func (r *Replica) releaseAll(ctx context.Context, st *loop, rels []release) error {
+	for len(rels) > 0 {
+		batch := rels[:min(len(rels), maxTxnOps)]
+		rels = rels[len(batch):]
+		if len(batch) == 1 {
+			if err := r.release(ctx, st, batch[0]); err != nil {
+				return err
+			}
+			continue
 		}
-		if claimed {
-			a.statuses = append(a.statuses, statusWrite{dpid: c.dpid})
+		cmps := make([]clientv3.Cmp, 0, len(batch))
+		ops := make([]clientv3.Op, 0, len(batch))
+		for _, rel := range batch {
+			r.demote(st, rel.dpid, "release") // idempotent: applyLocal demoted already
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.lockKey(rel.dpid)), "=", rel.modRev))
+			ops = append(ops, clientv3.OpDelete(r.lockKey(rel.dpid)))
+		}
+		cctx, cancel := r.etcdCtx(ctx)
+		resp, err := r.cfg.Client.Txn(cctx).If(cmps...).Then(ops...).Commit()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("release %d locks: %w", len(batch), err)
+		}
+		if !resp.Succeeded {
+			for _, rel := range batch {
+				if err := r.release(ctx, st, rel); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		for _, rel := range batch {
+			r.log.Info("lock released", "dpid", rel.dpid, "assignee", rel.assignee)
 		}
 	}
 	return nil
+}
+
+// claimAll claims free locks in transactions of up to maxTxnOps-1 locks
+// (one compare each, plus the document's): all of a batch under one etcd
+// revision, which is every claimed lock's CreateRevision and so its
+// generation. A batch whose condition fails (a lock taken meanwhile, or a
+// newer document) is claimed one lock at a time, as claim decides. It
+// returns the bridges claimed, also when it fails part way.
+func (r *Replica) claimAll(ctx context.Context, st *loop, claims []claim) ([]topology.DPID, error) {
+	var claimed []topology.DPID
+	for len(claims) > 0 {
+		batch := claims[:min(len(claims), maxTxnOps-1)]
+		claims = claims[len(batch):]
+		if len(batch) > 1 {
+			ok, err := r.claimBatch(ctx, st, batch)
+			if err != nil {
+				return claimed, err
+			}
+			if ok {
+				for _, c := range batch {
+					claimed = append(claimed, c.dpid)
+				}
+				continue
+			}
+		}
+		for _, c := range batch {
+			ok, err := r.claim(ctx, st, c)
+			if err != nil {
+				return claimed, err
+			}
+			if ok {
+				claimed = append(claimed, c.dpid)
+			}
+		}
+	}
+	return claimed, nil
+}
+
+// claimBatch is claim for several locks at once, all or none. The claims
+// of one pass share the policy snapshot, so one document compare covers
+// them.
+func (r *Replica) claimBatch(ctx context.Context, st *loop, batch []claim) (bool, error) {
+	cmps := make([]clientv3.Cmp, 0, len(batch)+1)
+	ops := make([]clientv3.Op, 0, len(batch))
+	for _, c := range batch {
+		key := r.lockKey(c.dpid)
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		ops = append(ops, clientv3.OpPut(key, r.cfg.NodeID, clientv3.WithLease(st.lease)))
+	}
+	if c := batch[0]; c.checkDocument {
+		cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(r.documentKey()), "<", c.policyRevision+1))
+	}
+	cctx, cancel := r.etcdCtx(ctx)
+	defer cancel()
+	tr, err := r.cfg.Client.Txn(cctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return false, fmt.Errorf("claim %d locks: %w", len(batch), err)
+	}
+	if !tr.Succeeded {
+		return false, nil
+	}
+	g := generation(st.epoch, tr.Header.Revision)
+	for _, c := range batch {
+		b := st.bridge(c.dpid)
+		b.master, b.generation = true, g
+		st.dirty[c.dpid] = true
+		r.log.Info("mastership claimed", "dpid", c.dpid, "generation", g)
+	}
+	return true, nil
 }
 
 // publishConnected writes and deletes our connected/ records in

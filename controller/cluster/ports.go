@@ -69,5 +69,8 @@ type Records interface {
 }
 
 // CompileFunc computes the complete desired flow set of one bridge at one
-// instant (flows.Compile with the default options in the daemon).
+// instant (flows.Compile with the default options in the daemon). Its
+// result must depend on the bridge only through its pop, as flows.Compile's
+// does: the loop compiles once per pop and hands bridges of one pop the
+// same slice, which nobody may modify.
 type CompileFunc func(doc *topology.Document, dpid topology.DPID, at time.Time) ([]flows.Flow, error)
