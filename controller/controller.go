@@ -187,9 +187,12 @@ type Event struct {
 // Desired is what one bridge should have. Master=false → request SLAVE
 // role and never write flows.
 type Desired struct {
-	DPID       topology.DPID
-	Revision   int64        // etcd revision of the policy these flows came from
-	Flows      []flows.Flow // complete desired set (from flows.Compile)
+	DPID     topology.DPID
+	Revision int64 // etcd revision of the policy these flows came from
+	// Flows is the complete desired set (from flows.Compile). The
+	// controller keeps it: the caller must not modify it afterwards (one
+	// slice handed to many bridges is indexed once).
+	Flows      []flows.Flow
 	Master     bool
 	Generation uint64 // OpenFlow role generation_id (from an etcd revision)
 }
@@ -254,6 +257,19 @@ type Controller struct {
 
 	mu      sync.Mutex
 	bridges map[topology.DPID]*bridgeState
+
+	// Recently indexed desired sets, by the identity of the caller's slice
+	// (indexed).
+	imu       sync.Mutex
+	indexes   [16]indexEntry
+	nextIndex int
+}
+
+type indexEntry struct {
+	key   *flows.Flow
+	n     int
+	owned []flows.Flow
+	idx   *desiredIndex
 }
 
 // bridgeState is guarded by Controller.mu.
@@ -293,6 +309,36 @@ func (c *Controller) bridge(dpid topology.DPID) *bridgeState {
 // SetDesired records what dpid should have; latest wins. A connected
 // session is woken to apply it (role request first, then reconcile).
 func (c *Controller) SetDesired(d Desired) {
+	owned, idx := c.indexed(d)
+	d.Flows = owned
+	c.mu.Lock()
+	b := c.bridge(d.DPID)
+	b.desired, b.index = &d, idx
+	b.status.DesiredRevision = d.Revision
+	s := b.sess
+	c.mu.Unlock()
+	if s != nil {
+		s.poke()
+	}
+}
+
+// indexed returns d's flows without any that lack op25b's cookie, and
+// their index. Callers hand many bridges the same slice (the cluster
+// compiles once per pop), so the last few are remembered by identity: a
+// 200k-flow set is canonicalised and indexed once, not once per bridge.
+func (c *Controller) indexed(d Desired) ([]flows.Flow, *desiredIndex) {
+	var key *flows.Flow
+	if len(d.Flows) > 0 {
+		key = &d.Flows[0]
+		c.imu.Lock()
+		for _, e := range c.indexes {
+			if e.key == key && e.n == len(d.Flows) {
+				c.imu.Unlock()
+				return e.owned, e.idx
+			}
+		}
+		c.imu.Unlock()
+	}
 	owned := make([]flows.Flow, 0, len(d.Flows))
 	for _, f := range d.Flows {
 		// A flow without op25b's cookie would be invisible to our dump and
@@ -304,17 +350,14 @@ func (c *Controller) SetDesired(d Desired) {
 	if n := len(d.Flows) - len(owned); n > 0 {
 		c.log.Error("desired flows without op25b's cookie ignored", "dpid", d.DPID, "revision", d.Revision, "count", n)
 	}
-	d.Flows = owned
-	idx := newDesiredIndex(d.Flows)
-	c.mu.Lock()
-	b := c.bridge(d.DPID)
-	b.desired, b.index = &d, idx
-	b.status.DesiredRevision = d.Revision
-	s := b.sess
-	c.mu.Unlock()
-	if s != nil {
-		s.poke()
+	idx := newDesiredIndex(owned)
+	if key != nil {
+		c.imu.Lock()
+		c.indexes[c.nextIndex%len(c.indexes)] = indexEntry{key: key, n: len(d.Flows), owned: owned, idx: idx}
+		c.nextIndex++
+		c.imu.Unlock()
 	}
+	return owned, idx
 }
 
 // Forget drops the desired state of dpid: its session, if any, stops
@@ -513,7 +556,7 @@ func (c *Controller) serveConn(ctx context.Context, conn net.Conn) {
 	base := newSession(conn, log, c.cfg.RequestTimeout)
 	defer base.close(nil)
 	defer base.contain("session")
-	r := bufio.NewReaderSize(conn, 256<<10)
+	r := bufio.NewReaderSize(conn, sessionBufferBytes)
 
 	sctx, cancel := context.WithCancel(ctx)
 	// Every goroutine of the connection is in wg; at return the session is

@@ -24,6 +24,14 @@ var ErrSessionClosed = errors.New("openflow session closed")
 // Config.RequestTimeout.
 var ErrRequestTimeout = errors.New("openflow request timed out")
 
+// sessionBufferBytes sizes each session's read and write buffers. Bulk
+// transfers bypass them (bufio reads a multipart part, and writes an
+// encoded batch of flow-mods, straight between the caller's slice and the
+// socket when it is larger than the buffer), so they only gather small
+// messages; and a replica holds a session to every bridge of its PoPs: a
+// thousand sessions at 256 KiB per buffer were half a GiB.
+const sessionBufferBytes = 8 << 10
+
 // maxMultipartBytes bounds one reassembled multipart reply, so a switch
 // that never clears REPLY_MORE cannot exhaust memory. 100k op25b flows are
 // ~7 MB; this leaves a wide margin.
@@ -92,7 +100,7 @@ func newSession(conn net.Conn, log *slog.Logger, timeout time.Duration) *session
 	s := &session{
 		conn:        conn,
 		timeout:     timeout,
-		w:           bufio.NewWriterSize(conn, 256<<10),
+		w:           bufio.NewWriterSize(conn, sessionBufferBytes),
 		pending:     make(map[uint32]*call),
 		echoReplies: make(chan []byte, 16),
 		done:        make(chan struct{}),
