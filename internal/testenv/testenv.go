@@ -122,6 +122,39 @@ func NewBridge(t testing.TB, dpid topology.DPID) Bridge {
 	return Bridge{Name: name, DPID: dpid}
 }
 
+// NewBridges creates netdev bridges like NewBridge, one per dpid, each
+// with the controller targets given, in a single ovs-vsctl transaction
+// (creating a hundred bridges one call at a time takes minutes on a loaded
+// machine), and deletes them together when the test ends. Each bridge
+// retries a lost controller every second instead of backing off to 8 s.
+func NewBridges(t testing.TB, dpids []topology.DPID, targets ...string) []Bridge {
+	t.Helper()
+	RequireOVS(t)
+	args := []string{"--timeout=60"}
+	var out []Bridge
+	del := []string{"--timeout=60"}
+	for i, dpid := range dpids {
+		b := Bridge{Name: UniqueName("op"), DPID: dpid}
+		out = append(out, b)
+		args = append(args, "--", "add-br", b.Name,
+			"--", "set", "bridge", b.Name, "datapath_type=netdev", "protocols=OpenFlow13", "fail-mode=secure",
+			"other-config:datapath-id="+string(dpid))
+		if len(targets) > 0 {
+			var refs []string
+			for j, target := range targets {
+				ref := fmt.Sprintf("@c%d_%d", i, j)
+				refs = append(refs, ref)
+				args = append(args, "--", "--id="+ref, "create", "controller", "target=\""+target+"\"", "max_backoff=1000")
+			}
+			args = append(args, "--", "set", "bridge", b.Name, "controller=["+strings.Join(refs, ",")+"]")
+		}
+		del = append(del, "--", "--if-exists", "del-br", b.Name)
+	}
+	Run(t, "ovs-vsctl", args...)
+	t.Cleanup(func() { _, _ = RunErr("ovs-vsctl", del...) })
+	return out
+}
+
 // AddPort adds an internal port with a fixed OpenFlow port number, so
 // ofproto/trace has an in_port to use.
 func (b Bridge) AddPort(t testing.TB, ofport int) string {
