@@ -48,9 +48,12 @@ type Cache struct {
 	// gen is the generation Doc was read from ("" before the first read
 	// or when nothing is stored).
 	gen string
-	// seen is the etcd revision of the last read; watch events at or below
-	// it are already reflected.
+	// seen is the etcd revision of the last read, watch event or adopted
+	// write; watch events at or below it are already reflected.
 	seen int64
+	// adopted: snap is a write of this replica's Store (adopt), not yet
+	// confirmed by a read or the watch.
+	adopted bool
 }
 
 // NewCache returns a cache over s; call Run to fill and follow it.
@@ -58,13 +61,41 @@ func NewCache(s *Store, logger *slog.Logger) *Cache {
 	if logger == nil {
 		logger = s.log
 	}
-	return &Cache{
+	c := &Cache{
 		store:         s,
 		log:           logger,
 		probeInterval: 5 * time.Second,
 		changed:       make(chan struct{}),
 		etcdErr:       errors.New("document not read yet"),
 	}
+	s.onWritten(c.adopt)
+	return c
+}
+
+// adopt takes a document this replica's own Store just committed, without
+// waiting for the watch to deliver and rebuild it: for a 100k-pool replace
+// that is most of a second between the API's answer and the switches.
+//
+// It keeps the order of revisions. A write the cache has already seen
+// (its watch or a read reached the write's revision, or a later one of
+// another replica, or a bad value written after it) is not adopted: the
+// cache never moves backwards. An adopted write makes the watch skip the
+// events up to its revision (the write was conditioned on the revision it
+// read, so at its own revision etcd holds exactly this document), and only
+// those: every later write, of any replica, still arrives through the
+// watch, and a read made before the adoption does not undo it (reload).
+func (c *Cache) adopt(st *state) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st.rev <= c.seen {
+		return
+	}
+	c.snap = Snapshot{Doc: st.doc, Revision: st.rev, Loaded: true}
+	c.gen = st.gen
+	c.seen = st.rev
+	c.adopted = true
+	c.log.Info("document adopted", "revision", st.rev, "generation", st.gen, "pools", len(st.doc.Pools))
+	c.notifyLocked()
 }
 
 // Current returns the latest snapshot.
@@ -185,6 +216,14 @@ func (c *Cache) reload(ctx context.Context) error {
 	defer c.mu.Unlock()
 	c.etcdErr = nil
 	c.seen = max(c.seen, st.readRev)
+	if c.adopted && st.readRev < c.snap.Revision {
+		// A write of this replica was adopted while the read was under
+		// way: the snapshot is newer than etcd was when it was read. (A
+		// read made after it is not stale, whatever its document revision:
+		// a commit record deleted by hand reads as revision 0.)
+		return nil
+	}
+	c.adopted = false
 	if err := st.usable(); err != nil {
 		if c.snap.Err == nil || c.snap.Err.Error() != err.Error() {
 			c.log.Error("stored document rejected, keeping the last good one",
@@ -364,6 +403,7 @@ func (c *Cache) applyCommits(events []*clientv3.Event) bool {
 	}
 	c.seen = seen
 	c.snap = Snapshot{Doc: doc, Revision: rev, Loaded: true}
+	c.adopted = false
 	c.log.Info("document updated", "revision", rev, "generation", c.gen, "pools", len(doc.Pools))
 	c.notifyLocked()
 	return true

@@ -50,11 +50,13 @@ func waitSnapshot(t *testing.T, c *store.Cache, what string, cond func(store.Sna
 	}
 }
 
+// The cache of a replica follows what other replicas write, through its
+// watch: in-place commits applied from the events, new generations read.
 func TestCacheFollowsWrites(t *testing.T) {
-	s, _ := newStore(t)
+	s, e := newStore(t) // the other replica's store: its writes reach the cache only through etcd
 	ctx := ctxT(t)
 	var logs lockedBuffer
-	c := store.NewCache(s, slog.New(slog.NewTextHandler(&logs, nil)))
+	c := store.NewCache(store.New(e.Client, store.DefaultPrefix, testLogger(t)), slog.New(slog.NewTextHandler(&logs, nil)))
 	if c.Healthy() == nil {
 		t.Fatal("Healthy before Run should report not loaded")
 	}
@@ -344,5 +346,163 @@ func waitUnhealthy(t *testing.T, c *store.Cache) {
 	}
 	if err := c.Healthy(); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Healthy = %v, want ErrUnavailable", err)
+	}
+}
+
+// A replica's own writes are in its cache when the write returns (adopted,
+// not rebuilt from the watch), in revision order with other replicas'
+// writes the watch delivers.
+func TestCacheAdoptsOwnWrites(t *testing.T) {
+	own, e := newStore(t)
+	other := store.New(e.Client, store.DefaultPrefix, testLogger(t))
+	ctx := ctxT(t)
+	var logs lockedBuffer
+	c := store.NewCache(own, slog.New(slog.NewTextHandler(&logs, nil)))
+	runCache(t, c)
+	waitSnapshot(t, c, "empty document", func(s store.Snapshot) bool { return s.Loaded })
+	var ownRevs []int64
+	for i, doc := range []*topology.Document{bigDoc(2000, "a"), sampleDoc(), bigDoc(500, "b")} {
+		rev, err := own.Replace(ctx, doc, store.WriteOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ownRevs = append(ownRevs, rev)
+		if snap := c.Current(); snap.Revision != rev || !equalJSON(t, snap.Doc, doc) {
+			t.Fatalf("write %d: the cache holds revision %d when the write of %d returned", i, snap.Revision, rev)
+		}
+		// Another replica writes next; the watch brings it, never the
+		// adopted document again.
+		rev, err = other.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+			d.Pools = d.Pools[1:]
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := waitSnapshot(t, c, "the other replica's write", func(s store.Snapshot) bool { return s.Revision >= rev })
+		want, _, err := other.Load(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.Revision != rev || !equalJSON(t, snap.Doc, want) {
+			t.Fatalf("write %d: cache at %d, want the other replica's %d", i, snap.Revision, rev)
+		}
+	}
+	// Each own write was taken once: adopted, or (when the watch happened
+	// to be quicker) read, never both.
+	for _, rev := range ownRevs {
+		adopted := strings.Count(logs.String(), fmt.Sprintf(`msg="document adopted" revision=%d `, rev))
+		loaded := strings.Count(logs.String(), fmt.Sprintf(`msg="document loaded" revision=%d `, rev))
+		if adopted+loaded != 1 {
+			t.Errorf("revision %d adopted %d times and read %d times, want once in all; logs:\n%s", rev, adopted, loaded, logs.String())
+		}
+	}
+}
+
+// Adoption never moves the cache backwards nor hides a later write: here
+// this replica's write is held back between its commit and its adoption
+// while another replica writes on top of it, and the cache, which saw that
+// later write through its watch, keeps it. A cache that is not following
+// etcd yet (Run not started) adopts what its Store writes at once, and its
+// first read keeps it.
+func TestCacheAdoptionKeepsRevisionOrder(t *testing.T) {
+	own, e := newStore(t)
+	other := store.New(e.Client, store.DefaultPrefix, testLogger(t))
+	ctx := ctxT(t)
+
+	committed, release := make(chan int64), make(chan struct{})
+	var hold sync.Once
+	own.OnWritten(func(rev int64) { // registered before the cache's own: runs first
+		hold.Do(func() {
+			committed <- rev
+			<-release
+		})
+	})
+	var logs lockedBuffer
+	c := store.NewCache(own, slog.New(slog.NewTextHandler(&logs, nil)))
+
+	// Not running: the write is adopted all the same, and the first read
+	// (at the same revision) keeps it.
+	first := bigDoc(1000, "a")
+	go func() { <-committed; close(release) }()
+	r1, err := own.Replace(ctx, first, store.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap := c.Current(); !snap.Loaded || snap.Revision != r1 || !equalJSON(t, snap.Doc, first) {
+		t.Fatalf("before Run: cache at %d (loaded %v), want the adopted %d", snap.Revision, snap.Loaded, r1)
+	}
+	runCache(t, c)
+	waitHealthy(t, c)
+	if snap := c.Current(); snap.Revision != r1 {
+		t.Fatalf("first read moved the cache to %d from the adopted %d", snap.Revision, r1)
+	}
+
+	// Held back: own commits r2, other writes r3 on top of it, the cache
+	// follows to r3; then r2's adoption must change nothing.
+	hold = sync.Once{}
+	committed, release = make(chan int64), make(chan struct{})
+	type result struct {
+		rev int64
+		err error
+	}
+	done := make(chan result)
+	go func() {
+		rev, err := own.Replace(ctx, bigDoc(1500, "b"), store.WriteOptions{})
+		done <- result{rev, err}
+	}()
+	r2 := <-committed
+	r3, err := other.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = d.Pools[1:]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r3 <= r2 {
+		t.Fatalf("other's write at %d, not after own %d", r3, r2)
+	}
+	waitSnapshot(t, c, "the other replica's later write", func(s store.Snapshot) bool { return s.Revision == r3 })
+	close(release)
+	if res := <-done; res.err != nil || res.rev != r2 {
+		t.Fatalf("own write = %d, %v; want %d", res.rev, res.err, r2)
+	}
+	want, _, err := other.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap := c.Current(); snap.Revision != r3 || !equalJSON(t, snap.Doc, want) {
+		t.Fatalf("after the late adoption of %d: cache at %d, want %d", r2, snap.Revision, r3)
+	}
+	if strings.Contains(logs.String(), fmt.Sprintf(`msg="document adopted" revision=%d `, r2)) {
+		t.Errorf("revision %d adopted after the cache had %d; logs:\n%s", r2, r3, logs.String())
+	}
+
+	// Own next write starts from r3 (its Store re-reads) and is adopted;
+	// a later in-place write of the other replica arrives on top of it.
+	r4, err := own.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = d.Pools[1:]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap := c.Current(); snap.Revision != r4 || len(snap.Doc.Pools) != 1498 {
+		t.Fatalf("own write %d: cache at %d with %d pools", r4, snap.Revision, len(snap.Doc.Pools))
+	}
+	r5, err := other.Update(ctx, store.WriteOptions{}, func(d *topology.Document) error {
+		d.Pools = d.Pools[1:]
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap := waitSnapshot(t, c, "the other replica's write after an adoption", func(s store.Snapshot) bool { return s.Revision >= r5 })
+	want, _, err = other.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Revision != r5 || !equalJSON(t, snap.Doc, want) {
+		t.Fatalf("cache at %d, want %d equal to Load", snap.Revision, r5)
 	}
 }

@@ -31,3 +31,7 @@ func (s *Store) PruneHistory() { s.pruneHistory(context.Background()) }
 
 // HistoryPrefix is where history records live.
 func (s *Store) HistoryPrefix() string { return s.historyPrefix() }
+
+// OnWritten registers f like a Cache does: it runs, before the write
+// returns, for every document s commits (rev: the document revision).
+func (s *Store) OnWritten(f func(rev int64)) { s.onWritten(func(st *state) { f(st.rev) }) }

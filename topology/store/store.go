@@ -84,6 +84,8 @@ type Store struct {
 	// It is never mutated, only replaced.
 	mu   sync.Mutex
 	last *state
+	// written are told of every commit (onWritten).
+	written []func(*state)
 }
 
 // New returns a Store using cli under prefix (DefaultPrefix if empty; a
@@ -221,7 +223,24 @@ func (s *Store) rememberWritten(doc *topology.Document, items []encodedItem, gen
 	for _, it := range items {
 		m[it.key] = it.value
 	}
-	s.remember(&state{rev: rev, readRev: rev, gen: gen, doc: doc, items: m, valid: true})
+	st := &state{rev: rev, readRev: rev, gen: gen, doc: doc, items: m, valid: true}
+	s.remember(st)
+	s.mu.Lock()
+	written := s.written
+	s.mu.Unlock()
+	for _, f := range written {
+		f(st)
+	}
+}
+
+// onWritten registers f to be told, synchronously, of every document this
+// Store commits, before the write returns (NewCache: a replica's cache need
+// not wait for its own watch to rebuild what it just wrote). st is shared:
+// never modify it.
+func (s *Store) onWritten(f func(st *state)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.written = append(s.written, f)
 }
 
 func (s *Store) readFull(ctx context.Context) (*state, error) {
@@ -523,8 +542,10 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topolog
 	}
 	flip := resp.Header.Revision
 	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(items))
-	s.deleteOlderGenerations(gen, flip)
+	// Before the clean-up's round trip: the replica's cache adopts the
+	// document from here (onWritten), ahead of its own watch.
 	s.rememberWritten(doc, items, gen, flip)
+	s.deleteOlderGenerations(gen, flip)
 	s.trimAudit(ctx)
 	s.pruneHistory(ctx)
 	return flip, nil
