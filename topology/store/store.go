@@ -214,10 +214,11 @@ func (s *Store) remember(st *state) {
 	}
 }
 
-// rememberWritten records the state a successful write produced: doc (a
-// private copy, lists sorted by name as Load returns them) in generation
-// gen at revision rev.
-func (s *Store) rememberWritten(doc *topology.Document, items []encodedItem, gen string, rev int64) {
+// writtenState prepares the state a successful write of doc (items) will
+// produce: a private copy of doc, lists sorted by name as Load returns
+// them. Built before the commit, so that what follows etcd's answer
+// (rememberWritten, and the cache's adoption) costs next to nothing.
+func writtenState(doc *topology.Document, items []encodedItem) *state {
 	doc = doc.Clone()
 	sortDocument(doc)
 	makeNonNil(doc) // a read returns empty lists, never null ones (newEmptyDocument)
@@ -225,7 +226,13 @@ func (s *Store) rememberWritten(doc *topology.Document, items []encodedItem, gen
 	for _, it := range items {
 		m[it.key] = it.value
 	}
-	st := &state{rev: rev, readRev: rev, gen: gen, doc: doc, items: m, valid: true}
+	return &state{doc: doc, items: m, valid: true}
+}
+
+// rememberWritten records st (from writtenState, not yet shared) as what
+// generation gen holds at revision rev, and tells the onWritten callbacks.
+func (s *Store) rememberWritten(st *state, gen string, rev int64) {
+	st.rev, st.readRev, st.gen = rev, rev, gen
 	s.remember(st)
 	s.mu.Lock()
 	written := s.written
@@ -484,15 +491,16 @@ func (s *Store) commit(ctx context.Context, st *state, doc *topology.Document, o
 	}
 	w.audit = audit
 
+	next := writtenState(doc, items)
 	if inPlace && len(puts)+len(dels)+2+len(w.historyOps) <= maxTxnOps && size+len(audit)+historyBytes < maxTxnBytes-8192 {
-		return s.commitInPlace(ctx, st, doc, items, puts, dels, w)
+		return s.commitInPlace(ctx, st, next, puts, dels, w)
 	}
 	if fill == nil {
 		// Small enough for one transaction, but not with its history.
 		fill = s.startFill(ctx, st, items)
 		defer fill.wait()
 	}
-	return s.commitNewGeneration(ctx, st, doc, items, w, fill)
+	return s.commitNewGeneration(ctx, st, next, w, fill)
 }
 
 // generationFill is a new generation being written (writeBatches) in a
@@ -532,7 +540,7 @@ func (s *Store) abortFill(f *generationFill) {
 
 // commitInPlace is one conditional transaction: the changed items of the
 // current generation, the commit record and the audit record.
-func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Document, items, puts []encodedItem, dels []string,
+func (s *Store) commitInPlace(ctx context.Context, st, next *state, puts []encodedItem, dels []string,
 	w *pendingWrite) (int64, error) {
 	who := w.who
 	rec, _ := json.Marshal(commitRecord{Generation: st.gen, Time: w.now, Who: who})
@@ -560,7 +568,7 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 	}
 	s.log.Info("document committed", "revision", resp.Header.Revision, "generation", st.gen,
 		"who", who, "puts", len(puts), "deletes", len(dels))
-	s.rememberWritten(doc, items, st.gen, resp.Header.Revision)
+	s.rememberWritten(next, st.gen, resp.Header.Revision)
 	s.trimAudit(ctx)
 	s.pruneHistory(ctx)
 	return resp.Header.Revision, nil
@@ -570,8 +578,7 @@ func (s *Store) commitInPlace(ctx context.Context, st *state, doc *topology.Docu
 // fresh generation in batches that respect etcd's limits, then flips
 // config/current to it in one conditional transaction, then deletes the
 // generations it replaced.
-func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topology.Document, items []encodedItem,
-	w *pendingWrite, fill *generationFill) (int64, error) {
+func (s *Store) commitNewGeneration(ctx context.Context, st, next *state, w *pendingWrite, fill *generationFill) (int64, error) {
 	who := w.who
 	gen := fill.gen
 	if err := fill.wait(); err != nil {
@@ -599,10 +606,10 @@ func (s *Store) commitNewGeneration(ctx context.Context, st *state, doc *topolog
 		return 0, fmt.Errorf("commit: document changed since revision %d: %w", st.rev, ErrConflict)
 	}
 	flip := resp.Header.Revision
-	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(items))
+	s.log.Info("document committed", "revision", flip, "generation", gen, "who", who, "items", len(next.items))
 	// Before the clean-up's round trip: the replica's cache adopts the
 	// document from here (onWritten), ahead of its own watch.
-	s.rememberWritten(doc, items, gen, flip)
+	s.rememberWritten(next, gen, flip)
 	s.deleteOlderGenerations(gen, flip)
 	s.trimAudit(ctx)
 	s.pruneHistory(ctx)
