@@ -284,8 +284,12 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 		plan    changePlan
 		err     error
 	)
+	// planned: when the flow-mods were ready (after the dump, if any):
+	// what comes after is the switch's share.
+	var planned time.Time
 	if known {
 		plan = idx.planFrom(prev)
+		planned = time.Now()
 		err = s.apply(ctx, plan.Mods)
 	} else {
 		var mark uint64
@@ -295,10 +299,15 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 			// Changes reported before the dump's reply are in the dump.
 			s.mon.settled(mark)
 			plan = idx.plan(entries)
+			planned = time.Now()
 			err = s.apply(ctx, plan.Mods)
 		}
 	}
 	elapsed := time.Since(start)
+	var install time.Duration
+	if !planned.IsZero() {
+		install = time.Since(planned)
+	}
 	log := s.logger().With("revision", d.Revision, "audit", isAudit)
 	if err != nil {
 		s.applyFailed(log, err, d, elapsed, isAudit, len(plan.Mods))
@@ -331,7 +340,7 @@ func (s *switchSession) reconcile(ctx context.Context, d Desired, idx *desiredIn
 	s.c.mu.Unlock()
 	if n > 0 || !isAudit {
 		log.Info("reconciled", "changes", n, "foreign_shape", plan.Foreign, "flows", len(d.Flows), "dumped", !known,
-			"took", elapsed.Round(time.Microsecond))
+			"took", elapsed.Round(time.Microsecond), "install", install.Round(time.Microsecond))
 	}
 	if n > 0 && isAudit {
 		log.Warn("audit repaired drift", "changes", n)

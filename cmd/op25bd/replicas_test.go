@@ -45,6 +45,8 @@ type logLine struct {
 	Role     string    `json:"role"`
 	Revision int64     `json:"revision"`
 	Audit    bool      `json:"audit"`
+	Took     int64     `json:"took"`    // nanoseconds (slog's JSON for a duration)
+	Install  int64     `json:"install"` // nanoseconds
 }
 
 // startReplica starts op25bd as replica id on etcd, with a fresh pair of
@@ -161,7 +163,13 @@ func (r *replica) tail(n int) string {
 }
 
 // rssKiB is the process's resident set (VmRSS) in KiB.
-func (r *replica) rssKiB() int64 {
+func (r *replica) rssKiB() int64 { return r.status("VmRSS:") }
+
+// hwmKiB is the process's peak resident set (VmHWM) in KiB.
+func (r *replica) hwmKiB() int64 { return r.status("VmHWM:") }
+
+// status reads one "Name: N kB" line of /proc/PID/status.
+func (r *replica) status(field string) int64 {
 	r.mu.Lock()
 	pid := r.pid
 	r.mu.Unlock()
@@ -170,7 +178,7 @@ func (r *replica) rssKiB() int64 {
 		return 0
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
 			return n
 		}
