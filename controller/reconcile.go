@@ -158,7 +158,9 @@ func (p *changePlan) addDiff(want, installed []flows.Flow) {
 	for _, f := range installed {
 		cookieOf[f.Key()] = f.Cookie
 	}
-	for _, ch := range flows.Diff(want, installed) {
+	changes := flows.Diff(want, installed)
+	p.Mods = slices.Grow(p.Mods, len(changes))
+	for _, ch := range changes {
 		f := ch.Flow
 		switch ch.Op {
 		case flows.OpAdd:
@@ -212,6 +214,9 @@ func (idx *desiredIndex) planFrom(prev *desiredIndex) changePlan {
 			installed = append(installed, f)
 		}
 	}
+	// At least this many are new: grown once, not doubled 18 times for a
+	// 200k-flow set (planFrom of a whole replace was mostly copying).
+	want = slices.Grow(want, max(0, len(idx.canon)-len(prev.byKey)))
 	for _, f := range idx.canon {
 		if _, ok := prev.byKey[f.Key()]; !ok {
 			want = append(want, f)
