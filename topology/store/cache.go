@@ -294,6 +294,13 @@ func (c *Cache) follow(ctx context.Context) error {
 				continue
 			}
 			if c.relevant(resp.Events) {
+				// Most likely this replica's own replace, whose answer the
+				// watch overtook: let the cache adopt it rather than read
+				// it back, then look again.
+				c.store.awaitFlip(ctx)
+				if !c.relevant(resp.Events) {
+					continue
+				}
 				if err := c.reload(ctx); err != nil {
 					return err
 				}

@@ -35,3 +35,7 @@ func (s *Store) HistoryPrefix() string { return s.historyPrefix() }
 // OnWritten registers f like a Cache does: it runs, before the write
 // returns, for every document s commits (rev: the document revision).
 func (s *Store) OnWritten(f func(rev int64)) { s.onWritten(func(st *state) { f(st.rev) }) }
+
+// SetFlipWait bounds how long the cache's watch waits for this Store's own
+// commit to be adopted before reading the document itself.
+func (s *Store) SetFlipWait(d time.Duration) { s.flipWait = d }

@@ -88,6 +88,11 @@ type Store struct {
 	last *state
 	// written are told of every commit (onWritten).
 	written []func(*state)
+	// flipping is closed once the commit record write in flight (a new
+	// generation's flip) has been answered and its state remembered and
+	// told; nil when none is (awaitFlip).
+	flipping chan struct{}
+	flipWait time.Duration
 }
 
 // New returns a Store using cli under prefix (DefaultPrefix if empty; a
@@ -103,7 +108,7 @@ func New(cli *clientv3.Client, prefix string, logger *slog.Logger) *Store {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{cli: cli, prefix: prefix, log: logger, opTimeout: 10 * time.Second, batchTimeout: 30 * time.Second,
-		history: defaultHistoryLimits}
+		history: defaultHistoryLimits, flipWait: 2 * time.Second}
 }
 
 // Client returns the etcd client the store uses.
@@ -239,6 +244,49 @@ func (s *Store) rememberWritten(st *state, gen string, rev int64) {
 	s.mu.Unlock()
 	for _, f := range written {
 		f(st)
+	}
+}
+
+// startFlip marks a commit record write of this Store in flight; the
+// returned func (idempotent) ends it.
+func (s *Store) startFlip() func() {
+	ch := make(chan struct{})
+	s.mu.Lock()
+	s.flipping = ch
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			if s.flipping == ch {
+				s.flipping = nil
+			}
+			s.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// awaitFlip waits for the commit record write of this Store in flight, if
+// any, to be answered and its document told to onWritten, for at most
+// flipWait. A replica's watch can report the new commit record before the
+// write's own answer arrives; waiting that one round trip saves reading
+// back the whole document (100k items) the cache is about to adopt. An
+// answer slower than flipWait means etcd is struggling: reading is then no
+// worse than waiting longer.
+func (s *Store) awaitFlip(ctx context.Context) {
+	s.mu.Lock()
+	ch := s.flipping
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	t := time.NewTimer(s.flipWait)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
 	}
 }
 
@@ -588,6 +636,8 @@ func (s *Store) commitNewGeneration(ctx context.Context, st, next *state, w *pen
 	}
 	rec, _ := json.Marshal(commitRecord{Generation: gen, Time: w.now, Who: who})
 	ops := append([]clientv3.Op{clientv3.OpPut(s.currentKey(), string(rec)), clientv3.OpPut(w.auditKey, string(w.audit))}, w.historyOps...)
+	flipped := s.startFlip()
+	defer flipped()
 	cctx, cancel := context.WithTimeout(ctx, s.opTimeout)
 	resp, err := s.cli.Txn(cctx).
 		If(clientv3.Compare(clientv3.ModRevision(s.currentKey()), "=", st.rev)).
@@ -610,6 +660,7 @@ func (s *Store) commitNewGeneration(ctx context.Context, st, next *state, w *pen
 	// Before the clean-up's round trip: the replica's cache adopts the
 	// document from here (onWritten), ahead of its own watch.
 	s.rememberWritten(next, gen, flip)
+	flipped()
 	s.deleteOlderGenerations(gen, flip)
 	s.trimAudit(ctx)
 	s.pruneHistory(ctx)
