@@ -21,7 +21,7 @@ APT_PACKAGES := openvswitch-switch openvswitch-common mininet etcd-server etcd-c
 	systemd adduser man-db groff-base iperf3 \
 	prometheus chromium
 
-.PHONY: all deps ovs build deb test lab-test lint bench demo demo-trace clean
+.PHONY: all deps ovs build deb test lab-test soak lint bench demo demo-trace clean
 
 all: build
 
@@ -62,11 +62,22 @@ test: deps lint build
 	$(GO) test -count=1 -timeout 45m ./...
 	$(GO) test -count=1 -race -timeout 30m ./controller/ ./api/
 	$(MAKE) --no-print-directory lab-test
+	$(MAKE) --no-print-directory soak SOAK_DURATION=3m
 
 ## lab-test: the Mininet lab (lab/README.md) with two op25bd replicas on a
 ## 3-member etcd, including the ovs-vswitchd restart test.
 lab-test: deps build
 	LAB_MN_CLEANUP=1 lab/run.sh --disruptive
+
+## soak: the chaos soak (lab/README.md, "The chaos soak"): faults at random
+## (seeded) while a writer changes the policy and probers connect from every
+## lab host, then the history checker. Its own network namespace and its own
+## ovs-vswitchd: it disturbs no other test. SOAK_DURATION (default 30m),
+## SOAK_SEED (default random; printed, replays the same faults).
+SOAK_DURATION ?= 30m
+SOAK_SEED     ?= 0
+soak: deps build
+	SOAK_DURATION=$(SOAK_DURATION) SOAK_SEED=$(SOAK_SEED) lab/soak.sh
 
 ## bench: Go benchmarks, with ratios against ovs-ofctl (netrack for controller/ofwire) measured in the same run.
 bench: deps

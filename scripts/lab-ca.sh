@@ -1,6 +1,9 @@
 #!/bin/sh
-# lab-ca.sh DIR [HOST...] — a lab certificate authority for op25b with
-# Debian's openssl: one CA, and certificates for every TLS channel.
+# lab-ca.sh [--reissue] DIR [HOST...] — a lab certificate authority for
+# op25b with Debian's openssl: one CA, and certificates for every TLS channel.
+# With --reissue, the CA already in DIR is kept and only the certificates
+# below are issued again (a rotation: what the chaos soak does before it
+# sends SIGHUP).
 #
 #   DIR/ca.pem                      the CA: --openflow-tls-ca, --api-tls-client-ca,
 #                                   --etcd-ca, ovs-vsctl set-ssl's CA, etcd's --trusted-ca-file
@@ -17,8 +20,13 @@
 # Certificates last 825 days. A lab tool: in production use your PKI.
 set -eu
 
+reissue=false
+if [ "${1:-}" = "--reissue" ]; then
+	reissue=true
+	shift
+fi
 if [ $# -lt 1 ]; then
-	echo "usage: $0 DIR [HOST...]" >&2
+	echo "usage: $0 [--reissue] DIR [HOST...]" >&2
 	exit 2
 fi
 dir=$1
@@ -35,9 +43,11 @@ for h in "$@"; do
 done
 
 # The CA: a self-signed EC P-256 certificate that may only sign.
-openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-	-keyout "$dir/ca-key.pem" -out "$dir/ca.pem" -days 825 -subj "/O=op25b lab/CN=op25b lab CA" \
-	-addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+if ! $reissue || ! [ -s "$dir/ca.pem" ] || ! [ -s "$dir/ca-key.pem" ]; then
+	openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+		-keyout "$dir/ca-key.pem" -out "$dir/ca.pem" -days 825 -subj "/O=op25b lab/CN=op25b lab CA" \
+		-addext "basicConstraints=critical,CA:true" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+fi
 
 # issue NAME USAGE: a key and a certificate signed by the CA. USAGE is
 # serverAuth,clientAuth for servers (which are also clients: etcd peers,

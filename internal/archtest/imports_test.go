@@ -95,6 +95,10 @@ var rules = []struct {
 	{pkg: "lab", why: "the Mininet lab; its tests use flows and topology"},
 	{pkg: "lab/compileflows", mayUse: []string{"flows", "topology"}, mustNot: join(etcdAny, serving),
 		why: "compiles a document for the lab"},
+	{pkg: "lab/soak", mayUse: []string{"flows", "topology"}, mustNot: join(ioStd, etcdAny, openflow, serving, grpc),
+		why: "the chaos soak's plan and checker are pure: a seed or a history in, a verdict out"},
+	{pkg: "lab/soakctl", mayUse: []string{"client", "lab/soak", "topology"}, mustNot: join(etcdAny, openflow, serving, grpc),
+		why: "the soak's writer, prober, proxy and checker command: a REST client, never the daemon's packages"},
 }
 
 type goPackage struct {
