@@ -335,7 +335,7 @@ class Soak:
             lab.configure_host(self.net.get(name), v4, v6)
         for name, (v4, v6) in lab.SERVERS.items():
             lab.configure_host(self.net.get(name), v4, v6)
-        lab.start_servers(self.net, self.tmp, self.cleanup)
+        self.records = lab.start_servers(self.net, self.tmp, self.cleanup)
         log("topology up: %s, servers up" % ", ".join(lab.BRIDGES))
         self.start_etcd()
         self.start_proxy()
@@ -370,6 +370,40 @@ class Soak:
             self.cleanup.add("prober " + name, lambda p=p, n=name: lab.stop_process(p, "prober " + n))
             self.probers.append(p)
         log("probers: %d hosts x %d targets (TCP connect, 3 s timeout)" % (len(self.probers), len(targets)))
+
+    SWAKS_ROWS = [("fixed", "relay", 587, "v4"), ("dyn1", "extmx", 25, "v4"), ("nopool", "extmx", 25, "v6"),
+                  ("lite2", "mobmx", 25, "v4"), ("dyn2", "relay", 25, "v4"), ("lite1", "extmx", 465, "v6")]
+
+    def start_swaks(self):
+        """A few full SMTP transactions (swaks, the message must arrive at
+        the server) beside the TCP probers, one every 10 s in turn over
+        SWAKS_ROWS, recorded like the probers' results."""
+        self.swaks_stop = threading.Event()
+        out = open(os.path.join(self.rec, "probes-swaks.jsonl"), "a")
+
+        def loop():
+            i = 0
+            while not self.swaks_stop.is_set():
+                src, server, port, fam = self.SWAKS_ROWS[i % len(self.SWAKS_ROWS)]
+                i += 1
+                sw, v4, v6 = lab.SUBSCRIBERS[src]
+                s_ip, d_ip = (v4, lab.SERVERS[server][0]) if fam == "v4" else (v6, lab.SERVERS[server][1])
+                proto = next(p for (sv, pt, p) in lab.SERVICES if sv == server and pt == port)
+                start = now_iso()
+                verdict, detail = lab.probe(self.net, self.records, src, server, port, proto, d_ip, timeout=10)
+                rec = {"host": src, "bridge": sw, "pop": lab.BRIDGES[sw][1], "src": s_ip, "dst": d_ip,
+                       "server": server, "port": port, "start": start, "end": now_iso(),
+                       "verdict": verdict, "detail": ("swaks " + detail).strip()}
+                out.write(json.dumps(rec) + "\n")
+                out.flush()
+                self.swaks_stop.wait(10)
+
+        self.swaks_thread = threading.Thread(target=loop, daemon=True)
+        self.swaks_thread.start()
+
+    def stop_swaks(self):
+        self.swaks_stop.set()
+        self.swaks_thread.join(timeout=60)
 
     def start_writer(self):
         cmd = [self.soakctl, "write"] + self.api_flags() + ["-dir", self.rec, "-seed", str(self.args.seed),
@@ -512,6 +546,7 @@ def main():
     try:
         s.setup()
         s.start_probers()
+        s.start_swaks()
         time.sleep(3)
         t0 = time.time()
         started = now_iso()
@@ -529,6 +564,7 @@ def main():
             time.sleep(rest)
         for p in s.probers:
             lab.stop_process(p, "prober")
+        s.stop_swaks()
         subprocess.run([s.soakctl, "history"] + s.api_flags() + ["-out", os.path.join(rec, "revisions.jsonl")])
         for i, p in enumerate(s.replicas):
             p.stop()

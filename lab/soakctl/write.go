@@ -95,6 +95,7 @@ func runWrite(args []string) error {
 	fmt.Fprintf(os.Stderr, "soakctl write: baseline revision %d\n", baseRev)
 	os.WriteFile(filepath.Join(*dir, "baseline"), []byte(fmt.Sprint(baseRev)), 0o644)
 	lastHistory := time.Now()
+	last, lastRev := base, baseRev
 	for ctx.Err() == nil {
 		pause := time.Duration(float64(*interval) * (0.5 + rng.Float64()))
 		select {
@@ -105,9 +106,10 @@ func runWrite(args []string) error {
 			break
 		}
 		c := cs[rng.IntN(len(cs))]
-		// Read the current document from any replica that answers.
-		var cur *topology.Document
-		var curRev int64
+		// Read the current document from any replica that answers; when
+		// none does (quorum lost), write on the last one read anyway, so
+		// the refusals of an unavailable cluster are recorded too.
+		cur, curRev := last, lastRev
 		for i := range cs {
 			rc := cs[(rng.IntN(len(cs))+i)%len(cs)]
 			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -118,9 +120,7 @@ func runWrite(args []string) error {
 				break
 			}
 		}
-		if cur == nil {
-			continue
-		}
+		last, lastRev = cur, curRev
 		ch := soak.Mutate(rng, cur, time.Now())
 		if err := topology.Validate(ch.Result); err != nil {
 			return fmt.Errorf("writer produced an invalid change %s: %w", ch.Op, err)
