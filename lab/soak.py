@@ -194,6 +194,7 @@ class Soak:
         self.soakctl = os.path.join(tmp, "soakctl")
         self.faults_out = open(os.path.join(rec, "faults.jsonl"), "a")
         self.faults_lock = threading.Lock()
+        self.locks = {}
 
     # ---------------------------------------------------------------- setup
 
@@ -422,16 +423,35 @@ class Soak:
             self.faults_out.write(json.dumps(ev) + "\n")
             self.faults_out.flush()
 
+    # The groups of lab/soak/plan.go: faults of one group never overlap. The
+    # plan spaces them out; these locks keep it so when a fault takes longer
+    # than planned (a slow restart), by starting the next one late (its real
+    # start is what faults.jsonl records). A loss of quorum also holds the
+    # replicas' lock, and wiping or altering flows waits for ovs-vswitchd.
+    GROUP_LOCKS = {
+        "kill9-replica": ["replica"], "rolling-restart": ["replica"], "partition-etcd": ["replica"],
+        "partition-switch": ["replica"], "etcd-member": ["etcd"], "etcd-quorum": ["etcd", "replica"],
+        "vswitchd-restart": ["vswitchd"], "flows-wipe": ["flows", "vswitchd"],
+        "flows-alter": ["flows", "vswitchd"], "sighup-certs": ["certs"],
+    }
+
     def run_fault(self, f):
         kind, target, hold = f["kind"], f.get("target", ""), f["hold"] / 1e9
-        start, err = now_iso(), ""
-        log("fault %s %s (hold %.1fs)" % (kind, target, hold))
+        locks = [self.locks.setdefault(n, threading.Lock()) for n in sorted(self.GROUP_LOCKS[kind])]
+        for lk in locks:
+            lk.acquire()
         try:
-            getattr(self, "fault_" + kind.replace("-", "_"))(target, hold)
-        except Exception as e:  # recorded; the soak goes on
-            err = str(e)[:300]
-            log("fault %s %s: error: %s" % (kind, target, err))
-        self.record(kind, target, start, now_iso(), err)
+            start, err = now_iso(), ""
+            log("fault %s %s (hold %.1fs)" % (kind, target, hold))
+            try:
+                getattr(self, "fault_" + kind.replace("-", "_"))(target, hold)
+            except Exception as e:  # recorded; the soak goes on
+                err = str(e)[:300]
+                log("fault %s %s: error: %s" % (kind, target, err))
+            self.record(kind, target, start, now_iso(), err)
+        finally:
+            for lk in reversed(locks):
+                lk.release()
 
     def fault_kill9_replica(self, target, hold):
         r = int(target[1:])

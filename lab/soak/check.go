@@ -58,17 +58,18 @@ var DefaultWindows = Windows{
 
 // Violation kinds.
 const (
-	VLost        = "lost-write"       // an acknowledged revision is not in the history
-	VContent     = "content-mismatch" // ... or is, with other content
-	VReordered   = "reordered-write"  // acknowledged in one order, stored in the other
-	VPhantom     = "phantom-revision" // a revision no write of the soak explains
-	VFinal       = "final-document"   // the final document is not the last acknowledged one
-	VConverge    = "not-converged"    // a bridge not at the final document within Converge
-	VLeak        = "leak"             // a probe got through while every policy in force said drop
-	VFalseBlock  = "false-block"      // a probe was dropped while every policy in force said forward
-	VPanic       = "daemon-panic"     // a daemon log says panic, bug or fatal
-	VHistoryGap  = "history-order"    // the history itself is out of order
-	VEmptyProbes = "no-probes"        // nothing was probed: the soak proved nothing
+	VLost        = "lost-write"           // an acknowledged revision is not in the history
+	VContent     = "content-mismatch"     // ... or is, with other content
+	VReordered   = "reordered-write"      // acknowledged in one order, stored in the other
+	VPhantom     = "phantom-revision"     // a revision no write of the soak explains
+	VFinal       = "final-document"       // the final document is not the last acknowledged one
+	VConverge    = "not-converged"        // a bridge not at the final document within Converge
+	VLeak        = "leak"                 // a probe got through while every policy in force said drop
+	VFalseBlock  = "false-block"          // a probe was dropped while every policy in force said forward
+	VPanic       = "daemon-panic"         // a daemon log says panic, bug or fatal
+	VHistoryGap  = "history-order"        // the history itself is out of order
+	VEmptyProbes = "no-probes"            // nothing was probed: the soak proved nothing
+	VNoQuorum    = "acked-without-quorum" // a write acknowledged while two of three etcd members were down
 )
 
 // Violation is one broken promise, with the instant the timeline is
@@ -126,6 +127,7 @@ func Check(h *History, w Windows) *Report {
 		}
 	}
 	r.checkHistory(h)
+	r.checkQuorum(h)
 	r.revisionIdx = spans(h, w)
 	r.checkProbes(h, w)
 	r.checkConvergence(h, w)
@@ -220,6 +222,26 @@ func (r *Report) checkHistory(h *History) {
 		}
 		r.add(Violation{Kind: VPhantom, At: rv.Time,
 			Detail: fmt.Sprintf("revision %d (by %q, document %.12s) matches no write of the soak", rv.Revision, rv.Who, rv.Hash)})
+	}
+}
+
+// quorumSlack: stopping two members takes a moment after the fault starts.
+const quorumSlack = 5 * time.Second
+
+// checkQuorum: no write is acknowledged while etcd has lost its quorum
+// (sent after both members were surely down, answered before they were
+// started again).
+func (r *Report) checkQuorum(h *History) {
+	for _, f := range h.Faults {
+		if f.Kind != LoseEtcdQuorum || f.Error != "" {
+			continue
+		}
+		for _, wr := range h.Writes {
+			if wr.Outcome == Acked && !wr.Unchanged && wr.Sent.After(f.Start.Add(quorumSlack)) && wr.Done.Before(f.End) {
+				r.add(Violation{Kind: VNoQuorum, At: wr.Done,
+					Detail: fmt.Sprintf("%s acknowledged at revision %d while etcd members %s were down", wr.Op, wr.Revision, f.Target)})
+			}
+		}
 	}
 }
 
@@ -469,7 +491,7 @@ func (r *Report) Print(out io.Writer) {
 		counts[v.Kind]++
 	}
 	fmt.Fprintf(out, "%-22s %6s\n", "violations", "count")
-	for _, k := range []string{VLost, VContent, VReordered, VPhantom, VHistoryGap, VFinal, VConverge, VLeak, VFalseBlock, VPanic, VEmptyProbes} {
+	for _, k := range []string{VLost, VContent, VReordered, VPhantom, VHistoryGap, VNoQuorum, VFinal, VConverge, VLeak, VFalseBlock, VPanic, VEmptyProbes} {
 		fmt.Fprintf(out, "  %-20s %6d\n", k, counts[k])
 	}
 	fmt.Fprintf(out, "  %-20s %6d\n", "total", len(r.Violations))

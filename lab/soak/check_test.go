@@ -161,6 +161,12 @@ func TestCheck(t *testing.T) {
 			h.Faults = []FaultEvent{{Kind: KillReplica, Target: "r0", Start: at(55), End: at(65)}}
 			h.Probes = append(h.Probes, probe("dyn1", "10.1.0.10", "192.0.2.25", 25, 60, Dropped))
 		}, []string{VFalseBlock}},
+		{"write acknowledged while etcd had no quorum", func(h *History) {
+			h.Faults = []FaultEvent{{Kind: LoseEtcdQuorum, Target: "m0,m1", Start: at(90), End: at(105)}}
+		}, []string{VNoQuorum}},
+		{"write acknowledged as etcd lost its quorum", func(h *History) {
+			h.Faults = []FaultEvent{{Kind: LoseEtcdQuorum, Target: "m0,m1", Start: at(97), End: at(110)}}
+		}, nil},
 		{"never converged", func(h *History) { h.Convergence.Converged = time.Time{} }, []string{VConverge}},
 		{"converged too late", func(h *History) { h.Convergence.Converged = at(170) }, []string{VConverge}},
 		{"final document is not the last acknowledged", func(h *History) {
@@ -257,4 +263,27 @@ func mustDPID(s string) topology.DPID {
 		panic(err)
 	}
 	return d
+}
+
+func TestScanLog(t *testing.T) {
+	var b strings.Builder
+	for i := 0; i < 150; i++ {
+		b.WriteString("time=2026-11-29T21:23:05.012Z level=INFO msg=\"phase boundary reached, recompiling\" replica=r0\n")
+		b.WriteString("time=2026-11-29T21:23:05.013Z level=INFO msg=reconciled replica=r0\n")
+	}
+	for i := 0; i < 150; i++ {
+		b.WriteString("time=2026-11-29T21:23:06.012Z level=INFO msg=\"phase boundary reached, recompiling\" replica=r0\n")
+	}
+	got := ScanLog("op25bd-0.log", b.String())
+	if len(got) != 1 || !strings.Contains(got[0].Line, "300 lines in the second 2026-11-29T21:23:05") ||
+		!strings.Contains(got[0].Line, "150 of phase boundary reached, recompiling") {
+		t.Errorf("ScanLog = %+v, want one flood at 21:23:05", got)
+	}
+	quiet := "time=2026-11-29T21:23:05.012Z level=INFO msg=\"document updated\"\nlevel=ERROR msg=x\n"
+	if got := ScanLog("op25bd-1.log", quiet); len(got) != 0 {
+		t.Errorf("ScanLog of a quiet log = %+v", got)
+	}
+	if got := ScanLog("op25bd-1.log", "time=2026-11-29T21:23:05.012Z level=ERROR msg=\"api: bug: nil snapshot\"\n"); len(got) != 1 {
+		t.Errorf("ScanLog missed a bug line: %+v", got)
+	}
 }

@@ -12,6 +12,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -179,16 +181,60 @@ func Normalize(doc *topology.Document) *topology.Document {
 	return c
 }
 
+// alarming is a log line that says a daemon panicked, hit a bug ("bug:",
+// not "debug:"), died of a fatal error, raced or dumped its goroutines.
+var alarming = regexp.MustCompile(`(?i)panic|(^|[^a-z])bug:|fatal error|data race|^goroutine \d+ \[`)
+
+// FloodLines is how many log lines one daemon may write in one second
+// before the checker calls it a hot loop (a restart logs a few dozen).
+const FloodLines = 200
+
 // ScanLog returns the lines of a daemon's log that say it panicked, hit a
-// bug or died of a fatal error.
+// bug or died of a fatal error, and one finding per second in which it
+// wrote more than FloodLines lines (a loop spinning instead of waiting),
+// naming the most frequent message of that second.
 func ScanLog(file, text string) []LogFinding {
 	var out []LogFinding
+	second, n := "", 0
+	msgs := map[string]int{}
+	flush := func() {
+		if n > FloodLines {
+			top, topN := "", 0
+			for m, c := range msgs {
+				if c > topN || (c == topN && m < top) {
+					top, topN = m, c
+				}
+			}
+			out = append(out, LogFinding{File: file, Line: fmt.Sprintf("log flood: %d lines in the second %s (%d of %s)", n, second, topN, top)})
+		}
+		n = 0
+		clear(msgs)
+	}
 	for _, line := range strings.Split(text, "\n") {
-		l := strings.ToLower(line)
-		if strings.Contains(l, "panic") || strings.Contains(l, "bug:") || strings.Contains(l, "fatal error") ||
-			strings.Contains(l, "data race") || strings.HasPrefix(l, "goroutine ") {
+		if alarming.MatchString(line) {
 			out = append(out, LogFinding{File: file, Line: line})
 		}
+		// slog's text format: time=2026-11-29T21:23:05.012Z level=... msg="..."
+		if !strings.HasPrefix(line, "time=") || len(line) < 24 {
+			continue
+		}
+		if sec := line[5:24]; sec != second {
+			flush()
+			second = sec
+		}
+		n++
+		if i := strings.Index(line, "msg="); i >= 0 {
+			m := line[i+4:]
+			if strings.HasPrefix(m, "\"") {
+				if j := strings.Index(m[1:], "\""); j >= 0 {
+					m = m[1 : j+1]
+				}
+			} else if j := strings.IndexByte(m, ' '); j >= 0 {
+				m = m[:j]
+			}
+			msgs[m]++
+		}
 	}
+	flush()
 	return out
 }
