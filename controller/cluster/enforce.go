@@ -42,7 +42,13 @@ func (r *Replica) enforce(st *loop, doc *topology.Document, v view, forget []top
 	for dpid, b := range st.bridges {
 		if v.local[dpid] || b.master {
 			r.enforceBridge(dpid, b, pc, v.policy.revision)
+			continue
 		}
+		// Neither connected nor mastered here: its next boundary is no
+		// reason to wake up (once behind us, a boundary nobody recompiles
+		// would arm the phase timer with 0 after every pass: a spinning
+		// loop). It is compiled afresh when it is enforced here again.
+		b.validUntil, b.compiled = time.Time{}, false
 	}
 }
 
