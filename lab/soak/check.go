@@ -132,7 +132,7 @@ func Check(h *History, w Windows) *Report {
 	r.checkProbes(h, w)
 	r.checkConvergence(h, w)
 	for _, f := range h.LogFindings {
-		r.add(Violation{Kind: VPanic, Detail: f.File + ": " + f.Line})
+		r.add(Violation{Kind: VPanic, At: f.At, Detail: f.File + ": " + f.Line})
 	}
 	sort.SliceStable(r.Violations, func(i, j int) bool { return r.Violations[i].At.Before(r.Violations[j].At) })
 	return r
@@ -252,7 +252,9 @@ func spans(h *History, w Windows) []span {
 	type bracket struct{ lo, hi time.Time }
 	known := map[int64]bracket{}
 	for _, wr := range h.Writes {
-		if wr.Outcome == Acked {
+		// An unchanged write answers the revision someone else stored
+		// earlier: it says nothing about when that revision was written.
+		if wr.Outcome == Acked && !wr.Unchanged {
 			known[wr.Revision] = bracket{wr.Sent, wr.Done}
 		}
 	}
@@ -458,7 +460,11 @@ func (r *Report) laterIndeterminate(h *History, rev int64) bool {
 }
 
 // Print writes the table and, for each violation, the timeline around it.
-func (r *Report) Print(out io.Writer) {
+func (r *Report) Print(out io.Writer) { r.PrintN(out, 10) }
+
+// PrintN is Print showing the timelines of the first maxShown violations
+// (all of them when maxShown < 0).
+func (r *Report) PrintN(out io.Writer, maxShown int) {
 	h := r.history
 	fmt.Fprintf(out, "soak seed %d, duration %v\n\n", r.Seed, h.Duration)
 	fmt.Fprintf(out, "%-22s %6s\n", "faults by kind", "count")
@@ -495,10 +501,9 @@ func (r *Report) Print(out io.Writer) {
 		fmt.Fprintf(out, "  %-20s %6d\n", k, counts[k])
 	}
 	fmt.Fprintf(out, "  %-20s %6d\n", "total", len(r.Violations))
-	const maxShown = 10
 	for i, v := range r.Violations {
 		if i == maxShown {
-			fmt.Fprintf(out, "\n... %d more violations (all in the checker's -json output)\n", len(r.Violations)-maxShown)
+			fmt.Fprintf(out, "\n... %d more violations (soakctl check -all prints every one)\n", len(r.Violations)-maxShown)
 			break
 		}
 		fmt.Fprintf(out, "\nVIOLATION %s at %s (seed %d): %s\n", v.Kind, stamp(v.At), r.Seed, v.Detail)

@@ -109,6 +109,13 @@ func TestCheck(t *testing.T) {
 			w.Unchanged = true
 			h.Writes = append(h.Writes, w)
 		}, nil},
+		{"an unchanged write later does not move when the revision it answers was written", func(h *History) {
+			w := ack("replace (unchanged)", 115, 115.1, 12, d12)
+			w.Unchanged = true
+			h.Writes = append(h.Writes, w)
+			// lite1 dropped at 105: revision 12 (sent at 99.9) may be in force
+			h.Probes = append(h.Probes, probe("lite1", "10.2.0.11", "203.0.113.25", 25, 105, Dropped))
+		}, nil},
 		{"revision no write explains", func(h *History) {
 			d := labDoc("")
 			d.Pools = d.Pools[:1]

@@ -133,8 +133,9 @@ type Convergence struct {
 
 // LogFinding is a line of a daemon's log that says it panicked or hit a bug.
 type LogFinding struct {
-	File string `json:"file"`
-	Line string `json:"line"`
+	File string    `json:"file"`
+	Line string    `json:"line"`
+	At   time.Time `json:"at,omitempty"` // when the log says it happened, if it says
 }
 
 // History is everything a soak run leaves for the checker.
@@ -205,14 +206,19 @@ func ScanLog(file, text string) []LogFinding {
 					top, topN = m, c
 				}
 			}
-			out = append(out, LogFinding{File: file, Line: fmt.Sprintf("log flood: %d lines in the second %s (%d of %s)", n, second, topN, top)})
+			at, _ := time.Parse("2006-01-02T15:04:05", second)
+			out = append(out, LogFinding{File: file, At: at, Line: fmt.Sprintf("log flood: %d lines in the second %s (%d of %s)", n, second, topN, top)})
 		}
 		n = 0
 		clear(msgs)
 	}
 	for _, line := range strings.Split(text, "\n") {
 		if alarming.MatchString(line) {
-			out = append(out, LogFinding{File: file, Line: line})
+			f := LogFinding{File: file, Line: line}
+			if strings.HasPrefix(line, "time=") && len(line) >= 29 {
+				f.At, _ = time.Parse(time.RFC3339Nano, strings.Fields(line)[0][5:])
+			}
+			out = append(out, f)
 		}
 		// slog's text format: time=2026-11-29T21:23:05.012Z level=... msg="..."
 		if !strings.HasPrefix(line, "time=") || len(line) < 24 {

@@ -126,6 +126,7 @@ func runCheck(args []string) error {
 	seed := fs.Int64("seed", 0, "the soak's seed")
 	duration := fs.Duration("duration", 0, "the soak's duration")
 	started := fs.String("started", "", "RFC 3339 instant the soak started")
+	all := fs.Bool("all", false, "print the timeline of every violation, not only the first ten")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -176,7 +177,11 @@ func runCheck(args []string) error {
 		h.LogFindings = append(h.LogFindings, soak.ScanLog(filepath.Base(l), string(data))...)
 	}
 	r := soak.Check(h, soak.DefaultWindows)
-	r.Print(os.Stdout)
+	if *all {
+		r.PrintN(os.Stdout, -1)
+	} else {
+		r.Print(os.Stdout)
+	}
 	if !r.OK() {
 		return errViolations
 	}
