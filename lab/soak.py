@@ -336,6 +336,8 @@ class Soak:
             lab.configure_host(self.net.get(name), v4, v6)
         for name, (v4, v6) in lab.SERVERS.items():
             lab.configure_host(self.net.get(name), v4, v6)
+        for name, (_sw, v4, v6, _n, _dsts) in getattr(lab, "BOTS", {}).items():
+            lab.configure_host(self.net.get(name), v4, v6)  # the lab's offender hosts: idle in the soak
         self.records = lab.start_servers(self.net, self.tmp, self.cleanup)
         log("topology up: %s, servers up" % ", ".join(lab.BRIDGES))
         self.start_etcd()
