@@ -533,6 +533,39 @@ class Soak:
             th.join()
 
 
+# CLEANUP_DEADLINE bounds the teardown after the verdict. Mininet's stop
+# reads from each host's shell; a shell killed from outside (an `mn -c`
+# elsewhere on the machine kills Mininet processes by name) left a 30-minute
+# run blocked there for 18 minutes after "soak ok". The verdict is already
+# printed by then: the soak exits with it, and soak.sh kills what is left in
+# its namespace.
+CLEANUP_DEADLINE = 180
+
+# WATCHDOG_SLACK: a soak that is still running this long after its planned
+# duration is stuck somewhere; it ends with exit 3 instead of holding a CI
+# job until the job's own limit.
+WATCHDOG_SLACK = 20 * 60
+
+
+def within(seconds, fn):
+    """Runs fn in a thread and reports whether it returned within seconds."""
+    t = threading.Thread(target=fn, daemon=True)
+    t.start()
+    t.join(seconds)
+    return not t.is_alive()
+
+
+def start_watchdog(seconds, seed):
+    def fire():
+        log("watchdog: still running %.0fs after the start (duration + %ds); giving up (seed %d)" % (seconds, WATCHDOG_SLACK, seed))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(3)
+    t = threading.Timer(seconds, fire)
+    t.daemon = True
+    t.start()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", default=os.environ.get("SOAK_DURATION") or "30m")
@@ -564,6 +597,7 @@ def main():
     cleanup.add("temp dir", lambda: shutil.rmtree(tmp, ignore_errors=True))
     log("seed %d, duration %s, records in %s" % (args.seed, args.duration, rec))
     s = Soak(args, tmp, rec, cleanup)
+    start_watchdog(duration + WATCHDOG_SLACK, args.seed)
     rc = 2
     try:
         s.setup()
@@ -598,7 +632,12 @@ def main():
         log("error: %s" % e)
         rc = 2
     finally:
-        cleanup.run()
+        if not within(CLEANUP_DEADLINE, cleanup.run):
+            log("cleanup did not finish within %ds; exit %d (seed %d) with the rest left to soak.sh" % (CLEANUP_DEADLINE, rc, args.seed))
+            log("records kept in %s" % rec)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
         if rc == 0 and not args.keep:
             shutil.rmtree(rec, ignore_errors=True)
         else:

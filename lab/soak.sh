@@ -7,7 +7,7 @@
 # clean run too (a failed run's are always kept, under /tmp/op25b-soak).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="/usr/local/go/bin:$PATH" GOFLAGS=-mod=mod
+export PATH="/usr/local/go/bin:$PATH" GOFLAGS=-mod=readonly
 
 if [ "$(id -u)" -ne 0 ]; then
 	echo "lab/soak.sh: Mininet needs root" >&2
