@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/op25b/op25b/internal/textdist"
 )
 
 // ParseError is a document that could not be decoded at all: bad syntax, an
@@ -105,37 +107,12 @@ var (
 func closestField(fields map[string]reflect.Type, key string) (string, bool) {
 	best, bestDist := "", 3
 	for name := range fields {
-		d := editDistance(strings.ToLower(name), strings.ToLower(key))
+		d := textdist.Levenshtein(strings.ToLower(name), strings.ToLower(key))
 		if d < bestDist || d == bestDist && name < best {
 			best, bestDist = name, d
 		}
 	}
 	return best, best != ""
-}
-
-// editDistance is the Levenshtein distance; keys are short and the field
-// sets tiny, and only a rejected document pays for it.
-func editDistance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 func describeType(t reflect.Type) string {

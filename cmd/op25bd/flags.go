@@ -16,6 +16,7 @@ import (
 	"github.com/op25b/op25b/controller"
 	"github.com/op25b/op25b/controller/cluster"
 	"github.com/op25b/op25b/flows"
+	"github.com/op25b/op25b/internal/textdist"
 	"github.com/op25b/op25b/internal/tlsconfig"
 	"github.com/op25b/op25b/offenders"
 )
@@ -297,33 +298,11 @@ func closestFlag(typed string, names []string) string {
 	}
 	bestDist := -1
 	for _, n := range names {
-		if d := editDistance(typed, n); bestDist < 0 || d < bestDist {
+		if d := textdist.Levenshtein(typed, n); bestDist < 0 || d < bestDist {
 			best, bestDist = n, d
 		}
 	}
 	return best
-}
-
-// editDistance is the Levenshtein distance of a and b (flag names: short,
-// ASCII).
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // parsePipeline turns --first-table and --continue into flows.Options.

@@ -179,14 +179,6 @@ func TestStrayVariables(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("strayVariables = %v, want %v", got, want)
 	}
-	for _, c := range []struct {
-		a, b string
-		d    int
-	}{{"", "abc", 3}, {"kitten", "sitting", 3}, {"audit-interval", "audit-interval", 0}, {"flaw", "lawn", 2}} {
-		if got := editDistance(c.a, c.b); got != c.d {
-			t.Errorf("editDistance(%q, %q) = %d, want %d", c.a, c.b, got, c.d)
-		}
-	}
 }
 
 func TestHelpDocumentsEveryFlagAndItsVariable(t *testing.T) {

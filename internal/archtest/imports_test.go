@@ -41,7 +41,7 @@ var rules = []struct {
 	mustLink []string // what it is for
 	why      string
 }{
-	{pkg: "topology", mustNot: join(ioStd, etcdAny, openflow, serving, grpc),
+	{pkg: "topology", mayUse: []string{"internal/textdist"}, mustNot: join(ioStd, etcdAny, openflow, serving, grpc),
 		why: "the policy document is pure: no I/O, no clock"},
 	{pkg: "flows", mayUse: []string{"topology"}, mustNot: join(ioStd, etcdAny, openflow, serving, grpc),
 		why: "the compiler is pure: a document, a bridge and a time in, flows out"},
@@ -69,7 +69,7 @@ var rules = []struct {
 		mustNot: join(etcdAny, openflow, serving, grpc), mustLink: []string{"client"},
 		why: "the CLI is a client (it was 25 MB through package api)"},
 	{pkg: "cmd/op25bd", mayUse: []string{"api", "controller", "controller/cluster", "flows", "internal/buildinfo", "internal/clidoc",
-		"internal/connlimit", "internal/etcdembed", "internal/tlsconfig", "offenders", "topology", "topology/store"},
+		"internal/connlimit", "internal/etcdembed", "internal/textdist", "internal/tlsconfig", "offenders", "topology", "topology/store"},
 		why: "the daemon wires everything but test support"},
 	{pkg: "internal/etcdembed", mayUse: []string{"internal/freeport"}, mustNot: openflow,
 		why: "the one package that links the etcd server"},
@@ -82,6 +82,7 @@ var rules = []struct {
 	{pkg: "internal/connlimit", mustNot: join(etcdAny, serving), why: "a leaf"},
 	{pkg: "internal/freeport", mustNot: join(etcdAny, serving), why: "a leaf"},
 	{pkg: "internal/ovsattach", mustNot: join(etcdAny, serving), why: "a leaf"},
+	{pkg: "internal/textdist", mustNot: join(ioStd, etcdAny, openflow, serving, grpc), why: "a pure leaf: the edit distance behind \"did you mean\" hints"},
 	{pkg: "internal/tlsconfig", mustNot: join(etcdAny, serving), why: "a leaf"},
 	{pkg: "internal/synstorm", mustNot: join(etcdAny, openflow, serving, grpc),
 		why: "a load generator (raw SYNs) for the offender benchmark: a leaf"},
